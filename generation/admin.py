@@ -1,0 +1,78 @@
+"""Admin for batches and generations, with cancel and retry actions that call the services."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from generation import services
+from generation.models import Batch, Generation
+from imagegen.errors import ApplicationError
+
+
+class GenerationInline(admin.TabularInline):
+    model = Generation
+    fields = ("position", "prompt", "status", "seed", "attempts", "error_code", "provider_latency_ms")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    max_num = 0
+
+
+def _apply(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Batch], action: object) -> None:
+    done = 0
+    for batch in queryset:
+        try:
+            action(batch=batch)  # type: ignore[operator]
+            done += 1
+        except ApplicationError as error:
+            modeladmin.message_user(request, f"{batch}: {error.message}", messages.WARNING)
+    modeladmin.message_user(request, _("%(count)d batches updated.") % {"count": done})
+
+
+@admin.register(Batch)
+class BatchAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "owner",
+        "provider",
+        "model",
+        "status",
+        "total",
+        "completed",
+        "failed",
+        "source",
+        "created_at",
+    ]
+    list_filter = ["status", "provider", "source", "created_at"]
+    search_fields = ["name", "owner__username", "id"]
+    readonly_fields = [f.name for f in Batch._meta.fields]
+    date_hierarchy = "created_at"
+    inlines = [GenerationInline]
+    actions = ["cancel", "retry_failed"]
+
+    @admin.action(description=_("Cancel selected batches"))
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Batch]) -> None:
+        _apply(self, request, queryset, services.batch_cancel)
+
+    @admin.action(description=_("Retry failed images of selected batches"))
+    def retry_failed(self, request: HttpRequest, queryset: QuerySet[Batch]) -> None:
+        _apply(self, request, queryset, services.batch_retry_failed)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(Generation)
+class GenerationAdmin(admin.ModelAdmin):
+    list_display = ["prompt", "batch", "status", "seed", "attempts", "error_code", "provider_latency_ms", "finished_at"]
+    list_filter = ["status", "error_code", "batch__provider"]
+    search_fields = ["prompt", "batch__name", "id"]
+    readonly_fields = [f.name for f in Generation._meta.fields]
+    list_select_related = ["batch"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

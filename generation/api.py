@@ -1,0 +1,111 @@
+"""Generation REST endpoints: thin views over the batch services and selectors."""
+
+from __future__ import annotations
+
+import uuid
+from typing import cast
+
+from django.contrib.auth.models import User
+from django.http import FileResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.generics import GenericAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from generation import selectors, services
+from generation.models import BatchSource
+from generation.providers import configured_providers
+from generation.serializers import (
+    BatchCreateSerializer,
+    BatchSerializer,
+    GenerationSerializer,
+    ProviderSerializer,
+    provider_data,
+)
+from generation.views import serve_generation_file
+
+LIST_FILTERS = [
+    OpenApiParameter("search", str, description="Text in the batch name or any of its prompts."),
+    OpenApiParameter("status", str, description="Only batches in this status."),
+]
+
+
+class BatchListCreateView(GenericAPIView):
+    serializer_class = BatchSerializer
+
+    @extend_schema(parameters=LIST_FILTERS, responses=BatchSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        batches = selectors.batch_list(
+            user=request.user,
+            search=request.query_params.get("search", "").strip(),
+            status=request.query_params.get("status", "").strip(),
+        )
+        page = self.paginate_queryset(batches)
+        return self.get_paginated_response(BatchSerializer(page, many=True, context={"request": request}).data)
+
+    @extend_schema(request=BatchCreateSerializer, responses={201: BatchSerializer})
+    def post(self, request: Request) -> Response:
+        data = BatchCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        spec = services.check_batch_request(**data.validated_data)
+        batch = services.batch_create(owner=cast(User, request.user), spec=spec, source=BatchSource.API)
+        return Response(BatchSerializer(batch, context={"request": request}).data, status=status.HTTP_201_CREATED)
+
+
+class BatchDetailView(APIView):
+    @extend_schema(responses=BatchSerializer)
+    def get(self, request: Request, batch_id: uuid.UUID) -> Response:
+        batch = selectors.batch_get(user=request.user, batch_id=batch_id)
+        return Response(BatchSerializer(batch, context={"request": request}).data)
+
+
+class BatchCancelView(APIView):
+    @extend_schema(request=None, responses=BatchSerializer)
+    def post(self, request: Request, batch_id: uuid.UUID) -> Response:
+        batch = services.batch_cancel(batch=selectors.batch_get(user=request.user, batch_id=batch_id))
+        return Response(BatchSerializer(batch, context={"request": request}).data)
+
+
+class BatchRetryView(APIView):
+    @extend_schema(request=None, responses=BatchSerializer)
+    def post(self, request: Request, batch_id: uuid.UUID) -> Response:
+        batch = services.batch_retry_failed(batch=selectors.batch_get(user=request.user, batch_id=batch_id))
+        return Response(BatchSerializer(batch, context={"request": request}).data)
+
+
+class BatchGenerationsView(GenericAPIView):
+    serializer_class = GenerationSerializer
+
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str, description="Only generations in this status.")],
+        responses=GenerationSerializer(many=True),
+    )
+    def get(self, request: Request, batch_id: uuid.UUID) -> Response:
+        batch = selectors.batch_get(user=request.user, batch_id=batch_id)
+        generations = selectors.generation_list(batch=batch, status=request.query_params.get("status", ""))
+        page = self.paginate_queryset(generations)
+        return self.get_paginated_response(GenerationSerializer(page, many=True, context={"request": request}).data)
+
+
+class GenerationDetailView(APIView):
+    @extend_schema(responses=GenerationSerializer)
+    def get(self, request: Request, generation_id: uuid.UUID) -> Response:
+        generation = selectors.generation_get(user=request.user, generation_id=generation_id)
+        return Response(GenerationSerializer(generation, context={"request": request}).data)
+
+
+class GenerationFileView(APIView):
+    field = "image"
+
+    @extend_schema(responses={(200, "image/png"): bytes})
+    def get(self, request: Request, generation_id: uuid.UUID) -> FileResponse:
+        generation = selectors.generation_get(user=request.user, generation_id=generation_id)
+        return serve_generation_file(generation, self.field, download=request.query_params.get("download") == "1")
+
+
+class ProviderListView(APIView):
+    @extend_schema(responses=ProviderSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(provider_data(configured_providers()))

@@ -1,0 +1,25 @@
+"""REST URLs of the generation app, mounted under /api/v1/."""
+
+from django.urls import path
+
+from generation import api
+
+urlpatterns = [
+    path("batches/", api.BatchListCreateView.as_view(), name="api-batch-list"),
+    path("batches/<uuid:batch_id>/", api.BatchDetailView.as_view(), name="api-batch-detail"),
+    path("batches/<uuid:batch_id>/cancel/", api.BatchCancelView.as_view(), name="api-batch-cancel"),
+    path("batches/<uuid:batch_id>/retry/", api.BatchRetryView.as_view(), name="api-batch-retry"),
+    path("batches/<uuid:batch_id>/generations/", api.BatchGenerationsView.as_view(), name="api-batch-generations"),
+    path("generations/<uuid:generation_id>/", api.GenerationDetailView.as_view(), name="api-generation-detail"),
+    path(
+        "generations/<uuid:generation_id>/image/",
+        api.GenerationFileView.as_view(field="image"),
+        name="api-generation-image",
+    ),
+    path(
+        "generations/<uuid:generation_id>/thumbnail/",
+        api.GenerationFileView.as_view(field="thumbnail"),
+        name="api-generation-thumbnail",
+    ),
+    path("providers/", api.ProviderListView.as_view(), name="api-providers"),
+]

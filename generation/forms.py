@@ -1,0 +1,105 @@
+"""Portal forms for generation: the new-batch form, offering only configured providers."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+
+from generation.prompts import split_lines
+from generation.providers import configured_providers
+
+MAX_UPLOAD_BYTES = 2 * 1024 * 1024
+
+
+def model_choices() -> list[tuple[str, str]]:
+    return [
+        (f"{provider.name}:{model.id}", f"{provider.label} — {model.label}")
+        for provider in configured_providers().values()
+        for model in provider.models()
+    ]
+
+
+def size_choices() -> list[tuple[str, str]]:
+    sizes: dict[str, None] = {}
+    for provider in configured_providers().values():
+        for model in provider.models():
+            sizes.update({f"{w}x{h}": None for w, h in model.sizes})
+    return [(size, size.replace("x", " × ")) for size in sizes]
+
+
+class BatchForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=200, required=False)
+    model = forms.ChoiceField(label=_("Provider and model"))
+    prompts = forms.CharField(
+        label=_("Prompts"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 10, "spellcheck": "false"}),
+        help_text=_("One prompt per line."),
+    )
+    prompts_file = forms.FileField(
+        label=_("…or upload a text file"),
+        required=False,
+        help_text=_("UTF-8 text, one prompt per line (.txt or .csv, up to 2 MB)."),
+    )
+    template = forms.BooleanField(
+        label=_("Expand templates"),
+        required=False,
+        help_text=_("{red|blue} {cat|dog} becomes four prompts: every combination of the alternatives."),
+    )
+    negative_prompt = forms.CharField(label=_("Negative prompt"), required=False, max_length=4000)
+    size = forms.ChoiceField(label=_("Size"))
+    images_per_prompt = forms.IntegerField(
+        label=_("Images per prompt"), min_value=1, max_value=settings.MAX_IMAGES_PER_PROMPT, initial=1
+    )
+    seed = forms.IntegerField(
+        label=_("Seed"), required=False, min_value=0, max_value=2**32 - 1, help_text=_("Empty for random seeds.")
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["model"]).choices = model_choices()
+        cast(forms.ChoiceField, self.fields["size"]).choices = size_choices()
+        self.fields["size"].initial = "512x512"
+
+    def clean_prompts_file(self) -> str:
+        upload = self.cleaned_data.get("prompts_file")
+        if not upload:
+            return ""
+        if upload.size > MAX_UPLOAD_BYTES:
+            raise forms.ValidationError(_("The file is larger than 2 MB."))
+        try:
+            return upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise forms.ValidationError(_("The file is not UTF-8 text.")) from None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        lines = split_lines(data.get("prompts", "")) + split_lines(data.get("prompts_file") or "")
+        if not lines and not self.errors:
+            self.add_error("prompts", _("Enter at least one prompt, or upload a file of prompts."))
+        data["prompt_lines"] = lines
+        return data
+
+    def batch_request(self) -> dict[str, Any]:
+        """The form's data in the keyword form that services.check_batch_request takes."""
+        data = self.cleaned_data
+        provider, _sep, model = data["model"].partition(":")
+        width, _x, height = data["size"].partition("x")
+        return {
+            "name": data["name"],
+            "provider": provider,
+            "model": model,
+            "prompts": data["prompt_lines"],
+            "template": data["template"],
+            "negative_prompt": data["negative_prompt"],
+            "images_per_prompt": data["images_per_prompt"],
+            "width": int(width),
+            "height": int(height),
+            "seed": data["seed"],
+        }
+
+    # Which form field shows an error a service reports against an API field.
+    FIELD_FOR_ERROR = {"provider": "model", "width": "size", "height": "size"}

@@ -1,0 +1,128 @@
+"""Batches and their generations: one row per requested image, kept after the batch ends."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class BatchStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    COMPLETED = "completed", _("Completed")
+    PARTIAL = "partial", _("Partially completed")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class GenerationStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+FINISHED_GENERATION_STATUSES = (
+    GenerationStatus.SUCCEEDED,
+    GenerationStatus.FAILED,
+    GenerationStatus.CANCELLED,
+)
+
+
+class BatchSource(models.TextChoices):
+    PORTAL = "portal", _("Portal")
+    API = "api", _("API")
+
+
+class Batch(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="batches")
+    name = models.CharField(_("name"), max_length=200)
+    provider = models.CharField(_("provider"), max_length=50)
+    model = models.CharField(_("model"), max_length=100)
+    parameters = models.JSONField(_("parameters"), default=dict, blank=True)
+    source = models.CharField(max_length=10, choices=BatchSource.choices, default=BatchSource.API)
+    status = models.CharField(
+        _("status"), max_length=12, choices=BatchStatus.choices, default=BatchStatus.QUEUED, db_index=True
+    )
+    total = models.PositiveIntegerField(_("total"), default=0)
+    completed = models.PositiveIntegerField(_("completed"), default=0)
+    failed = models.PositiveIntegerField(_("failed"), default=0)
+    cancelled = models.PositiveIntegerField(_("cancelled"), default=0)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("batch")
+        verbose_name_plural = _("batches")
+        indexes = [models.Index(fields=["owner", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def finished(self) -> int:
+        return self.completed + self.failed + self.cancelled
+
+    @property
+    def progress(self) -> float:
+        return round(self.finished / self.total, 4) if self.total else 1.0
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (BatchStatus.QUEUED, BatchStatus.RUNNING)
+
+
+class Generation(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="generations")
+    position = models.PositiveIntegerField(default=0)
+    prompt = models.TextField(_("prompt"))
+    negative_prompt = models.TextField(_("negative prompt"), blank=True)
+    width = models.PositiveIntegerField(_("width"))
+    height = models.PositiveIntegerField(_("height"))
+    seed = models.BigIntegerField(_("seed"))
+    status = models.CharField(
+        _("status"),
+        max_length=10,
+        choices=GenerationStatus.choices,
+        default=GenerationStatus.PENDING,
+        db_index=True,
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    error_code = models.CharField(_("error code"), max_length=60, blank=True)
+    error_message = models.TextField(_("error message"), blank=True)
+    provider_latency_ms = models.PositiveIntegerField(_("provider latency (ms)"), null=True, blank=True)
+    image = models.FileField(_("image"), upload_to="images/", max_length=255, blank=True)
+    thumbnail = models.FileField(_("thumbnail"), upload_to="thumbnails/", max_length=255, blank=True)
+    content_hash = models.CharField(_("SHA-256"), max_length=64, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["position"]
+        verbose_name = _("generation")
+        verbose_name_plural = _("generations")
+        indexes = [
+            models.Index(fields=["batch", "position"]),
+            models.Index(fields=["status", "lease_expires_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prompt[:60]} (#{self.position + 1})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_GENERATION_STATUSES

@@ -1,0 +1,116 @@
+"""Shapes of the generation API: batch requests in, batches, generations and providers out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.urls import reverse
+from rest_framework import serializers
+
+from generation.models import Batch, Generation
+
+
+class BatchCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    provider = serializers.CharField(max_length=50, required=False, default="")
+    model = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    prompts = serializers.ListField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=True, max_length=20000),
+        allow_empty=False,
+        max_length=10000,
+        help_text="One prompt per item. With `template`, `{a|b}` alternatives expand into every combination.",
+    )
+    template = serializers.BooleanField(required=False, default=False)
+    negative_prompt = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
+    images_per_prompt = serializers.IntegerField(required=False, default=1, min_value=1)
+    width = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    height = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    seed = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0)
+
+
+class BatchSerializer(serializers.ModelSerializer):
+    progress = serializers.FloatField(read_only=True)
+    pending = serializers.SerializerMethodField()
+    urls = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Batch
+        fields = [
+            "id", "name", "status", "provider", "model", "parameters", "source",
+            "total", "completed", "failed", "cancelled", "pending", "progress",
+            "created_at", "started_at", "finished_at", "urls",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_pending(self, batch: Batch) -> int:
+        return batch.total - batch.finished
+
+    def get_urls(self, batch: Batch) -> dict[str, str]:
+        request = self.context["request"]
+        return {
+            "self": request.build_absolute_uri(reverse("api-batch-detail", args=[batch.pk])),
+            "generations": request.build_absolute_uri(reverse("api-batch-generations", args=[batch.pk])),
+            "portal": request.build_absolute_uri(reverse("generation:batch_detail", args=[batch.pk])),
+        }
+
+
+class GenerationSerializer(serializers.ModelSerializer):
+    batch_id = serializers.UUIDField(read_only=True)
+    image_url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Generation
+        fields = [
+            "id", "batch_id", "position", "status", "prompt", "negative_prompt", "seed", "width", "height",
+            "attempts", "provider_latency_ms", "content_hash", "image_url", "thumbnail_url", "error",
+            "metadata", "created_at", "started_at", "finished_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def _file_url(self, generation: Generation, name: str) -> str | None:
+        if not getattr(generation, name):
+            return None
+        return self.context["request"].build_absolute_uri(reverse(f"api-generation-{name}", args=[generation.pk]))
+
+    def get_image_url(self, generation: Generation) -> str | None:
+        return self._file_url(generation, "image")
+
+    def get_thumbnail_url(self, generation: Generation) -> str | None:
+        return self._file_url(generation, "thumbnail")
+
+    def get_error(self, generation: Generation) -> dict[str, str] | None:
+        if not generation.error_code:
+            return None
+        return {"code": generation.error_code, "message": generation.error_message}
+
+
+class ModelInfoSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
+    capabilities = serializers.DictField()
+
+
+class ProviderSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
+    description = serializers.CharField()
+    offline = serializers.BooleanField()
+    default = serializers.BooleanField()
+    models = ModelInfoSerializer(many=True)
+
+
+def provider_data(providers: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": p.name,
+            "label": p.label,
+            "description": p.description,
+            "offline": p.offline,
+            "default": p.name == settings.DEFAULT_PROVIDER,
+            "models": [{"id": m.id, "label": m.label, "capabilities": m.capabilities()} for m in p.models()],
+        }
+        for p in providers.values()
+    ]

@@ -1,0 +1,81 @@
+// Batch page: poll the API while the batch runs and update the progress bar, counts and tiles in place.
+(function () {
+  "use strict";
+  const root = document.getElementById("batch");
+  const grid = document.getElementById("grid");
+  const labels = JSON.parse(document.getElementById("status-labels-data").textContent);
+  const POLL_MS = 1500;
+  let active = root.dataset.active === "true";
+
+  function setProgress(progress) {
+    const percent = Math.round(progress * 100);
+    document.getElementById("bar-fill").style.width = percent + "%";
+    document.getElementById("percent").textContent = percent + "%";
+    root.querySelector("[role=progressbar]").setAttribute("aria-valuenow", percent);
+  }
+
+  function renderBatch(batch) {
+    setProgress(batch.progress);
+    for (const key of ["total", "completed", "failed", "cancelled", "pending"]) {
+      document.getElementById("count-" + key).textContent = batch[key];
+    }
+    const badge = document.querySelector("#batch-status .status");
+    badge.className = "status status-" + batch.status;
+    badge.dataset.status = batch.status;
+    badge.textContent = labels[batch.status] || batch.status;
+    active = batch.status === "queued" || batch.status === "running";
+    document.getElementById("cancel-form").hidden = !active;
+    document.getElementById("retry-form").hidden = active || batch.failed + batch.cancelled === 0;
+  }
+
+  function renderTile(generation) {
+    const tile = grid.querySelector('[data-id="' + generation.id + '"]');
+    if (!tile || tile.dataset.status === generation.status) return;
+    tile.dataset.status = generation.status;
+    tile.className = "tile tile-" + generation.status;
+    const link = tile.querySelector("a");
+    link.replaceChildren();
+    if (generation.thumbnail_url) {
+      const img = document.createElement("img");
+      img.src = generation.thumbnail_url;
+      img.alt = generation.prompt.slice(0, 120);
+      img.width = 256;
+      img.height = 256;
+      link.appendChild(img);
+    } else {
+      const placeholder = document.createElement("span");
+      placeholder.className = "placeholder";
+      placeholder.textContent = labels[generation.status] || generation.status;
+      if (generation.error) {
+        placeholder.appendChild(document.createElement("br"));
+        const code = document.createElement("small");
+        code.textContent = generation.error.code;
+        placeholder.appendChild(code);
+      }
+      link.appendChild(placeholder);
+    }
+  }
+
+  async function fetchJson(url) {
+    const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    if (!response.ok) throw new Error(response.status);
+    return response.json();
+  }
+
+  async function poll() {
+    try {
+      const [batch, generations] = await Promise.all([
+        fetchJson(root.dataset.batchUrl),
+        fetchJson(root.dataset.generationsUrl),
+      ]);
+      renderBatch(batch);
+      generations.results.forEach(renderTile);
+    } catch (error) {
+      // A failed poll (server restarting, network blip) is simply tried again.
+    }
+    if (active) window.setTimeout(poll, POLL_MS);
+  }
+
+  setProgress(parseFloat(document.getElementById("bar-fill").dataset.progress));
+  if (active) window.setTimeout(poll, POLL_MS);
+})();

@@ -1,0 +1,16 @@
+"""Portal URLs of the generation app."""
+
+from django.urls import path
+
+from generation import views
+
+app_name = "generation"
+
+urlpatterns = [
+    path("", views.batch_list, name="batch_list"),
+    path("new/", views.batch_new, name="batch_new"),
+    path("<uuid:batch_id>/", views.batch_detail, name="batch_detail"),
+    path("<uuid:batch_id>/cancel/", views.batch_cancel, name="batch_cancel"),
+    path("<uuid:batch_id>/retry/", views.batch_retry, name="batch_retry"),
+    path("images/<uuid:generation_id>/", views.generation_detail, name="generation_detail"),
+]

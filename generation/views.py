@@ -1,0 +1,134 @@
+"""Portal pages for generation: new batch, history, batch progress and image details."""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import uuid
+from typing import cast
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.core.files.storage import default_storage
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from generation import selectors, services
+from generation.forms import BatchForm
+from generation.models import Batch, BatchSource, BatchStatus, Generation, GenerationStatus
+from generation.providers import configured_providers
+from generation.serializers import provider_data
+from imagegen.errors import ApplicationError
+
+GRID_PAGE_SIZE = 100
+
+
+@login_required
+def batch_list(request: HttpRequest) -> HttpResponse:
+    search = request.GET.get("q", "").strip()
+    status = request.GET.get("status", "").strip()
+    batches = selectors.batch_list(user=request.user, search=search, status=status)
+    page = Paginator(batches, 20).get_page(request.GET.get("page"))
+    context = {"page": page, "search": search, "status": status, "statuses": BatchStatus.choices}
+    return render(request, "generation/batch_list.html", context)
+
+
+@login_required
+def batch_new(request: HttpRequest) -> HttpResponse:
+    form = BatchForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            spec = services.check_batch_request(**form.batch_request())
+            batch = services.batch_create(owner=cast(User, request.user), spec=spec, source=BatchSource.PORTAL)
+        except ApplicationError as error:
+            field = next(iter(error.details), None)
+            field = BatchForm.FIELD_FOR_ERROR.get(field or "", field)
+            form.add_error(field if field in form.fields else None, error.message)
+        else:
+            messages.success(request, _("Batch queued: %(count)d images.") % {"count": batch.total})
+            return redirect("generation:batch_detail", batch_id=batch.pk)
+    models = provider_data(configured_providers())
+    return render(request, "generation/batch_new.html", {"form": form, "providers": models})
+
+
+@login_required
+def batch_detail(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
+    batch = _own_batch(request, batch_id)
+    page = Paginator(selectors.generation_list(batch=batch), GRID_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "generation/batch_detail.html",
+        {
+            "batch": batch,
+            "page": page,
+            "pending": batch.total - batch.finished,
+            "parameters": json.dumps(batch.parameters, ensure_ascii=False, indent=2),
+            "status_labels": {**dict(BatchStatus.choices), **dict(GenerationStatus.choices)},
+        },
+    )
+
+
+@login_required
+@require_POST
+def batch_cancel(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
+    return _batch_action(request, batch_id, services.batch_cancel, _("Batch cancelled."))
+
+
+@login_required
+@require_POST
+def batch_retry(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
+    return _batch_action(request, batch_id, services.batch_retry_failed, _("Failed images queued again."))
+
+
+def _batch_action(request: HttpRequest, batch_id: uuid.UUID, action: object, done: str) -> HttpResponse:
+    batch = _own_batch(request, batch_id)
+    try:
+        action(batch=batch)  # type: ignore[operator]
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, done)
+    return redirect("generation:batch_detail", batch_id=batch.pk)
+
+
+@login_required
+def generation_detail(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
+    try:
+        generation = selectors.generation_get(user=request.user, generation_id=generation_id)
+    except ApplicationError:
+        raise Http404 from None
+    siblings = list(selectors.generation_list(batch=generation.batch).values_list("id", flat=True))
+    index = siblings.index(generation.pk)
+    context = {
+        "generation": generation,
+        "batch": generation.batch,
+        "previous_id": siblings[index - 1] if index > 0 else None,
+        "next_id": siblings[index + 1] if index + 1 < len(siblings) else None,
+        "parameters": json.dumps(generation.batch.parameters, ensure_ascii=False, indent=2),
+    }
+    return render(request, "generation/generation_detail.html", context)
+
+
+def _own_batch(request: HttpRequest, batch_id: uuid.UUID) -> Batch:
+    try:
+        return selectors.batch_get(user=request.user, batch_id=batch_id)
+    except ApplicationError:
+        raise Http404 from None
+
+
+def serve_generation_file(generation: Generation, field: str, *, download: bool = False) -> FileResponse:
+    """Stream an image or thumbnail the caller has already been allowed to see."""
+    name = getattr(generation, field).name
+    if not name or not default_storage.exists(name):
+        raise Http404
+    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    filename = f"{generation.batch.name[:40]}-{generation.position + 1}{name[name.rfind('.') :]}"
+    response = FileResponse(
+        default_storage.open(name, "rb"), content_type=content_type, as_attachment=download, filename=filename
+    )
+    response["Cache-Control"] = "private, max-age=86400, immutable"
+    return response

@@ -1,0 +1,1 @@
+"""ImageGen project package: settings, root URLs and the WSGI/ASGI entry points."""

@@ -1,0 +1,111 @@
+"""REST plumbing shared by every app: the one error shape, pagination and JSON error pages."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import gettext as _
+from rest_framework import exceptions, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from imagegen.errors import ApplicationError, TooManyRequests
+
+logger = logging.getLogger(__name__)
+
+DRF_CODES = {
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.AuthenticationFailed: "authentication_failed",
+    exceptions.PermissionDenied: "permission_denied",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.ParseError: "parse_error",
+    exceptions.Throttled: "rate_limited",
+    exceptions.ValidationError: "validation_error",
+}
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def _validation_message(detail: Any) -> str:
+    """The first problem in a DRF validation detail, phrased with the field that has it."""
+    if isinstance(detail, dict):
+        for field, problems in detail.items():
+            inner = _validation_message(problems)
+            return inner if field == "non_field_errors" else f"{field}: {inner}"
+    if isinstance(detail, list) and detail:
+        return _validation_message(detail[0])
+    return str(detail)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    if isinstance(exc, ApplicationError):
+        app_response = Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
+        if isinstance(exc, TooManyRequests) and exc.retry_after is not None:
+            app_response["Retry-After"] = str(exc.retry_after)
+        return app_response
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(_("Not found."))
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    drf_response = drf_exception_handler(exc, context)
+    if drf_response is None:
+        logger.exception("Unhandled error in API view", exc_info=exc)
+        _report(exc)
+        return Response(
+            error_body("server_error", _("Something went wrong on our side. It has been logged.")),
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+    response = drf_response
+    assert isinstance(exc, exceptions.APIException)
+    code = next((c for cls, c in DRF_CODES.items() if isinstance(exc, cls)), "error")
+    if isinstance(exc, exceptions.ValidationError):
+        details = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        message = _("Invalid input. %(problem)s") % {"problem": _validation_message(details)}
+        response.data = error_body(code, message, details)
+    else:
+        response.data = error_body(code, str(exc.detail))
+    return response
+
+
+def _report(exc: Exception) -> None:
+    try:
+        import sentry_sdk
+
+        sentry_sdk.capture_exception(exc)
+    except Exception:  # pragma: no cover - reporting must never break the response
+        logger.warning("Could not report the error to Sentry", exc_info=True)
+
+
+class Pagination(PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", "")
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _wants_json(request):
+        return JsonResponse(error_body("not_found", _("Not found.")), status=404)
+    from django.views.defaults import page_not_found as html_not_found
+
+    return html_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if _wants_json(request):
+        body = error_body("server_error", _("Something went wrong on our side. It has been logged."))
+        return JsonResponse(body, status=500)
+    from django.views.defaults import server_error as html_server_error
+
+    return html_server_error(request)

@@ -1,0 +1,26 @@
+"""Root URL configuration: portal, REST API v1, OpenAPI docs, admin and health."""
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+api_v1 = [
+    path("", include("accounts.api_urls")),
+    path("", include("generation.api_urls")),
+]
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="generation:batch_list", permanent=False)),
+    path("batches/", include("generation.urls")),
+    path("accounts/", include("accounts.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("monitoring.urls")),
+]
+
+handler404 = "imagegen.api.page_not_found"
+handler500 = "imagegen.api.server_error"

@@ -1,0 +1,1 @@
+"""Monitoring: request ids, health checks and (later) metrics and the staff dashboard."""
