@@ -1,4 +1,4 @@
-"""`manage.py compile_catalogs`: build the .mo translation files from locale/*.po with polib.
+"""`manage.py compile_catalogs`: build .mo translation files from every .po catalogue with polib.
 
 Django's own compilemessages needs GNU gettext installed; polib is pure Python, so a fresh
 machine needs nothing beyond requirements.txt.
@@ -10,16 +10,24 @@ from pathlib import Path
 from typing import Any
 
 import polib
+from django.apps import apps
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
 
+def catalogue_dirs() -> list[Path]:
+    """The project's locale folders: the root one (templates/, imagegen/) and one per app."""
+    base = Path(settings.BASE_DIR)
+    app_dirs = [Path(app.path) / "locale" for app in apps.get_app_configs() if Path(app.path).parent == base]
+    return [Path(p) for p in settings.LOCALE_PATHS] + [d for d in app_dirs if d.is_dir()]
+
+
 class Command(BaseCommand):
-    help = "Compile every locale/*/LC_MESSAGES/*.po into its .mo when the .po is newer."
+    help = "Compile every project .po catalogue into its .mo when the .po is newer."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        for locale_dir in settings.LOCALE_PATHS:
-            for po_path in Path(locale_dir).glob("*/LC_MESSAGES/*.po"):
+        for locale_dir in catalogue_dirs():
+            for po_path in locale_dir.glob("*/LC_MESSAGES/*.po"):
                 mo_path = po_path.with_suffix(".mo")
                 if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
                     continue
