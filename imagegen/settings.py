@@ -169,6 +169,12 @@ THUMBNAIL_SIZE = env.int("THUMBNAIL_SIZE", default=256)
 LOCAL_PROVIDER_DELAY = env.float("LOCAL_PROVIDER_DELAY", default=0.0)
 DEFAULT_PROVIDER = env.str("DEFAULT_PROVIDER", default="local")
 
+# --- Outgoing HTTP (imagegen.http) -------------------------------------------------------
+
+# Hosts that URLs from responses or users may point at although they resolve to private
+# addresses (e.g. an image server on the LAN). Operator-configured provider URLs are always allowed.
+OUTBOUND_ALLOWED_PRIVATE_HOSTS = env.list("OUTBOUND_ALLOWED_PRIVATE_HOSTS", default=[])
+
 # --- Auth ----------------------------------------------------------------------------
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -194,6 +200,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(DATA_DIR / "media")))
 STORAGES = {

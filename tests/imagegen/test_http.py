@@ -1,0 +1,73 @@
+"""The outgoing HTTP chokepoint: timeouts, SSRF guard and Retry-After parsing."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from imagegen.http import OutboundError, request, retry_after_seconds
+from tests.fakeserver import Reply, fake_server
+
+
+def test_trusted_request_returns_the_response_whatever_its_status():
+    with fake_server() as server:
+        server.route("GET", "/missing", Reply(503, {"error": "busy"}))
+        response = request("GET", f"{server.url}/missing", trusted=True)
+    assert response.status_code == 503
+    assert response.json() == {"error": "busy"}
+    assert server.requests[0].headers["User-Agent"].startswith("ImageGen/")
+
+
+def test_untrusted_request_to_loopback_is_blocked():
+    with pytest.raises(OutboundError) as caught:
+        request("GET", "http://127.0.0.1:9/secret")
+    assert caught.value.kind == "blocked"
+    assert not caught.value.retryable
+
+
+def test_listed_private_host_is_allowed(settings):
+    settings.OUTBOUND_ALLOWED_PRIVATE_HOSTS = ["127.0.0.1"]
+    with fake_server() as server:
+        server.route("GET", "/ok", Reply(200, "fine"))
+        assert request("GET", f"{server.url}/ok").text == "fine"
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.com/x", "http:///nohost"])
+def test_non_http_urls_are_refused(url):
+    with pytest.raises(OutboundError) as caught:
+        request("GET", url)
+    assert caught.value.kind == "invalid_url"
+
+
+def test_a_slow_server_times_out_as_a_retryable_error():
+    with fake_server() as server:
+        server.route("GET", "/slow", Reply(200, "late", delay=2))
+        with pytest.raises(OutboundError) as caught:
+            request("GET", f"{server.url}/slow", trusted=True, timeout=0.3)
+    assert caught.value.kind == "timeout"
+    assert caught.value.retryable
+
+
+def test_refused_connection_is_a_retryable_connection_error():
+    with pytest.raises(OutboundError) as caught:
+        request("GET", "http://127.0.0.1:1/", trusted=True, timeout=2)
+    assert caught.value.kind == "connection"
+    assert caught.value.retryable
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"retry-after": "7"}, 7.0),
+        ({"retry-after-ms": "1500", "retry-after": "9"}, 1.5),
+        ({}, None),
+        ({"retry-after": "soon"}, None),
+    ],
+)
+def test_retry_after_is_read_in_seconds_or_milliseconds(headers, expected):
+    assert retry_after_seconds(httpx.Response(429, headers=headers)) == expected
+
+
+def test_retry_after_as_http_date_is_seconds_from_now():
+    response = httpx.Response(429, headers={"retry-after": "Wed, 21 Oct 2099 07:28:00 GMT"})
+    assert retry_after_seconds(response) > 3600
