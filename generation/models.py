@@ -102,6 +102,11 @@ class Generation(models.Model):
     enqueued_at = models.DateTimeField(null=True, blank=True)
     error_code = models.CharField(_("error code"), max_length=60, blank=True)
     error_message = models.TextField(_("error message"), blank=True)
+    # The provider and model that made (or last tried) this image: the batch's own, or a
+    # fallback after failover. Blank until the first attempt.
+    provider = models.CharField(_("provider"), max_length=50, blank=True)
+    model = models.CharField(_("model"), max_length=100, blank=True)
+    cost_usd = models.DecimalField(_("estimated cost (USD)"), max_digits=10, decimal_places=5, null=True, blank=True)
     provider_latency_ms = models.PositiveIntegerField(_("provider latency (ms)"), null=True, blank=True)
     image = models.FileField(_("image"), upload_to="images/", max_length=255, blank=True)
     thumbnail = models.FileField(_("thumbnail"), upload_to="thumbnails/", max_length=255, blank=True)

@@ -40,7 +40,11 @@ def generation_claim(*, generation_id: uuid.UUID) -> Generation | None:
     )
     if not taken:
         return None
-    return Generation.objects.select_related("batch").get(pk=generation_id)
+    generation = Generation.objects.select_related("batch").get(pk=generation_id)
+    if not generation.provider:
+        generation.provider, generation.model = generation.batch.provider, generation.batch.model
+        generation.save(update_fields=["provider", "model"])
+    return generation
 
 
 def generation_run(*, generation_id: uuid.UUID) -> str:
@@ -62,9 +66,10 @@ def generation_run(*, generation_id: uuid.UUID) -> str:
 
 def _render(generation: Generation) -> str:
     batch = generation.batch
-    provider = get_provider(batch.provider)
+    provider = get_provider(generation.provider)
     if provider is None:
-        error = ProviderError("provider_unavailable", f"Provider {batch.provider} is not configured.", retryable=False)
+        message = f"Provider {generation.provider} is not configured."
+        error = ProviderError("provider_unavailable", message, retryable=False)
         return _record_failure(generation, error)
     request = GenerationRequest(
         prompt=generation.prompt,
@@ -72,7 +77,7 @@ def _render(generation: Generation) -> str:
         width=generation.width,
         height=generation.height,
         seed=generation.seed,
-        model=batch.model,
+        model=generation.model,
         parameters=batch.parameters,
     )
     started = time.monotonic()
@@ -100,8 +105,8 @@ def _text_chunks(generation: Generation, image: GeneratedImage) -> dict[str, obj
         "prompt": generation.prompt,
         "negative_prompt": generation.negative_prompt,
         "seed": str(image.seed if image.seed is not None else generation.seed),
-        "provider": batch.provider,
-        "model": batch.model,
+        "provider": generation.provider,
+        "model": generation.model,
         "size": f"{generation.width}x{generation.height}",
         "generation_id": str(generation.pk),
         "batch_id": str(batch.pk),
