@@ -65,7 +65,8 @@ class GenerationSerializer(serializers.ModelSerializer):
         model = Generation
         fields = [
             "id", "batch_id", "position", "status", "prompt", "negative_prompt", "seed", "width", "height",
-            "provider", "model", "cost_usd", "attempts", "provider_latency_ms", "content_hash", "image_url", "thumbnail_url", "error",
+            "provider", "model", "cost_usd", "attempts", "provider_latency_ms", "content_hash",
+            "image_url", "thumbnail_url", "error",
             "metadata", "created_at", "started_at", "finished_at",
         ]  # fmt: skip
         read_only_fields = fields
