@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.http import HttpRequest
 
 from accounts.models import AuditEvent
@@ -13,13 +13,13 @@ from accounts.models import AuditEvent
 def audit_record(
     *,
     event: str,
-    user: AbstractBaseUser | AnonymousUser | None = None,
+    user: User | AnonymousUser | None = None,
     username: str = "",
     request: HttpRequest | None = None,
     **details: Any,
 ) -> AuditEvent:
     """Write one audit entry; `event` is a stable dotted name such as "token.created"."""
-    known_user = user if user is not None and user.is_authenticated else None
+    known_user = user if isinstance(user, User) else None
     return AuditEvent.objects.create(
         event=event,
         user=known_user,
