@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from accounts.services import token_create
@@ -23,6 +23,7 @@ def fast_settings(settings: Any, tmp_path: Path) -> None:
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    cache.clear()  # local-memory caches outlive a settings override; every test starts empty
     settings.STORAGES = {
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -67,15 +68,14 @@ def other_api(other_user: User) -> APIClient:
 
 
 @pytest.fixture
-def anon_api() -> APIClient:
+def anon_api(db: None) -> APIClient:
     return APIClient()
 
 
 @pytest.fixture
-def run_queue(django_capture_on_commit_callbacks: Any) -> Iterator[None]:
-    """Run what is enqueued on commit right away (the queue is synchronous in tests)."""
-    with django_capture_on_commit_callbacks(execute=True):
-        yield
+def run_queue(django_capture_on_commit_callbacks: Any) -> Any:
+    """`with run_queue(): ...` runs what the block enqueues on commit (the queue is synchronous in tests)."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
 
 
 @pytest.fixture

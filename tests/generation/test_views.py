@@ -1,0 +1,163 @@
+"""Portal pages: history, new batch (typed or uploaded prompts), batch progress and image details."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from generation.models import Batch, BatchSource
+
+
+@pytest.fixture
+def owner_client(client, owner):
+    client.force_login(owner)
+    return client
+
+
+@pytest.fixture
+def other_client(client, other_user):
+    client.force_login(other_user)
+    return client
+
+
+def form_data(**overrides):
+    data = {
+        "name": "",
+        "model": "local:procedural-v1",
+        "prompts": "a red fox\n一隻藍色的貓 🐱\n",
+        "negative_prompt": "",
+        "size": "512x512",
+        "images_per_prompt": "1",
+        "seed": "",
+    }
+    data.update(overrides)
+    return data
+
+
+class TestAnonymous:
+    @pytest.mark.parametrize("name", ["generation:batch_list", "generation:batch_new"])
+    def test_pages_redirect_to_login(self, client, db, name):
+        response = client.get(reverse(name))
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("accounts:login"))
+
+    def test_login_page_logs_in_and_lands_on_history(self, client, owner):
+        from tests.conftest import PASSWORD
+
+        response = client.post(reverse("accounts:login"), {"username": "owner", "password": PASSWORD})
+        assert response.status_code == 302 and response["Location"] == reverse("generation:batch_list")
+
+    def test_wrong_password_shows_a_form_error(self, client, owner):
+        response = client.post(reverse("accounts:login"), {"username": "owner", "password": "x"})
+        assert response.status_code == 200
+        assert response.context["form"].errors
+
+
+class TestNewBatch:
+    def test_form_offers_configured_models_and_sizes(self, owner_client):
+        response = owner_client.get(reverse("generation:batch_new"))
+        assert response.status_code == 200
+        content = response.content.decode()
+        assert 'value="local:procedural-v1"' in content
+        assert 'value="1024x1024"' in content
+        assert 'id="providers-data"' in content
+
+    def test_submitting_prompts_queues_a_batch_and_opens_it(self, owner_client, django_capture_on_commit_callbacks):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = owner_client.post(reverse("generation:batch_new"), form_data(images_per_prompt="2"))
+        batch = Batch.objects.get()
+        assert response.status_code == 302
+        assert response["Location"] == reverse("generation:batch_detail", args=[batch.pk])
+        assert (batch.total, batch.source, batch.name) == (4, BatchSource.PORTAL, "a red fox")
+
+    def test_prompts_can_come_from_an_uploaded_file(self, owner_client):
+        upload = SimpleUploadedFile("prompts.txt", "\ufeff山水畫\nfrom file\n".encode())
+        owner_client.post(reverse("generation:batch_new"), {**form_data(prompts=""), "prompts_file": upload})
+        assert list(Batch.objects.get().generations.values_list("prompt", flat=True)) == ["山水畫", "from file"]
+
+    def test_a_file_that_is_not_utf8_is_a_form_error(self, owner_client):
+        upload = SimpleUploadedFile("prompts.txt", "山水".encode("big5"))
+        response = owner_client.post(reverse("generation:batch_new"), {**form_data(), "prompts_file": upload})
+        assert "prompts_file" in response.context["form"].errors
+        assert Batch.objects.count() == 0
+
+    def test_no_prompts_is_a_form_error_and_keeps_the_input(self, owner_client):
+        response = owner_client.post(reverse("generation:batch_new"), form_data(prompts="  \n", name="kept"))
+        assert response.status_code == 200
+        assert "prompts" in response.context["form"].errors
+        assert 'value="kept"' in response.content.decode()
+
+    def test_a_service_error_lands_on_its_field(self, owner_client):
+        response = owner_client.post(reverse("generation:batch_new"), form_data(prompts="a {broken", template="on"))
+        assert "prompts" in response.context["form"].errors
+        assert Batch.objects.count() == 0
+
+    def test_an_unknown_model_is_a_form_error(self, owner_client):
+        response = owner_client.post(reverse("generation:batch_new"), form_data(model="dalle:x"))
+        assert "model" in response.context["form"].errors
+
+
+class TestBatchPages:
+    def test_history_lists_my_batches_and_searches_prompts(self, owner_client, make_batch, other_user):
+        make_batch(name="貓咪", prompts=["一隻貓"], run=False)
+        make_batch(name="dogs", prompts=["a dog"], run=False)
+        make_batch(other_user, name="not mine", run=False)
+        content = owner_client.get(reverse("generation:batch_list")).content.decode()
+        assert "貓咪" in content and "dogs" in content and "not mine" not in content
+        searched = owner_client.get(reverse("generation:batch_list"), {"q": "貓"}).content.decode()
+        assert "貓咪" in searched and "dogs" not in searched
+
+    def test_batch_page_shows_progress_and_thumbnails(self, owner_client, make_batch):
+        batch = make_batch()
+        content = owner_client.get(reverse("generation:batch_detail", args=[batch.pk])).content.decode()
+        assert 'role="progressbar"' in content
+        assert content.count(reverse("api-generation-thumbnail", args=[batch.generations.first().pk])) == 1
+        assert 'data-active="false"' in content
+
+    def test_image_page_shows_prompt_seed_and_parameters(self, owner_client, make_batch):
+        generation = make_batch(seed=1234).generations.first()
+        content = owner_client.get(reverse("generation:generation_detail", args=[generation.pk])).content.decode()
+        assert generation.prompt in content and "1234" in content
+        assert reverse("api-generation-image", args=[generation.pk]) in content
+
+    def test_cancel_from_the_portal(self, owner_client, make_batch):
+        batch = make_batch(run=False)
+        response = owner_client.post(reverse("generation:batch_cancel", args=[batch.pk]))
+        assert response.status_code == 302
+        batch.refresh_from_db()
+        assert batch.status == "cancelled"
+
+    def test_cancel_a_finished_batch_shows_a_message(self, owner_client, make_batch):
+        batch = make_batch()
+        response = owner_client.post(reverse("generation:batch_cancel", args=[batch.pk]), follow=True)
+        assert "Only a queued or running batch can be cancelled." in response.content.decode()
+
+    def test_retry_from_the_portal(self, owner_client, make_batch):
+        from generation.services import batch_cancel
+
+        batch = batch_cancel(batch=make_batch(run=False))
+        owner_client.post(reverse("generation:batch_retry", args=[batch.pk]))
+        batch.refresh_from_db()
+        assert batch.status == "queued"
+
+    def test_actions_need_post(self, owner_client, make_batch):
+        batch = make_batch(run=False)
+        assert owner_client.get(reverse("generation:batch_cancel", args=[batch.pk])).status_code == 405
+
+    @pytest.mark.parametrize("name", ["generation:batch_detail", "generation:batch_cancel", "generation:batch_retry"])
+    def test_another_users_batch_is_404(self, other_client, make_batch, name):
+        batch = make_batch(run=False)
+        method = other_client.get if name == "generation:batch_detail" else other_client.post
+        assert method(reverse(name, args=[batch.pk])).status_code == 404
+        batch.refresh_from_db()
+        assert batch.status == "queued"
+
+    def test_another_users_image_page_is_404(self, other_client, make_batch):
+        generation = make_batch().generations.first()
+        assert other_client.get(reverse("generation:generation_detail", args=[generation.pk])).status_code == 404
+
+    def test_unknown_batch_is_404(self, owner_client):
+        assert owner_client.get(reverse("generation:batch_detail", args=[uuid.uuid4()])).status_code == 404

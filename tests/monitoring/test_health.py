@@ -1,0 +1,51 @@
+"""/health: 200 when database, cache, queue and workers answer; 503 naming what does not."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django_q.brokers import get_broker
+from django_q.signing import SignedPackage
+from django_q.status import Stat, Status
+
+
+@pytest.fixture
+def live_cluster():
+    """Publish a cluster heartbeat the way a running qcluster does."""
+    status = Status(pid=1234, cluster_id="test-cluster")
+    status.workers = [1, 2, 3]
+    get_broker().set_stat(Stat.get_key("test-cluster"), SignedPackage.dumps(status, True), 30)
+
+
+def test_healthy_platform_is_200_with_every_check(client, db, live_cluster):
+    response = client.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert set(body["checks"]) == {"database", "cache", "queue", "workers"}
+    assert body["checks"]["workers"]["detail"] == "1 cluster(s), 3 worker process(es)"
+    assert all(check["duration_ms"] >= 0 for check in body["checks"].values())
+
+
+def test_no_worker_is_503_naming_workers(client, db):
+    response = client.get("/health")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["failing"] == ["workers"]
+    assert body["checks"]["workers"]["status"] == "fail"
+
+
+def test_unreachable_database_is_503_naming_database(client, db, live_cluster, monkeypatch):
+    def broken_cursor(*args, **kwargs):
+        raise ConnectionError("database is down")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(connection, "cursor", broken_cursor)
+        response = client.get("/health")
+    assert response.status_code == 503
+    assert "database" in response.json()["failing"]
+    assert "database is down" in response.json()["checks"]["database"]["detail"]
+
+
+def test_health_is_never_cached(client, db, live_cluster):
+    assert "no-cache" in client.get("/health")["Cache-Control"]
