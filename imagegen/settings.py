@@ -214,7 +214,8 @@ STORAGES = {
     },
 }
 # Images are never served from a public URL: views check ownership first (see generation.views).
-MEDIA_URL = None
+# No route serves this prefix; it only exists because Django requires a media URL.
+MEDIA_URL = "/private-media/"
 
 # --- REST API ---------------------------------------------------------------------------------
 

@@ -1,0 +1,78 @@
+"""The portal in a real browser: log in, submit a batch, watch it fill in live, open an image."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from django_q.brokers import get_broker
+from django_q.conf import Conf
+
+from generation.models import Batch
+from tests.browser.conftest import screenshot
+from tests.conftest import PASSWORD
+from tests.integration.cluster import cluster_env, running_cluster
+
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("qcluster"), pytest.mark.django_db(transaction=True)]
+
+
+def log_in(page, base_url: str) -> None:
+    page.goto(f"{base_url}/accounts/login/")
+    page.fill("#id_username", "owner")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit].primary")
+    page.wait_for_url(re.compile(r"/batches/$"))
+
+
+def test_log_in_submit_a_batch_and_see_it_fill_in(page, live_server, owner, monkeypatch, tmp_path: Path):
+    monkeypatch.setattr(Conf, "SYNC", False)
+    get_broker().purge_queue()
+    log_in(page, live_server.url)
+    assert page.locator("h1").inner_text() == "歷史紀錄"
+    screenshot(page, "01-history-empty")
+
+    page.click("text=新增批次 >> nth=0")
+    page.fill("#id_prompts", "紅色夕陽下的海邊 🌅\n一隻藍色的貓 🐱\nforest at night\n山水畫")
+    page.select_option("#id_size", "256x256")
+    page.fill("#id_images_per_prompt", "2")
+    assert "4 個提示詞 → 8 張圖片" in page.locator("#prompt-count").inner_text()
+    screenshot(page, "02-new-batch")
+    page.click("button:has-text('送出批次')")
+    page.wait_for_url(re.compile(r"/batches/[0-9a-f-]{36}/$"))
+    batch = Batch.objects.get()
+    assert batch.total == 8
+    screenshot(page, "03-batch-queued")
+
+    env = cluster_env(tmp_path, Q_WORKERS="2", LOCAL_PROVIDER_DELAY="0.4")
+    with running_cluster(env, tmp_path / "cluster.log"):
+        # No reload: the page's script updates the bar and the tiles as images arrive.
+        page.wait_for_function("document.querySelectorAll('#grid img').length >= 3", timeout=60_000)
+        screenshot(page, "04-batch-running")
+        page.wait_for_function("document.querySelectorAll('#grid img').length === 8", timeout=60_000)
+        page.wait_for_selector("#batch-status [data-status=completed]")
+    assert page.locator("#percent").inner_text() == "100%"
+    assert page.locator("#count-completed").inner_text() == "8"
+    screenshot(page, "05-batch-completed")
+
+    page.locator("#grid a").first.click()
+    page.wait_for_selector(".viewer-image img")
+    assert "紅色夕陽下的海邊 🌅" in page.locator(".meta .prompt").inner_text()
+    assert page.locator(".viewer-image img").evaluate("img => img.naturalWidth") == 256
+    screenshot(page, "06-image-detail")
+
+    page.click("button[value=en]")
+    page.wait_for_selector("text=Download PNG")
+    screenshot(page, "07-image-detail-english")
+
+
+def test_new_batch_form_shows_errors_in_place(page, live_server, owner):
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/batches/new/")
+    page.fill("#id_prompts", "a {broken")
+    page.check("#id_template")
+    page.click("button:has-text('送出批次')")
+    assert page.locator(".has-error .form-error").count() == 1
+    assert page.locator("#id_prompts").input_value() == "a {broken"
+    screenshot(page, "08-new-batch-error")
+    assert Batch.objects.count() == 0
