@@ -158,7 +158,7 @@ def run_tests(pytest_args: list[str]) -> int:
         ("ruff check", [str(python), "-m", "ruff", "check", "."]),
         ("ruff format", [str(python), "-m", "ruff", "format", "--check", "."]),
         ("mypy", [str(python), "-m", "mypy"]),
-        ("pytest", [str(python), "-m", "pytest", *(pytest_args or ["-n", "auto", "--dist", "loadgroup"])]),
+        ("pytest", [str(python), "-m", "pytest", *(pytest_args or ["-n", "auto"])]),
     ]
     failed = []
     for name, command in steps:

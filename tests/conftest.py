@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +92,18 @@ def make_batch(owner: User, django_capture_on_commit_callbacks: Any) -> Any:
         return batch
 
     return make
+
+
+@pytest.fixture
+def real_queue(monkeypatch: Any) -> Iterator[None]:
+    """Enqueue into the real broker (not inline), one test at a time, starting from an empty queue."""
+    from django_q.brokers import get_broker
+    from django_q.conf import Conf
+
+    from tests.integration.cluster import exclusive_queue
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+    with exclusive_queue():
+        get_broker().purge_queue()
+        yield
+        get_broker().purge_queue()

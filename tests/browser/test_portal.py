@@ -6,15 +6,13 @@ import re
 from pathlib import Path
 
 import pytest
-from django_q.brokers import get_broker
-from django_q.conf import Conf
 
 from generation.models import Batch
 from tests.browser.conftest import screenshot
 from tests.conftest import PASSWORD
 from tests.integration.cluster import cluster_env, running_cluster
 
-pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("qcluster"), pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def log_in(page, base_url: str) -> None:
@@ -25,9 +23,7 @@ def log_in(page, base_url: str) -> None:
     page.wait_for_url(re.compile(r"/batches/$"))
 
 
-def test_log_in_submit_a_batch_and_see_it_fill_in(page, live_server, owner, monkeypatch, tmp_path: Path):
-    monkeypatch.setattr(Conf, "SYNC", False)
-    get_broker().purge_queue()
+def test_log_in_submit_a_batch_and_see_it_fill_in(page, live_server, owner, real_queue, tmp_path: Path):
     log_in(page, live_server.url)
     assert page.locator("h1").inner_text() == "歷史紀錄"
     screenshot(page, "01-history-empty")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -70,6 +71,22 @@ def running_cluster(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen
 def kill_group(process: subprocess.Popen[bytes], signum: int) -> None:
     with suppress(ProcessLookupError):
         os.killpg(process.pid, signum)
+
+
+@contextmanager
+def exclusive_queue() -> Iterator[None]:
+    """Hold the machine-wide lock for tests that run real clusters.
+
+    Parallel test workers have separate databases but share one Redis queue, so tests that
+    enqueue into the real broker and start clusters take turns.
+    """
+    lock_path = Path(settings.DATA_DIR) / "real-queue.lock"
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def wait_for(condition: Callable[[], bool], *, timeout: float, every: Callable[[], object] | None = None) -> None:

@@ -7,23 +7,12 @@ from pathlib import Path
 
 import pytest
 from django.core.files.storage import default_storage
-from django_q.brokers import get_broker
-from django_q.conf import Conf
 
 from generation import queue
 from generation.models import Batch, BatchStatus, GenerationStatus
 from tests.integration.cluster import cluster_env, kill_group, running_cluster, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("qcluster"), pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def real_queue(monkeypatch):
-    """Enqueue into the real broker instead of running tasks inline, starting from an empty queue."""
-    monkeypatch.setattr(Conf, "SYNC", False)
-    get_broker().purge_queue()
-    yield
-    get_broker().purge_queue()
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def status_of(batch: Batch) -> str:

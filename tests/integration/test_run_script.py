@@ -16,7 +16,7 @@ import psutil
 import pytest
 from django.conf import settings
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("qcluster")]
+pytestmark = [pytest.mark.integration]
 ROOT = Path(settings.BASE_DIR)
 
 
