@@ -32,7 +32,6 @@ def sentry_init(*, dsn: str, environment: str, release: str | None, traces_sampl
             # django-q2 has no Sentry integration; it logs failed tasks at ERROR, which become events.
             LoggingIntegration(level=logging.INFO, event_level=logging.ERROR),
         ],
-        send_default_pii=False,
         event_scrubber=EventScrubber(denylist=[*DEFAULT_DENYLIST, "dsn", "secret_key"], recursive=True),
         before_send=scrub_event,
         traces_sample_rate=traces_sample_rate,
