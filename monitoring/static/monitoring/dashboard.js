@@ -31,7 +31,7 @@
 
   function dataset(label, data, index, extra = {}) {
     const color = COLORS[index % COLORS.length];
-    return { label, data, borderColor: color, backgroundColor: color + "33", borderWidth: 2, pointRadius: 0,
+    return { label, data, borderColor: color, backgroundColor: color + "33", borderWidth: 2, pointRadius: 2, pointHoverRadius: 4,
       tension: 0.25, spanGaps: true, ...extra };
   }
 
