@@ -56,7 +56,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "monitoring.middleware.RequestIdMiddleware",
+    "monitoring.middleware.RequestMonitoringMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -263,26 +263,66 @@ if PRODUCTION:
 # --- Logging and errors -------------------------------------------------------------------------
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_DIR = Path(env.str("LOG_DIR", default=str(DATA_DIR / "logs")))
+LOG_DIR.mkdir(parents=True, exist_ok=True)
+# json: one JSON object per line (request id, user id, batch id, duration); plain: for reading by eye.
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "formatters": {
+        "json": {"()": "monitoring.logs.JsonFormatter"},
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+        },
+        # Web and worker processes share the file; this handler locks it so rotation is safe.
+        "file": {
+            "class": "concurrent_log_handler.ConcurrentRotatingFileHandler",
+            "filename": str(LOG_DIR / "imagegen.log"),
+            "maxBytes": env.int("LOG_FILE_MAX_BYTES", default=20 * 2**20),
+            "backupCount": env.int("LOG_FILE_BACKUPS", default=10),
+            "formatter": "json",
+            "encoding": "utf-8",
+        },
+    },
+    "root": {"handlers": ["console", "file"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "django.server": {"level": "WARNING"}},
 }
 
 SENTRY_DSN = env.str("SENTRY_DSN", default="")
 if SENTRY_DSN:
-    import sentry_sdk
-    from sentry_sdk.integrations.django import DjangoIntegration
+    from monitoring.sentry import sentry_init
 
-    sentry_sdk.init(
+    sentry_init(
         dsn=SENTRY_DSN,
-        integrations=[DjangoIntegration()],
         environment=env.str("SENTRY_ENVIRONMENT", default="production" if PRODUCTION else "development"),
-        send_default_pii=False,
+        release=env.str("SENTRY_RELEASE", default="") or None,
+        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
     )
+
+# --- Monitoring, alerts and backups ------------------------------------------------------------
+
+# When set, GET /metrics needs `Authorization: Bearer <token>`; when empty it is open (keep it private).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_RETENTION_DAYS = env.int("METRICS_RETENTION_DAYS", default=30)
+ALERT_EMAILS = env.list("ALERT_EMAILS", default=[])
+ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")
+ALERT_COOLDOWN_MINUTES = env.int("ALERT_COOLDOWN_MINUTES", default=10)
+ALERT_ERROR_RATE = env.float("ALERT_ERROR_RATE", default=0.05)
+ALERT_ERROR_RATE_MINUTES = env.int("ALERT_ERROR_RATE_MINUTES", default=5)
+ALERT_ERROR_RATE_MIN_REQUESTS = env.int("ALERT_ERROR_RATE_MIN_REQUESTS", default=20)
+ALERT_QUEUE_AGE_SECONDS = env.int("ALERT_QUEUE_AGE_SECONDS", default=900)
+ALERT_PROVIDER_FAILURE_RATE = env.float("ALERT_PROVIDER_FAILURE_RATE", default=0.5)
+ALERT_PROVIDER_MIN_CALLS = env.int("ALERT_PROVIDER_MIN_CALLS", default=5)
+ALERT_PROVIDER_MINUTES = env.int("ALERT_PROVIDER_MINUTES", default=15)
+ALERT_DISK_FREE_PERCENT = env.float("ALERT_DISK_FREE_PERCENT", default=10.0)
+BACKUP_DIR = Path(env.str("BACKUP_DIR", default=str(DATA_DIR / "backups")))
+BACKUP_KEEP = env.int("BACKUP_KEEP", default=7)
 
 # --- Admin account created by run.py --------------------------------------------------------
 

@@ -6,16 +6,17 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 
+from django.conf import settings
 from django.core.cache import cache
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import connection
-from django.utils import timezone
 from django_q.brokers import get_broker
-from django_q.status import Stat
 
-# A cluster writes its stats every guard cycle (0.5 s); older than this and it is gone.
-WORKER_STALE_AFTER = timedelta(seconds=30)
+from monitoring import resources
+
+STARTED_AT = time.time()
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,10 @@ class CheckResult:
 
     def as_dict(self) -> dict[str, object]:
         return {"status": "ok" if self.ok else "fail", "detail": self.detail, "duration_ms": self.duration_ms}
+
+
+def check_process() -> str:
+    return f"up {round(time.time() - STARTED_AT)} s"
 
 
 def check_database() -> str:
@@ -51,25 +56,51 @@ def check_queue() -> str:
     return f"{broker.info()}, {broker.queue_size()} waiting"
 
 
+def check_storage() -> str:
+    name = default_storage.save(f"health/{uuid.uuid4().hex}.txt", ContentFile(b"ok"))
+    try:
+        if not default_storage.exists(name):
+            raise RuntimeError("a file written to storage cannot be found")
+    finally:
+        default_storage.delete(name)
+    return "write and delete ok"
+
+
+def check_disk() -> str:
+    usage = resources.disk_usage()
+    free_percent = 100 * usage.free / usage.total if usage.total else 0.0
+    if free_percent < settings.ALERT_DISK_FREE_PERCENT:
+        raise RuntimeError(
+            f"only {free_percent:.1f}% free under {settings.DATA_DIR} (limit {settings.ALERT_DISK_FREE_PERCENT}%)"
+        )
+    return f"{free_percent:.1f}% free ({usage.free // 2**20} MiB)"
+
+
 def check_workers() -> str:
-    clusters = [s for s in Stat.get_all() if timezone.now() - s.timestamp < WORKER_STALE_AFTER]
+    clusters = resources.live_clusters()
     if not clusters:
         raise RuntimeError("no worker cluster has reported in the last 30 seconds")
     workers = sum(len(s.workers) for s in clusters)
     return f"{len(clusters)} cluster(s), {workers} worker process(es)"
 
 
-CHECKS: dict[str, Callable[[], str]] = {
+LIVENESS: dict[str, Callable[[], str]] = {"process": check_process}
+# What `/health` reports: the four dependencies a request or a batch needs right now.
+CORE = ("database", "cache", "queue", "workers")
+READINESS: dict[str, Callable[[], str]] = {
     "database": check_database,
     "cache": check_cache,
     "queue": check_queue,
+    "storage": check_storage,
+    "disk": check_disk,
     "workers": check_workers,
 }
+CHECKS = {**LIVENESS, **READINESS}
 
 
 def run_checks(names: list[str] | None = None) -> dict[str, CheckResult]:
     results = {}
-    for name in names or list(CHECKS):
+    for name in names or list(READINESS):
         started = time.perf_counter()
         try:
             detail, ok = CHECKS[name](), True

@@ -49,13 +49,13 @@ def test_catalogues_hold_every_string_in_the_source(tmp_path: Path):
         assert after - msgids == set(), f"strings missing from {po.relative_to(settings.BASE_DIR)}"
 
 
-def test_login_page_speaks_traditional_chinese(client):
+def test_login_page_speaks_traditional_chinese(client, db):
     response = client.get(reverse("accounts:login"), HTTP_ACCEPT_LANGUAGE="zh-TW")
     assert response.status_code == 200
     assert "登入" in response.content.decode()
 
 
-def test_language_switcher_switches_to_english(client):
+def test_language_switcher_switches_to_english(client, db):
     client.post(reverse("set_language"), {"language": "zh-hant", "next": "/"})
     assert "登入" in client.get(reverse("accounts:login")).content.decode()
     client.post(reverse("set_language"), {"language": "en", "next": "/"})

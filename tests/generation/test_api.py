@@ -14,7 +14,7 @@ from generation.models import Batch
 def error(response) -> dict:
     body = response.json()
     assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message", "details"}
+    assert set(body["error"]) == {"code", "message", "details", "request_id"}
     return body["error"]
 
 

@@ -1,0 +1,157 @@
+"""Alert rules, evaluated every minute; an incident notifies once when it fires and once when it clears.
+
+A rule that stops matching is only declared clear after it has stayed clear for
+ALERT_COOLDOWN_MINUTES, so a flapping condition is one incident, not a stream of messages.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from generation.models import Generation, GenerationStatus
+from monitoring import resources
+from monitoring.models import AlertEvent, AlertKind, AlertState, RequestStats
+from monitoring.notify import alert_notify
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Finding:
+    key: str
+    firing: bool
+    message: str
+
+
+def rule_error_rate(now: datetime) -> list[Finding]:
+    window = now - timedelta(minutes=settings.ALERT_ERROR_RATE_MINUTES)
+    totals = RequestStats.objects.filter(minute__gte=window).aggregate(
+        count=Sum("count", default=0), errors=Sum("server_errors", default=0)
+    )
+    count, errors = totals["count"], totals["errors"]
+    rate = errors / count if count else 0.0
+    firing = count >= settings.ALERT_ERROR_RATE_MIN_REQUESTS and rate > settings.ALERT_ERROR_RATE
+    message = (
+        f"{rate:.1%} of {count} requests failed with a server error in the last "
+        f"{settings.ALERT_ERROR_RATE_MINUTES} minutes (threshold {settings.ALERT_ERROR_RATE:.0%})"
+    )
+    return [Finding("error_rate", firing, message)]
+
+
+def rule_queue_age(now: datetime) -> list[Finding]:
+    from monitoring.services import queue_reading
+
+    age = queue_reading(now=now)["oldest_queued_seconds"]
+    firing = age is not None and float(age) > settings.ALERT_QUEUE_AGE_SECONDS  # type: ignore[arg-type]
+    message = (
+        f"the oldest queued image has waited {age:.0f} s (threshold {settings.ALERT_QUEUE_AGE_SECONDS} s)"
+        if age is not None
+        else "nothing is waiting in the queue"
+    )
+    return [Finding("queue_age", firing, message)]
+
+
+def rule_no_workers(now: datetime) -> list[Finding]:
+    clusters = resources.live_clusters()
+    workers = sum(len(stat.workers) for stat in clusters)
+    message = f"{workers} worker process(es) alive" if workers else "no worker cluster has reported in 30 seconds"
+    return [Finding("no_workers", workers == 0, message)]
+
+
+def rule_provider_failing(now: datetime) -> list[Finding]:
+    window = now - timedelta(minutes=settings.ALERT_PROVIDER_MINUTES)
+    finished = Generation.objects.filter(finished_at__gte=window).exclude(provider="")
+    rows = finished.values("provider").annotate(
+        calls=Count("id"), failed=Count("id", filter=Q(status=GenerationStatus.FAILED))
+    )
+    findings = []
+    for row in rows:
+        rate = row["failed"] / row["calls"]
+        firing = row["calls"] >= settings.ALERT_PROVIDER_MIN_CALLS and rate > settings.ALERT_PROVIDER_FAILURE_RATE
+        message = (
+            f"provider {row['provider']}: {row['failed']} of {row['calls']} images failed in the last "
+            f"{settings.ALERT_PROVIDER_MINUTES} minutes ({rate:.0%})"
+        )
+        findings.append(Finding(f"provider_failing:{row['provider']}", firing, message))
+    return findings
+
+
+def rule_disk(now: datetime) -> list[Finding]:
+    usage = resources.disk_usage()
+    free_percent = 100 * usage.free / usage.total if usage.total else 0.0
+    message = f"{free_percent:.1f}% disk free under the data directory (threshold {settings.ALERT_DISK_FREE_PERCENT}%)"
+    return [Finding("disk_space", free_percent < settings.ALERT_DISK_FREE_PERCENT, message)]
+
+
+RULES: list[Callable[[datetime], list[Finding]]] = [
+    rule_error_rate,
+    rule_queue_age,
+    rule_no_workers,
+    rule_provider_failing,
+    rule_disk,
+]
+
+
+def alerts_evaluate(*, now: datetime | None = None) -> list[AlertEvent]:
+    """Run every rule, move each alert's state, and notify the incidents that began or ended."""
+    now = now or timezone.now()
+    findings: list[Finding] = []
+    for rule in RULES:
+        try:
+            findings.extend(rule(now))
+        except Exception:  # one broken rule must not silence the others
+            logger.exception("Alert rule %s could not be evaluated", rule.__name__)
+    seen = {finding.key for finding in findings}
+    # A provider that made no calls in the window has no finding; its open alert may clear.
+    for state in AlertState.objects.filter(firing=True).exclude(key__in=seen):
+        findings.append(Finding(state.key, False, "no longer observed"))
+    events = [event for finding in findings if (event := _advance(finding, now))]
+    for event in events:
+        alert_notify(event=event)
+    return events
+
+
+def _advance(finding: Finding, now: datetime) -> AlertEvent | None:
+    with transaction.atomic():
+        state, _ = AlertState.objects.select_for_update().get_or_create(key=finding.key)
+        state.checked_at = now
+        event = None
+        if finding.firing:
+            state.clear_since = None
+            if not state.firing:
+                state.firing, state.since, state.message = True, now, finding.message
+                event = AlertEvent.objects.create(key=finding.key, kind=AlertKind.FIRED, message=finding.message)
+        elif state.firing:
+            state.clear_since = state.clear_since or now
+            if now - state.clear_since >= timedelta(minutes=settings.ALERT_COOLDOWN_MINUTES):
+                state.firing, state.since, state.clear_since, state.message = False, now, None, finding.message
+                event = AlertEvent.objects.create(key=finding.key, kind=AlertKind.RESOLVED, message=finding.message)
+        state.save()
+        return event
+
+
+# When no scheduler has evaluated the rules for this long, the web processes do it instead:
+# otherwise "no live workers" could never fire, since the schedule itself runs on a worker.
+EVALUATION_OVERDUE = timedelta(minutes=3)
+
+
+def alerts_evaluate_if_overdue(*, now: datetime | None = None) -> bool:
+    from django.core.cache import cache
+    from django.db.models import Max
+
+    now = now or timezone.now()
+    last = AlertState.objects.aggregate(last=Max("checked_at"))["last"]
+    if last is not None and now - last < EVALUATION_OVERDUE:
+        return False
+    if not cache.add("monitoring:alerts-fallback", 1, 60):
+        return False  # another web process is on it
+    alerts_evaluate(now=now)
+    return True

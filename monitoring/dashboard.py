@@ -1,0 +1,57 @@
+"""The dashboard's data: everything the staff page draws for one time range, as one JSON document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+
+from monitoring import selectors
+from monitoring.health import STARTED_AT
+from monitoring.models import SystemSample
+from monitoring.services import queue_reading
+
+
+def dashboard_data(*, range_name: str) -> dict[str, Any]:
+    now = timezone.now()
+    window = selectors.Window.ending(selectors.RANGES[range_name], now)
+    latest = SystemSample.objects.first()
+    return {
+        "range": range_name,
+        "generated_at": now.isoformat(),
+        "labels": window.labels(),
+        "step_minutes": window.step_minutes,
+        "requests": selectors.request_series(window),
+        "system": selectors.system_series(window),
+        "generations": selectors.generation_series(window),
+        "tables": {
+            "slowest_routes": selectors.slowest_routes(window.start),
+            "top_users": selectors.top_users(window.start),
+            "providers": selectors.provider_table(window.start),
+        },
+        "usage": selectors.usage(window.start),
+        "sweeper": selectors.event_totals(window.start, "sweeper."),
+        "tasks": selectors.event_totals(window.start, "tasks."),
+        "now": {
+            **queue_reading(now=now),
+            "web_uptime_seconds": round(now.timestamp() - STARTED_AT),
+            "workers": selectors.workers_status(),
+            "last_sample": _sample(latest),
+        },
+        "alerts": selectors.alert_overview(),
+    }
+
+
+def _sample(sample: SystemSample | None) -> dict[str, Any] | None:
+    if sample is None:
+        return None
+    return {
+        "taken_at": sample.taken_at.isoformat(),
+        "cpu_percent": sample.cpu_percent,
+        "memory_percent": sample.memory_percent,
+        "load_1": sample.load_1,
+        "web_rss_bytes": sample.web_rss_bytes,
+        "worker_rss_bytes": sample.worker_rss_bytes,
+        "disk_free_bytes": sample.disk_free_bytes,
+        "disk_total_bytes": sample.disk_total_bytes,
+    }

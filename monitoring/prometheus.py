@@ -1,0 +1,158 @@
+"""Prometheus exposition: metrics read at scrape time from the shared store, so every process agrees.
+
+Web and worker processes write their measurements to the database; a scrape of any web
+process renders the same totals from there, instead of per-process counters that would
+each see only a part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from generation.models import Batch, Generation, GenerationStatus
+from monitoring import resources, selectors
+from monitoring.models import BUCKET_FIELDS, LATENCY_BUCKETS_MS, AlertState, RequestStats, SystemSample
+from monitoring.services import queue_reading
+
+
+def http_metrics() -> Iterator[Metric]:
+    requests = CounterMetricFamily("imagegen_http_requests", "HTTP requests served", labels=["route", "method"])
+    errors = CounterMetricFamily("imagegen_http_errors", "HTTP responses 4xx/5xx", labels=["route", "method", "class"])
+    duration = HistogramMetricFamily(
+        "imagegen_http_request_duration_seconds", "Time to answer a request", labels=["route", "method"]
+    )
+    for row in RequestStats.objects.filter(minute__isnull=True).order_by("route", "method"):
+        labels = [row.route, row.method]
+        requests.add_metric(labels, row.count)
+        errors.add_metric([*labels, "4xx"], row.client_errors)
+        errors.add_metric([*labels, "5xx"], row.server_errors)
+        cumulative, buckets = 0, []
+        for bound, name in zip(LATENCY_BUCKETS_MS, BUCKET_FIELDS, strict=True):
+            cumulative += getattr(row, name)
+            buckets.append(("+Inf" if bound == float("inf") else str(bound / 1000), cumulative))
+        duration.add_metric(labels, buckets, row.duration_ms_sum / 1000)
+    yield from (requests, errors, duration)
+
+
+def generation_metrics() -> Iterator[Metric]:
+    by_status = CounterMetricFamily(
+        "imagegen_generations", "Finished images by provider, model and status", labels=["provider", "model", "status"]
+    )
+    retries = CounterMetricFamily("imagegen_generation_retries", "Extra attempts", labels=["provider", "model"])
+    cost = CounterMetricFamily("imagegen_generation_cost_usd", "Estimated cost in USD", labels=["provider", "model"])
+    errors = CounterMetricFamily(
+        "imagegen_provider_errors", "Failed images by error code", labels=["provider", "model", "code"]
+    )
+    finished = Generation.objects.exclude(provider="").filter(finished_at__isnull=False)
+    for row in finished.values("provider", "model", "status").annotate(n=Count("id")).order_by():
+        by_status.add_metric([row["provider"], row["model"], row["status"]], row["n"])
+    totals = finished.values("provider", "model").order_by().annotate(attempts=Sum("attempts"), n=Count("id"))
+    for total in totals.annotate(cost=Sum("cost_usd")):
+        retries.add_metric([total["provider"], total["model"]], max(0, (total["attempts"] or 0) - total["n"]))
+        cost.add_metric([total["provider"], total["model"]], float(total["cost"] or 0))
+    failed = finished.filter(status=GenerationStatus.FAILED).values("provider", "model", "error_code")
+    for failure in failed.annotate(n=Count("id")).order_by():
+        errors.add_metric([failure["provider"], failure["model"], failure["error_code"] or "unknown"], failure["n"])
+    yield from (by_status, retries, cost, errors)
+
+
+def provider_latency_metrics() -> Iterator[Metric]:
+    since = timezone.now() - timedelta(hours=1)
+    latency = GaugeMetricFamily(
+        "imagegen_provider_latency_seconds",
+        "Provider latency over the last hour",
+        labels=["provider", "model", "quantile"],
+    )
+    for row in selectors.provider_table(since):
+        for quantile, key in (("0.5", "p50_ms"), ("0.95", "p95_ms")):
+            if row[key] is not None:
+                latency.add_metric([row["provider"], row["model"], quantile], row[key] / 1000)
+    yield latency
+
+
+def queue_metrics() -> Iterator[Metric]:
+    reading = queue_reading()
+    for name, help_text in (
+        ("queued", "Images waiting for a worker"),
+        ("running", "Images being made now"),
+        ("broker_queue", "Tasks in the broker"),
+        ("workers_alive", "Worker processes in live clusters"),
+    ):
+        yield GaugeMetricFamily(f"imagegen_{name}", help_text, value=float(reading[name]))  # type: ignore[arg-type]
+    oldest = reading["oldest_queued_seconds"]
+    yield GaugeMetricFamily(
+        "imagegen_oldest_queued_seconds",
+        "Age of the oldest waiting image",
+        value=float(oldest or 0),  # type: ignore[arg-type]
+    )
+    heartbeat = GaugeMetricFamily(
+        "imagegen_cluster_heartbeat_age_seconds", "Since a cluster's last report", labels=["cluster"]
+    )
+    for cluster in selectors.workers_status():
+        heartbeat.add_metric([cluster["cluster"]], cluster["last_heartbeat_seconds"])
+    yield heartbeat
+    repairs = GaugeMetricFamily(
+        "imagegen_sweeper_repairs_last_hour", "Sweeper repairs in the last hour", labels=["action"]
+    )
+    for action, total in selectors.event_totals(timezone.now() - timedelta(hours=1), "sweeper.").items():
+        repairs.add_metric([action], total)
+    yield repairs
+
+
+def system_metrics() -> Iterator[Metric]:
+    disk = resources.disk_usage()
+    yield GaugeMetricFamily("imagegen_disk_free_bytes", "Free space under the data directory", value=disk.free)
+    yield GaugeMetricFamily("imagegen_disk_total_bytes", "Size of the data directory's file system", value=disk.total)
+    sample = SystemSample.objects.first()
+    if sample is not None:
+        yield GaugeMetricFamily("imagegen_cpu_percent", "Host CPU use at the last sample", value=sample.cpu_percent)
+        yield GaugeMetricFamily(
+            "imagegen_memory_percent", "Host memory use at the last sample", value=sample.memory_percent
+        )
+        yield GaugeMetricFamily("imagegen_load1", "Host load average (1 min)", value=sample.load_1)
+        rss = GaugeMetricFamily(
+            "imagegen_process_rss_bytes", "Resident memory of this project's processes", labels=["role"]
+        )
+        rss.add_metric(["web"], sample.web_rss_bytes)
+        rss.add_metric(["worker"], sample.worker_rss_bytes)
+        yield rss
+
+
+def usage_metrics() -> Iterator[Metric]:
+    batches = CounterMetricFamily("imagegen_batches", "Batches created", labels=["source"])
+    for row in Batch.objects.values("source").annotate(n=Count("id")).order_by():
+        batches.add_metric([row["source"]], row["n"])
+    yield batches
+    day_ago = timezone.now() - timedelta(days=1)
+    active = Batch.objects.filter(created_at__gte=day_ago).values("owner").distinct().count()
+    yield GaugeMetricFamily("imagegen_active_users_24h", "Users who created a batch in the last 24 hours", value=active)
+    alerts = GaugeMetricFamily("imagegen_alert_firing", "1 while an alert rule is firing", labels=["rule"])
+    for state in AlertState.objects.filter(Q(firing=True)):
+        alerts.add_metric([state.key], 1)
+    yield alerts
+
+
+class StoreCollector(Collector):
+    def collect(self) -> Iterator[Metric]:
+        for source in (
+            http_metrics,
+            generation_metrics,
+            provider_latency_metrics,
+            queue_metrics,
+            system_metrics,
+            usage_metrics,
+        ):
+            yield from source()
+
+
+def render_metrics() -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StoreCollector())
+    return generate_latest(registry)

@@ -1,0 +1,60 @@
+"""Sentry set-up: Django and logging integrations, and scrubbing so no password or token leaves."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any, cast
+
+import sentry_sdk
+from sentry_sdk.integrations.django import DjangoIntegration
+from sentry_sdk.integrations.logging import LoggingIntegration
+from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
+
+if TYPE_CHECKING:
+    from sentry_sdk._types import Event
+
+FILTERED = "[Filtered]"
+# Any key containing one of these words is dropped, wherever it sits in the event.
+SECRET_KEY_PARTS = ("password", "passwd", "secret", "token", "authorization", "api_key", "apikey", "dsn", "cookie")
+# Values that are credentials whatever their key is called.
+SECRET_VALUE = re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}")
+
+
+def sentry_init(*, dsn: str, environment: str, release: str | None, traces_sample_rate: float = 0.0) -> None:
+    """Report unhandled errors (web and django-q2 workers, whose failures are logged) to Sentry."""
+    sentry_sdk.init(
+        dsn=dsn,
+        environment=environment,
+        release=release,
+        integrations=[
+            DjangoIntegration(),
+            # django-q2 has no Sentry integration; it logs failed tasks at ERROR, which become events.
+            LoggingIntegration(level=logging.INFO, event_level=logging.ERROR),
+        ],
+        event_scrubber=EventScrubber(denylist=[*DEFAULT_DENYLIST, "dsn", "secret_key"], recursive=True),
+        before_send=scrub_event,
+        traces_sample_rate=traces_sample_rate,
+    )
+
+
+def scrub_event(event: Event, hint: dict[str, Any]) -> Event:
+    return cast("Event", scrub(event))
+
+
+def scrub(value: Any) -> Any:
+    """Replace secret-looking keys and credential-looking strings, recursively."""
+    if isinstance(value, dict):
+        return {key: FILTERED if _secret_key(key) else scrub(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        # Sentry sends headers as [name, value] pairs in some places.
+        if len(value) == 2 and isinstance(value[0], str) and _secret_key(value[0]):
+            return [value[0], FILTERED]
+        return [scrub(item) for item in value]
+    if isinstance(value, str):
+        return SECRET_VALUE.sub(lambda match: f"{match.group(1)} {FILTERED}", value)
+    return value
+
+
+def _secret_key(key: object) -> bool:
+    return isinstance(key, str) and any(part in key.lower() for part in SECRET_KEY_PARTS)

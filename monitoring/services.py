@@ -1,0 +1,79 @@
+"""Writes of the monitoring app: system samples, event counters and metric retention."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Min
+from django.utils import timezone
+
+from generation.models import Generation, GenerationStatus
+from generation.queue import queue_size
+from monitoring import resources
+from monitoring.models import AlertEvent, EventCount, RequestStats, SystemSample
+
+logger = logging.getLogger(__name__)
+
+
+def queue_reading(*, now: datetime | None = None) -> dict[str, object]:
+    """Generations waiting and running, the age of the oldest waiting one, and live workers."""
+    now = now or timezone.now()
+    waiting = Generation.objects.filter(status=GenerationStatus.PENDING, batch__cancel_requested_at__isnull=True)
+    oldest = waiting.aggregate(oldest=Min("created_at"))["oldest"]
+    clusters = resources.live_clusters()
+    return {
+        "queued": waiting.count(),
+        "running": Generation.objects.filter(status=GenerationStatus.RUNNING).count(),
+        "oldest_queued_seconds": round((now - oldest).total_seconds(), 1) if oldest else None,
+        "broker_queue": queue_size(),
+        "workers_alive": sum(len(stat.workers) for stat in clusters),
+    }
+
+
+def system_sample_record() -> SystemSample:
+    """Read the host, this project's processes and the queue, and store one sample."""
+    processes = resources.project_processes()
+    disk = resources.disk_usage()
+    return SystemSample.objects.create(
+        **resources.host_reading(),
+        web_rss_bytes=processes["web"].rss_bytes,
+        web_processes=processes["web"].processes,
+        worker_rss_bytes=processes["worker"].rss_bytes,
+        worker_processes=processes["worker"].processes,
+        disk_free_bytes=disk.free,
+        disk_total_bytes=disk.total,
+        **queue_reading(),
+    )
+
+
+def event_count_add(*, name: str, value: int = 1, at: datetime | None = None) -> None:
+    """Add to a named per-minute counter; concurrent workers add to the same row."""
+    if value <= 0:
+        return
+    minute = (at or timezone.now()).replace(second=0, microsecond=0)
+    counter = EventCount.objects.filter(minute=minute, name=name)
+    if counter.update(value=F("value") + value):
+        return
+    try:
+        with transaction.atomic():
+            EventCount.objects.create(minute=minute, name=name, value=value)
+    except IntegrityError:  # created meanwhile by another worker
+        counter.update(value=F("value") + value)
+
+
+def metrics_prune(*, now: datetime | None = None) -> dict[str, int]:
+    """Delete raw samples older than METRICS_RETENTION_DAYS. Batches and images are never touched."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.METRICS_RETENTION_DAYS)
+    alert_cutoff = (now or timezone.now()) - timedelta(days=max(settings.METRICS_RETENTION_DAYS, 365))
+    deleted = {
+        # Minute rows only: the all-time totals (minute is null) feed the Prometheus counters.
+        "request_minutes": RequestStats.objects.filter(minute__lt=cutoff).delete()[0],
+        "system_samples": SystemSample.objects.filter(taken_at__lt=cutoff).delete()[0],
+        "event_counts": EventCount.objects.filter(minute__lt=cutoff).delete()[0],
+        "alert_events": AlertEvent.objects.filter(created_at__lt=alert_cutoff).delete()[0],
+    }
+    logger.info("Pruned metrics older than %s", cutoff.isoformat(), extra={"deleted": deleted})
+    return deleted

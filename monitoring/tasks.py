@@ -1,0 +1,25 @@
+"""django-q2 scheduled tasks of the monitoring app: thin callers of its services."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from monitoring.alerts import alerts_evaluate
+from monitoring.backup import backup_create
+from monitoring.services import metrics_prune, system_sample_record
+
+
+def sample() -> int:
+    return system_sample_record().pk
+
+
+def evaluate_alerts() -> list[str]:
+    return [f"{event.key} {event.kind}" for event in alerts_evaluate()]
+
+
+def prune() -> dict[str, int]:
+    return metrics_prune()
+
+
+def backup() -> str:
+    return str(backup_create(destination=settings.BACKUP_DIR, keep=settings.BACKUP_KEEP))
