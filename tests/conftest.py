@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,3 +92,9 @@ def make_batch(owner: User, django_capture_on_commit_callbacks: Any) -> Any:
         return batch
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def isolated_rate_limits(settings: Any) -> None:
+    """Each test counts rate limits under its own key prefix, so a shared Redis never leaks counts."""
+    settings.RATE_LIMIT_KEY_PREFIX = f"test-rl-{uuid.uuid4().hex}"
