@@ -118,11 +118,7 @@ def login_check_password(*, request: HttpRequest, username: str, password: str, 
     parallel guesses cannot slip past the limit; an attempt that succeeds is given back.
     """
     idents = [f"user:{username.strip().lower()}", f"ip:{client_ip(request) or 'unknown'}"]
-    hits = [rate_limit_hit(name="login_attempts", ident=ident) for ident in idents]
-    blocked = next((hit for hit in hits if not hit.allowed), None)
-    if blocked is not None:
-        audit_record(event="login.rate_limited", username=username[:150], request=request, channel=channel)
-        raise rate_limited_error(blocked)
+    _count_login_attempt(request, username, idents, channel)
     user = authenticate(request, username=username, password=password)
     if not isinstance(user, User):
         audit_record(event="login.failed", username=username[:150], request=request, channel=channel)
@@ -130,6 +126,21 @@ def login_check_password(*, request: HttpRequest, username: str, password: str, 
     for ident in idents:
         rate_limit_refund(name="login_attempts", ident=ident)
     return user
+
+
+def _count_login_attempt(request: HttpRequest, username: str, idents: list[str], channel: str) -> None:
+    """Count the attempt per username, then per IP; an attempt refused by either checks nothing.
+
+    The keys are taken one after the other, and a refusal by a later key gives back the earlier
+    ones, so each key lets exactly its limit of password checks through even under concurrency.
+    """
+    for position, ident in enumerate(idents):
+        hit = rate_limit_hit(name="login_attempts", ident=ident)
+        if not hit.allowed:
+            for earlier in idents[:position]:
+                rate_limit_refund(name="login_attempts", ident=earlier)
+            audit_record(event="login.rate_limited", username=username[:150], request=request, channel=channel)
+            raise rate_limited_error(hit)
 
 
 def profile_update(*, user: User, language: str, request: HttpRequest | None = None) -> Profile:
