@@ -10,24 +10,39 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 from django.core.wsgi import get_wsgi_application
+from django.db import connections
 from waitress.server import create_server
 
 from accounts.services import token_create
 from generation.models import Generation
 from tests.conftest import PASSWORD
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True),
+    # One at a time: each test opens up to SERVER_THREADS database connections at once.
+    pytest.mark.xdist_group("limits_under_concurrency"),
+]
+SERVER_THREADS = 16
 
 
 @pytest.fixture
 def waitress_server() -> Iterator[str]:
-    """The app served by waitress (as in production) with 50 threads, on a free port."""
-    server = create_server(get_wsgi_application(), host="127.0.0.1", port=0, threads=50)
+    """The app served by waitress, as in production, on a free port.
+
+    Server threads close their database connection after each request, so the test never holds
+    more connections than it has threads serving.
+    """
+    database = connections.settings["default"]
+    kept_age = database.get("CONN_MAX_AGE", 0)
+    database["CONN_MAX_AGE"] = 0
+    server = create_server(get_wsgi_application(), host="127.0.0.1", port=0, threads=SERVER_THREADS)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.effective_port}"
     server.close()
     thread.join(timeout=5)
+    database["CONN_MAX_AGE"] = kept_age
 
 
 def fire(count: int, send) -> Counter:
