@@ -1,4 +1,4 @@
-"""Account models: API tokens, stored only as a hash of their secret."""
+"""Account models: API tokens (stored hashed), profiles, quota overrides, rate-limit counters, audit log."""
 
 from __future__ import annotations
 
@@ -62,3 +62,60 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.event} {self.username}"
+
+
+class Profile(models.Model):
+    """What a user chooses for themselves: for now, the language of the portal."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="profile"
+    )
+    language = models.CharField(_("language"), max_length=10, blank=True, choices=settings.LANGUAGES)
+
+    class Meta:
+        verbose_name = _("profile")
+        verbose_name_plural = _("profiles")
+
+    def __str__(self) -> str:
+        return str(self.user)
+
+
+class UserQuota(models.Model):
+    """Per-user overrides of the quota defaults (blank = the default), and the row that
+    serialises a user's batch submissions so quota checks are atomic."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="quota"
+    )
+    daily_images = models.PositiveIntegerField(
+        _("images per day"), null=True, blank=True, help_text=_("Blank: the default from DEFAULT_DAILY_IMAGE_QUOTA.")
+    )
+    max_images_per_batch = models.PositiveIntegerField(
+        _("images per batch"),
+        null=True,
+        blank=True,
+        help_text=_("Blank: the default from DEFAULT_MAX_IMAGES_PER_BATCH."),
+    )
+    max_active_batches = models.PositiveIntegerField(
+        _("active batches"), null=True, blank=True, help_text=_("Blank: the default from DEFAULT_MAX_ACTIVE_BATCHES.")
+    )
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("quota")
+        verbose_name_plural = _("quotas")
+
+    def __str__(self) -> str:
+        return str(self.user)
+
+
+class RateLimitCounter(models.Model):
+    """One rate-limit window of one key, used when no Redis is configured (see accounts.ratelimits)."""
+
+    key = models.CharField(max_length=200, unique=True)
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField(db_index=True)
+    count = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count}"

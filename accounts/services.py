@@ -1,4 +1,4 @@
-"""Account write operations: issuing, authenticating and revoking API tokens."""
+"""Account write operations: tokens, password logins under rate limits, profiles, sign-up, deactivation."""
 
 from __future__ import annotations
 
@@ -8,15 +8,30 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.contrib.auth.models import User
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import transaction
+from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from accounts.models import ApiToken
+from accounts.audit import audit_record, client_ip
+from accounts.models import ApiToken, Profile
+from accounts.ratelimits import rate_limit_hit, rate_limit_refund, rate_limited_error
+from imagegen.errors import ApplicationError, ValidationFailed
 
 TOKEN_PREFIX = "ig_"  # noqa: S105 - a public marker, not a secret
 # Writing last_used_at on every request would turn reads into writes; once a minute is plenty.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+TOKEN_NAME_MAX_LENGTH = 100
+MAX_TOKEN_LIFETIME = timedelta(days=3650)
+Actor = User | AbstractBaseUser | AnonymousUser | None
+
+
+class LoginFailed(ApplicationError):
+    status_code = 401
+    default_code = "authentication_failed"
 
 
 @dataclass(frozen=True)
@@ -30,17 +45,40 @@ def _hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def token_create(*, user: User, name: str, expires_at: datetime | None = None) -> IssuedToken:
+def token_create(
+    *, user: User, name: str, expires_at: datetime | None = None, request: HttpRequest | None = None
+) -> IssuedToken:
+    """Issue a named token; only its hash is stored, so the returned secret is the one chance to see it."""
+    name = name.strip() or "API token"
+    if len(name) > TOKEN_NAME_MAX_LENGTH:
+        message = _("A token name has at most %(max)d characters.") % {"max": TOKEN_NAME_MAX_LENGTH}
+        raise ValidationFailed(message, details={"name": [message]})
+    _check_expiry(expires_at)
     prefix = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
-        user=user,
-        name=name.strip() or "API token",
-        prefix=prefix,
-        secret_hash=_hash_secret(secret),
-        expires_at=expires_at,
+        user=user, name=name, prefix=prefix, secret_hash=_hash_secret(secret), expires_at=expires_at
+    )
+    audit_record(
+        event="token.created", user=user, request=request, token=token.prefix, name=name, expires_at=_iso(expires_at)
     )
     return IssuedToken(token=token, secret=f"{TOKEN_PREFIX}{prefix}_{secret}")
+
+
+def _check_expiry(expires_at: datetime | None) -> None:
+    if expires_at is None:
+        return
+    now = timezone.now()
+    if expires_at <= now:
+        message = _("The expiry date must be in the future.")
+        raise ValidationFailed(message, details={"expires_at": [message]})
+    if expires_at > now + MAX_TOKEN_LIFETIME:
+        message = _("A token may live at most ten years.")
+        raise ValidationFailed(message, details={"expires_at": [message]})
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 def token_authenticate(*, raw: str) -> ApiToken | None:
@@ -63,8 +101,86 @@ def token_authenticate(*, raw: str) -> ApiToken | None:
 
 
 @transaction.atomic
-def token_revoke(*, token: ApiToken) -> ApiToken:
+def token_revoke(*, token: ApiToken, actor: Actor = None, request: HttpRequest | None = None) -> ApiToken:
+    """Revoke a token at once; revoking twice is harmless and recorded once."""
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        by = actor if actor is not None else token.user
+        audit_record(event="token.revoked", user=by, request=request, token=token.prefix, owner=token.user.username)
     return token
+
+
+def login_check_password(*, request: HttpRequest, username: str, password: str, channel: str) -> User:
+    """The user that `username` and `password` name, counted against the login_attempts limit.
+
+    Every attempt is counted per username and per client IP before the password is checked, so
+    parallel guesses cannot slip past the limit; an attempt that succeeds is given back.
+    """
+    idents = [f"user:{username.strip().lower()}", f"ip:{client_ip(request) or 'unknown'}"]
+    _count_login_attempt(request, username, idents, channel)
+    user = authenticate(request, username=username, password=password)
+    if not isinstance(user, User):
+        audit_record(event="login.failed", username=username[:150], request=request, channel=channel)
+        raise LoginFailed(_("Wrong username or password."))
+    for ident in idents:
+        rate_limit_refund(name="login_attempts", ident=ident)
+    return user
+
+
+def _count_login_attempt(request: HttpRequest, username: str, idents: list[str], channel: str) -> None:
+    """Count the attempt per username, then per IP; an attempt refused by either checks nothing.
+
+    The keys are taken one after the other, and a refusal by a later key gives back the earlier
+    ones, so each key lets exactly its limit of password checks through even under concurrency.
+    """
+    for position, ident in enumerate(idents):
+        hit = rate_limit_hit(name="login_attempts", ident=ident)
+        if not hit.allowed:
+            for earlier in idents[:position]:
+                rate_limit_refund(name="login_attempts", ident=earlier)
+            audit_record(event="login.rate_limited", username=username[:150], request=request, channel=channel)
+            raise rate_limited_error(hit)
+
+
+def profile_update(*, user: User, language: str, request: HttpRequest | None = None) -> Profile:
+    if language and language not in dict(settings.LANGUAGES):
+        message = _("Choose one of the offered languages.")
+        raise ValidationFailed(message, details={"language": [message]})
+    profile, _created = Profile.objects.update_or_create(user=user, defaults={"language": language})
+    audit_record(event="profile.updated", user=user, request=request, language=language)
+    return profile
+
+
+@transaction.atomic
+def user_signup(*, username: str, email: str, password: str, request: HttpRequest | None = None) -> User:
+    """Create an ordinary account (only reachable when ALLOW_SIGNUP is on); the password is validated."""
+    if User.objects.filter(username__iexact=username).exists():
+        message = _("That username is taken.")
+        raise ValidationFailed(message, code="username_taken", details={"username": [message]})
+    user = User(username=username, email=email)
+    _validate_password(password, user)
+    user.set_password(password)
+    user.save()
+    audit_record(event="account.signed_up", user=user, request=request)
+    return user
+
+
+def _validate_password(password: str, user: User) -> None:
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError
+
+    try:
+        validate_password(password, user)
+    except ValidationError as error:
+        raise ValidationFailed(" ".join(error.messages), details={"password": error.messages}) from None
+
+
+@transaction.atomic
+def user_deactivate(*, user: User, actor: Actor, request: HttpRequest | None = None) -> User:
+    """Lock an account out: no login, no session, no token works any more (rows are kept)."""
+    if user.is_active:
+        User.objects.filter(pk=user.pk).update(is_active=False)
+        user.is_active = False
+        audit_record(event="user.deactivated", user=actor, request=request, target=user.username)
+    return user

@@ -7,6 +7,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from accounts.audit import audit_record
 from generation import services
 from generation.models import Batch, Generation
 from imagegen.errors import ApplicationError
@@ -28,6 +29,10 @@ def _apply(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySe
         try:
             action(batch=batch)  # type: ignore[operator]
             done += 1
+            name = getattr(action, "__name__", "")
+            audit_record(
+                event="admin.batch_action", user=request.user, request=request, action=name, batch=str(batch.pk)
+            )
         except ApplicationError as error:
             modeladmin.message_user(request, f"{batch}: {error.message}", messages.WARNING)
     modeladmin.message_user(request, _("%(count)d batches updated.") % {"count": done})

@@ -14,6 +14,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.quotas import quota_reserve
 from generation import queue
 from generation.models import Batch, BatchSource, BatchStatus, Generation, GenerationStatus
 from generation.prompts import expand_prompts
@@ -157,6 +158,8 @@ def batch_create(*, owner: User, spec: BatchSpec, source: str = BatchSource.API)
         "seed": spec.seed,
     }
     with transaction.atomic():
+        # Locks the owner's quota row first, so concurrent submissions cannot overspend.
+        quota_reserve(user=owner, images=len(spec.prompts) * spec.images_per_prompt)
         batch = Batch.objects.create(
             owner=owner,
             name=spec.name,
@@ -219,6 +222,7 @@ def batch_retry_failed(*, batch: Batch) -> Batch:
         ids = list(batch.generations.filter(status__in=retry).values_list("id", flat=True))
         if not ids:
             raise Conflict(_("This batch has no failed or cancelled images to retry."), code="nothing_to_retry")
+        quota_reserve(user=batch.owner, images=len(ids))
         Generation.objects.filter(id__in=ids).update(
             status=GenerationStatus.PENDING,
             attempts=0,

@@ -50,6 +50,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "csp",
     "accounts",
     "generation",
     "monitoring",
@@ -64,7 +68,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "accounts.middleware.RateLimitHeadersMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "accounts.middleware.TwoFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -183,6 +191,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3 * 24 * 3600)
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "generation:batch_list"
 LOGOUT_REDIRECT_URL = "accounts:login"
@@ -228,6 +237,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "imagegen.api.Pagination",
     "PAGE_SIZE": 20,
     "EXCEPTION_HANDLER": "imagegen.api.exception_handler",
+    # The one throttle: api_requests_per_minute, counted atomically per user (accounts.ratelimits).
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.ApiRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -250,6 +261,24 @@ SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=14 * 24 * 3600)
+CSRF_COOKIE_HTTPONLY = True
+# Every page loads its scripts and styles from our own origin; nothing inline, nothing third-party.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        # Inline style attributes (admin, Swagger UI) are allowed; inline scripts are not.
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     SESSION_COOKIE_SECURE = True
@@ -330,3 +359,22 @@ ADMIN_USERNAME = env.str("ADMIN_USERNAME", default="admin")
 ADMIN_PASSWORD = env.str("ADMIN_PASSWORD", default="")
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# EMAIL_URL (e.g. smtp+tls://user:password@mail.example.com:587) configures SMTP in one variable.
+if env.str("EMAIL_URL", default=""):
+    globals().update(env.email_url("EMAIL_URL"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ImageGen <noreply@localhost>")
+
+# --- Accounts: sign-up, two-factor, quotas and rate limits (see docs/security.md) --------------
+
+ALLOW_SIGNUP = env.bool("ALLOW_SIGNUP", default=False)
+REQUIRE_2FA_FOR_STAFF = env.bool("REQUIRE_2FA_FOR_STAFF", default=False)
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="ImageGen")
+DEFAULT_DAILY_IMAGE_QUOTA = env.int("DEFAULT_DAILY_IMAGE_QUOTA", default=1000)
+DEFAULT_MAX_IMAGES_PER_BATCH = env.int("DEFAULT_MAX_IMAGES_PER_BATCH", default=500)
+DEFAULT_MAX_ACTIVE_BATCHES = env.int("DEFAULT_MAX_ACTIVE_BATCHES", default=10)
+API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="120/min")
+LOGIN_RATE_LIMIT = env.str("LOGIN_RATE_LIMIT", default="5/15min")
+# Counters live in Redis when REDIS_URL is set, else in the database; keys start with this prefix.
+RATE_LIMIT_KEY_PREFIX = env.str("RATE_LIMIT_KEY_PREFIX", default=f"{CACHE_KEY_PREFIX}:rl")
+# Reverse proxies (IPs or CIDR networks) whose X-Forwarded-For is believed; nobody else's is.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])

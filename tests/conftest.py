@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,17 @@ from generation import services
 from generation.models import Batch, BatchSource
 
 PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def request_metrics_start_empty(request: Any, monkeypatch: Any) -> None:
+    """Each test starts with no buffered request metrics; tests without a database never flush them."""
+    from monitoring.request_metrics import recorder
+
+    recorder.take(include_current=True)
+    uses_db = request.node.get_closest_marker("django_db") or {"db", "transactional_db"} & set(request.fixturenames)
+    if not uses_db:
+        monkeypatch.setattr(recorder, "_flush_soon", lambda: None)
 
 
 @pytest.fixture(autouse=True)
@@ -107,3 +119,9 @@ def real_queue(monkeypatch: Any) -> Iterator[None]:
         get_broker().purge_queue()
         yield
         get_broker().purge_queue()
+
+
+@pytest.fixture(autouse=True)
+def isolated_rate_limits(settings: Any) -> None:
+    """Each test counts rate limits under its own key prefix, so a shared Redis never leaks counts."""
+    settings.RATE_LIMIT_KEY_PREFIX = f"test-rl-{uuid.uuid4().hex}"

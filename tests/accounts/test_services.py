@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from accounts.models import ApiToken
 from accounts.services import token_authenticate, token_create, token_revoke
 
 
@@ -27,7 +28,8 @@ def test_malformed_tokens_are_refused(db):
 def test_revoked_and_expired_tokens_are_refused(owner):
     revoked = token_create(user=owner, name="old")
     token_revoke(token=revoked.token)
-    expired = token_create(user=owner, name="short", expires_at=timezone.now() - timedelta(seconds=1))
+    expired = token_create(user=owner, name="short", expires_at=timezone.now() + timedelta(seconds=60))
+    ApiToken.objects.filter(pk=expired.token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert token_authenticate(raw=revoked.secret) is None
     assert token_authenticate(raw=expired.secret) is None
 

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from generation.models import Batch
 from tests.browser.conftest import screenshot
@@ -43,9 +44,9 @@ def test_log_in_submit_a_batch_and_see_it_fill_in(page, live_server, owner, real
     env = cluster_env(tmp_path, Q_WORKERS="2", LOCAL_PROVIDER_DELAY="0.4")
     with running_cluster(env, tmp_path / "cluster.log"):
         # No reload: the page's script updates the bar and the tiles as images arrive.
-        page.wait_for_function("document.querySelectorAll('#grid img').length >= 3", timeout=60_000)
+        page.locator("#grid img").nth(2).wait_for(timeout=60_000)
         screenshot(page, "04-batch-running")
-        page.wait_for_function("document.querySelectorAll('#grid img').length === 8", timeout=60_000)
+        expect(page.locator("#grid img")).to_have_count(8, timeout=60_000)
         page.wait_for_selector("#batch-status [data-status=completed]")
     assert page.locator("#percent").inner_text() == "100%"
     assert page.locator("#count-completed").inner_text() == "8"

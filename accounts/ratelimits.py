@@ -1,0 +1,181 @@
+"""Named rate limits, defined once, counted atomically in Redis or the database."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.models import RateLimitCounter
+from imagegen.errors import TooManyRequests
+
+# Each named limit reads its setting when used, so tests and operators change it in one place.
+RATE_SETTINGS = {
+    "api_requests_per_minute": "API_RATE_LIMIT",
+    "login_attempts": "LOGIN_RATE_LIMIT",
+}
+PERIOD_SECONDS = {
+    "s": 1, "sec": 1, "second": 1, "seconds": 1,
+    "m": 60, "min": 60, "minute": 60, "minutes": 60,
+    "h": 3600, "hour": 3600, "hours": 3600,
+    "d": 86400, "day": 86400, "days": 86400,
+}  # fmt: skip
+RATE_PATTERN = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*$")
+# Hit the key and report (count, milliseconds left in the window) in one atomic step. The window
+# starts at the first hit, so a burst is never split across two windows.
+REDIS_HIT = """
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+"""
+REDIS_REFUND = """
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count > 0 then redis.call('DECR', KEYS[1]) end
+return count
+"""
+
+
+@dataclass(frozen=True)
+class Rate:
+    limit: int
+    seconds: int
+
+    def __str__(self) -> str:
+        return f"{self.limit}/{self.seconds}s"
+
+
+@dataclass(frozen=True)
+class Hit:
+    """The state of one key's window after a request was counted (or peeked at)."""
+
+    name: str
+    rate: Rate
+    count: int
+    retry_after: int
+
+    @property
+    def allowed(self) -> bool:
+        return self.count <= self.rate.limit
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.rate.limit - self.count)
+
+
+@functools.lru_cache(maxsize=32)
+def parse_rate(text: str) -> Rate:
+    """'120/min', '5/15min', '1000/day', '10/30s' into a limit and a period in seconds."""
+    match = RATE_PATTERN.match(text.lower())
+    if not match or match.group(3) not in PERIOD_SECONDS:
+        raise ImproperlyConfigured(f"Bad rate {text!r}: write it as N/period, e.g. 120/min or 5/15min.")
+    multiplier = int(match.group(2) or 1)
+    limit, seconds = int(match.group(1)), multiplier * PERIOD_SECONDS[match.group(3)]
+    if limit < 1 or seconds < 1:
+        raise ImproperlyConfigured(f"Bad rate {text!r}: the limit and the period must be positive.")
+    return Rate(limit=limit, seconds=seconds)
+
+
+def rate_for(name: str) -> Rate:
+    return parse_rate(getattr(settings, RATE_SETTINGS[name]))
+
+
+def _key(name: str, ident: str) -> str:
+    # Identifiers come from users (usernames); hashing keeps keys short and free of odd characters.
+    digest = hashlib.sha256(ident.encode()).hexdigest()[:32]
+    return f"{settings.RATE_LIMIT_KEY_PREFIX}:{name}:{digest}"
+
+
+def rate_limit_hit(*, name: str, ident: str) -> Hit:
+    """Count one request against `name` for `ident`, atomically, and say whether it is allowed."""
+    rate = rate_for(name)
+    key = _key(name, ident)
+    count, seconds_left = _redis_hit(key, rate) if settings.REDIS_URL else _db_hit(key, rate)
+    return Hit(name=name, rate=rate, count=count, retry_after=max(1, math.ceil(seconds_left)))
+
+
+def rate_limit_enforce(*, name: str, ident: str) -> Hit:
+    """Count one request and raise `rate_limited` (429 with Retry-After) when it is over the limit."""
+    hit = rate_limit_hit(name=name, ident=ident)
+    if not hit.allowed:
+        raise rate_limited_error(hit)
+    return hit
+
+
+def rate_limited_error(hit: Hit) -> TooManyRequests:
+    message = _("Too many requests. Try again in %(seconds)d seconds.") % {"seconds": hit.retry_after}
+    details = {"limit": hit.name, "max_requests": hit.rate.limit, "period_seconds": hit.rate.seconds}
+    return TooManyRequests(message, code="rate_limited", retry_after=hit.retry_after, details=details)
+
+
+def rate_limit_refund(*, name: str, ident: str) -> None:
+    """Give back one counted request (e.g. a login attempt that turned out to be the right password)."""
+    key = _key(name, ident)
+    if settings.REDIS_URL:
+        _redis().eval(REDIS_REFUND, 1, key)
+        return
+    RateLimitCounter.objects.filter(key=key, count__gt=0, window_end__gt=timezone.now()).update(count=F("count") - 1)
+
+
+def rate_limit_peek(*, name: str, ident: str) -> Hit:
+    """The current window without counting anything (for the account page and /api/v1/me/)."""
+    rate = rate_for(name)
+    key = _key(name, ident)
+    if settings.REDIS_URL:
+        pipe = _redis().pipeline()
+        pipe.get(key)
+        pipe.pttl(key)
+        raw, ttl = pipe.execute()
+        count, seconds_left = int(raw or 0), (ttl / 1000 if ttl and ttl > 0 else rate.seconds)
+    else:
+        row = RateLimitCounter.objects.filter(key=key, window_end__gt=timezone.now()).first()
+        count = row.count if row else 0
+        seconds_left = (row.window_end - timezone.now()).total_seconds() if row else rate.seconds
+    return Hit(name=name, rate=rate, count=count, retry_after=max(1, math.ceil(seconds_left)))
+
+
+@functools.lru_cache(maxsize=4)
+def _redis_client(url: str) -> Any:
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=5)
+
+
+def _redis() -> Any:
+    return _redis_client(settings.REDIS_URL)
+
+
+def _redis_hit(key: str, rate: Rate) -> tuple[int, float]:
+    count, ttl_ms = _redis().eval(REDIS_HIT, 1, key, rate.seconds * 1000)
+    return int(count), int(ttl_ms) / 1000
+
+
+def _db_hit(key: str, rate: Rate) -> tuple[int, float]:
+    """Increment under a row lock (PostgreSQL) or the write lock of an IMMEDIATE transaction (SQLite)."""
+    now = timezone.now()
+    period = timedelta(seconds=rate.seconds)
+    with transaction.atomic():
+        fresh = RateLimitCounter(key=key, window_start=now, window_end=now + period, count=0)
+        RateLimitCounter.objects.bulk_create([fresh], ignore_conflicts=True)
+        row = RateLimitCounter.objects.select_for_update().get(key=key)
+        if row.window_end <= now:
+            row.window_start, row.window_end, row.count = now, now + period, 0
+            # Whenever a window rolls over, sweep windows that ended long ago, so the table stays small.
+            RateLimitCounter.objects.filter(window_end__lt=now - timedelta(days=1)).delete()
+        row.count += 1
+        row.save(update_fields=["window_start", "window_end", "count"])
+    return row.count, (row.window_end - now).total_seconds()

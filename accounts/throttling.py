@@ -1,0 +1,21 @@
+"""DRF throttle that applies the api_requests_per_minute limit to every authenticated API request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
+
+from accounts.ratelimits import rate_limit_enforce
+
+
+class ApiRateThrottle(BaseThrottle):
+    """Counts per user in the shared store; over the limit it raises `rate_limited` with Retry-After."""
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        if not request.user or not request.user.is_authenticated:
+            return True  # anonymous calls are refused by authentication, or limited as logins
+        hit = rate_limit_enforce(name="api_requests_per_minute", ident=f"user:{request.user.pk}")
+        request._request.rate_limit_hit = hit  # type: ignore[attr-defined]  # read by RateLimitHeadersMiddleware
+        return True
