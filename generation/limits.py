@@ -100,7 +100,7 @@ def _take(provider: str, kind: str, holder: str, now: datetime, expires: datetim
     limit = limit_for(provider, kind)
     if limit <= 0:
         return True
-    _ensure_rows(provider, kind, limit)
+    _ensure_rows(provider, kind, limit, now)
     free = ProviderPermit.objects.filter(provider=provider, kind=kind, index__lt=limit, expires_at__lte=now)
     candidates = list(free.values_list("pk", flat=True)[:limit])
     random.shuffle(candidates)  # spread workers over the free rows instead of racing for the first
@@ -110,11 +110,16 @@ def _take(provider: str, kind: str, holder: str, now: datetime, expires: datetim
     return False
 
 
-def _ensure_rows(provider: str, kind: str, limit: int) -> None:
+def _ensure_rows(provider: str, kind: str, limit: int, now: datetime) -> None:
     rows = ProviderPermit.objects.filter(provider=provider, kind=kind, index__lt=limit)
     if rows.count() < limit:
         existing = set(rows.values_list("index", flat=True))
-        missing = [ProviderPermit(provider=provider, kind=kind, index=i) for i in range(limit) if i not in existing]
+        free = now - RPM_WINDOW
+        missing = [
+            ProviderPermit(provider=provider, kind=kind, index=i, expires_at=free)
+            for i in range(limit)
+            if i not in existing
+        ]
         ProviderPermit.objects.bulk_create(missing, ignore_conflicts=True)
 
 

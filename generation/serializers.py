@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from generation.limits import limit_for
@@ -63,9 +64,10 @@ class BatchSerializer(serializers.ModelSerializer):
     def get_pending(self, batch: Batch) -> int:
         return batch.total - batch.finished
 
-    def get_cost_usd(self, batch: Batch) -> Decimal | None:
+    @extend_schema_field(serializers.DecimalField(max_digits=12, decimal_places=5, allow_null=True))
+    def get_cost_usd(self, batch: Batch) -> str | None:
         cost = batch_cost(batch=batch)
-        return None if cost is None else cost.quantize(Decimal("0.00001"))
+        return None if cost is None else str(Decimal(cost).quantize(Decimal("0.00001")))
 
     def get_urls(self, batch: Batch) -> dict[str, str]:
         request = self.context["request"]
