@@ -14,17 +14,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from generation import selectors, services
+from generation import keys, selectors, services
 from generation.models import BatchSource
-from generation.providers import configured_providers
 from generation.serializers import (
     BatchCreateSerializer,
     BatchSerializer,
     GenerationSerializer,
+    ProviderKeyCreateSerializer,
+    ProviderKeySerializer,
     ProviderSerializer,
-    provider_data,
+    UsageSerializer,
 )
-from generation.views import serve_generation_file
+from generation.views import serve_generation_file, user_provider_data
 
 LIST_FILTERS = [
     OpenApiParameter("search", str, description="Text in the batch name or any of its prompts."),
@@ -49,7 +50,7 @@ class BatchListCreateView(GenericAPIView):
     def post(self, request: Request) -> Response:
         data = BatchCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        spec = services.check_batch_request(**data.validated_data)
+        spec = services.check_batch_request(**data.validated_data, user_id=request.user.pk)
         batch = services.batch_create(owner=cast(User, request.user), spec=spec, source=BatchSource.API)
         return Response(BatchSerializer(batch, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
@@ -108,4 +109,30 @@ class GenerationFileView(APIView):
 class ProviderListView(APIView):
     @extend_schema(responses=ProviderSerializer(many=True))
     def get(self, request: Request) -> Response:
-        return Response(provider_data(configured_providers()))
+        return Response(user_provider_data(request.user.pk))
+
+
+class UsageView(APIView):
+    @extend_schema(responses=UsageSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(UsageSerializer(selectors.usage_summary(user=request.user)).data)
+
+
+class ProviderKeyListCreateView(APIView):
+    @extend_schema(responses=ProviderKeySerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(ProviderKeySerializer(keys.provider_key_list(user=request.user), many=True).data)
+
+    @extend_schema(request=ProviderKeyCreateSerializer, responses={201: ProviderKeySerializer})
+    def post(self, request: Request) -> Response:
+        data = ProviderKeyCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        key = keys.provider_key_save(owner=cast(User, request.user), request=request, **data.validated_data)
+        return Response(ProviderKeySerializer(key).data, status=status.HTTP_201_CREATED)
+
+
+class ProviderKeyDetailView(APIView):
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, provider: str) -> Response:
+        keys.provider_key_delete(owner=cast(User, request.user), provider=provider, request=request)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -22,4 +22,7 @@ urlpatterns = [
         name="api-generation-thumbnail",
     ),
     path("providers/", api.ProviderListView.as_view(), name="api-providers"),
+    path("usage/", api.UsageView.as_view(), name="api-usage"),
+    path("provider-keys/", api.ProviderKeyListCreateView.as_view(), name="api-provider-keys"),
+    path("provider-keys/<slug:provider>/", api.ProviderKeyDetailView.as_view(), name="api-provider-key-detail"),
 ]

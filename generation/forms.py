@@ -14,17 +14,20 @@ from generation.providers import configured_providers
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
 
 
-def model_choices() -> list[tuple[str, str]]:
+OPTION_PREFIX = "option_"
+
+
+def model_choices(user_id: int | None = None) -> list[tuple[str, str]]:
     return [
         (f"{provider.name}:{model.id}", f"{provider.label} — {model.label}")
-        for provider in configured_providers().values()
+        for provider in configured_providers(user_id=user_id).values()
         for model in provider.models()
     ]
 
 
-def size_choices() -> list[tuple[str, str]]:
+def size_choices(user_id: int | None = None) -> list[tuple[str, str]]:
     sizes: dict[str, None] = {}
-    for provider in configured_providers().values():
+    for provider in configured_providers(user_id=user_id).values():
         for model in provider.models():
             sizes.update({f"{w}x{h}": None for w, h in model.sizes})
     return [(size, size.replace("x", " × ")) for size in sizes]
@@ -58,11 +61,21 @@ class BatchForm(forms.Form):
         label=_("Seed"), required=False, min_value=0, max_value=2**32 - 1, help_text=_("Empty for random seeds.")
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    fallbacks = forms.MultipleChoiceField(
+        label=_("Fallback providers"),
+        required=False,
+        widget=forms.SelectMultiple(attrs={"size": 4}),
+        help_text=_("Tried in this order when the chosen model keeps failing with temporary errors."),
+    )
+
+    def __init__(self, *args: Any, user_id: int | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        cast(forms.ChoiceField, self.fields["model"]).choices = model_choices()
-        cast(forms.ChoiceField, self.fields["size"]).choices = size_choices()
+        choices = model_choices(user_id)
+        cast(forms.ChoiceField, self.fields["model"]).choices = choices
+        cast(forms.MultipleChoiceField, self.fields["fallbacks"]).choices = choices
+        cast(forms.ChoiceField, self.fields["size"]).choices = size_choices(user_id)
         self.fields["size"].initial = "512x512"
+        self.user_id = user_id
 
     def clean_prompts_file(self) -> str:
         upload = self.cleaned_data.get("prompts_file")
@@ -99,7 +112,34 @@ class BatchForm(forms.Form):
             "width": int(width),
             "height": int(height),
             "seed": data["seed"],
+            "options": self.model_options(),
+            "fallbacks": list(data.get("fallbacks") or []),
+            "user_id": self.user_id,
+        }
+
+    def model_options(self) -> dict[str, str]:
+        """The model's own settings, posted as `option_<name>` inputs that the page builds per model."""
+        return {
+            name.removeprefix(OPTION_PREFIX): value.strip()
+            for name, value in self.data.items()
+            if name.startswith(OPTION_PREFIX) and isinstance(value, str) and value.strip()
         }
 
     # Which form field shows an error a service reports against an API field.
-    FIELD_FOR_ERROR = {"provider": "model", "width": "size", "height": "size"}
+    FIELD_FOR_ERROR = {"provider": "model", "width": "size", "height": "size", "options": None}
+
+
+class ProviderKeyForm(forms.Form):
+    provider = forms.ChoiceField(label=_("Provider"))
+    api_key = forms.CharField(
+        label=_("API key"),
+        max_length=500,
+        widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
+        help_text=_("Stored encrypted; only its last four characters are shown again."),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from generation.keys import key_providers
+
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["provider"]).choices = list(key_providers().items())

@@ -99,6 +99,10 @@ class Generation(models.Model):
     )
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # A retry waits for its backoff (or a provider's Retry-After): no worker claims it before this.
+    not_before = models.DateTimeField(null=True, blank=True)
+    # 0 while on the batch's own provider; n after failing over to the batch's n-th fallback.
+    provider_index = models.PositiveSmallIntegerField(default=0)
     enqueued_at = models.DateTimeField(null=True, blank=True)
     error_code = models.CharField(_("error code"), max_length=60, blank=True)
     error_message = models.TextField(_("error message"), blank=True)
@@ -106,6 +110,7 @@ class Generation(models.Model):
     # fallback after failover. Blank until the first attempt.
     provider = models.CharField(_("provider"), max_length=50, blank=True)
     model = models.CharField(_("model"), max_length=100, blank=True)
+    quality = models.CharField(_("quality"), max_length=30, blank=True)
     cost_usd = models.DecimalField(_("estimated cost (USD)"), max_digits=10, decimal_places=5, null=True, blank=True)
     provider_latency_ms = models.PositiveIntegerField(_("provider latency (ms)"), null=True, blank=True)
     image = models.FileField(_("image"), upload_to="images/", max_length=255, blank=True)
@@ -131,3 +136,64 @@ class Generation(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED_GENERATION_STATUSES
+
+
+class ProviderKey(models.Model):
+    """A user's own API key for a provider (bring your own key), encrypted at rest."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="provider_keys")
+    provider = models.CharField(_("provider"), max_length=50)
+    encrypted_key = models.TextField()
+    last4 = models.CharField(max_length=4)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        ordering = ["provider"]
+        verbose_name = _("provider key")
+        verbose_name_plural = _("provider keys")
+        constraints = [models.UniqueConstraint(fields=["owner", "provider"], name="one_key_per_provider")]
+
+    def __str__(self) -> str:
+        return f"{self.provider} …{self.last4}"
+
+    @property
+    def masked(self) -> str:
+        return f"…{self.last4}"
+
+
+class PermitKind(models.TextChoices):
+    CONCURRENCY = "concurrency"
+    RPM = "rpm"
+
+
+class ProviderPermit(models.Model):
+    """One slot of a provider's cluster-wide limit: held until released (concurrency) or for 60 s (rpm).
+
+    A limit of N is N rows; taking a slot is a conditional UPDATE on a free row, so at most N
+    holders exist whatever the number of workers or machines.
+    """
+
+    provider = models.CharField(max_length=50)
+    kind = models.CharField(max_length=12, choices=PermitKind.choices)
+    index = models.PositiveIntegerField()
+    holder = models.CharField(max_length=64, blank=True)
+    expires_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["provider", "kind", "index"], name="one_permit_per_index")]
+        indexes = [models.Index(fields=["provider", "kind", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.kind} #{self.index}"
+
+
+class ProviderCooldown(models.Model):
+    """A provider told us to slow down (429): nobody calls it before `until`."""
+
+    provider = models.CharField(max_length=50, primary_key=True)
+    until = models.DateTimeField()
+    reason = models.CharField(max_length=200, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.provider} until {self.until}"

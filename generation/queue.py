@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.tasks import async_task
@@ -33,11 +34,12 @@ def sweep_stale_generations() -> dict[str, int]:
     expired is pending again (or failed, once out of attempts), and a pending generation that
     has waited too long while the broker's queue is empty is enqueued again.
     """
+    from generation.runner import attempts_allowed
     from generation.services import batch_refresh
 
     now = timezone.now()
     expired = Generation.objects.filter(status=GenerationStatus.RUNNING, lease_expires_at__lt=now)
-    exhausted = expired.filter(attempts__gte=settings.GENERATION_MAX_ATTEMPTS)
+    exhausted = expired.filter(attempts__gte=attempts_allowed())
     touched_batches = set(expired.values_list("batch_id", flat=True))
     failed = exhausted.update(
         status=GenerationStatus.FAILED,
@@ -51,11 +53,12 @@ def sweep_stale_generations() -> dict[str, int]:
         status=GenerationStatus.PENDING, lease_expires_at=None, enqueued_at=now
     )
     lost = _lost_pending(now)
-    Generation.objects.filter(id__in=lost).update(enqueued_at=now)
-    enqueue_generations([*stale_running, *lost])
+    due = _due_retries(now)
+    Generation.objects.filter(id__in=[*lost, *due]).update(enqueued_at=now)
+    enqueue_generations([*stale_running, *lost, *due])
     for batch_id in touched_batches:
         batch_refresh(batch_id=batch_id)
-    result = {"failed": failed, "redelivered": len(stale_running), "requeued": len(lost)}
+    result = {"failed": failed, "redelivered": len(stale_running), "requeued": len(lost), "retried": len(due)}
     if any(result.values()):
         logger.warning("Sweeper repaired generations: %s", result)
     return result
@@ -65,8 +68,17 @@ def _lost_pending(now: datetime) -> list[uuid.UUID]:
     if queue_size() > 0:
         return []  # the queue still holds work; pending rows are simply waiting their turn
     cutoff = now - timedelta(seconds=settings.GENERATION_REQUEUE_AFTER_SECONDS)
-    pending = Generation.objects.filter(status=GenerationStatus.PENDING, enqueued_at__lt=cutoff)
+    pending = Generation.objects.filter(status=GenerationStatus.PENDING, enqueued_at__lt=cutoff).exclude(
+        not_before__gt=now
+    )
     return list(pending.filter(batch__cancel_requested_at__isnull=True).values_list("id", flat=True)[:1000])
+
+
+def _due_retries(now: datetime) -> list[uuid.UUID]:
+    """Retries parked for a long backoff (no task queued for them) whose time has come."""
+    parked = Generation.objects.filter(status=GenerationStatus.PENDING, enqueued_at__isnull=True)
+    due = parked.filter(Q(not_before__isnull=True) | Q(not_before__lte=now), batch__cancel_requested_at__isnull=True)
+    return list(due.values_list("id", flat=True)[:1000])
 
 
 def queue_size() -> int:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils.translation import gettext as _
 
 from generation.models import Batch, Generation
@@ -20,13 +22,13 @@ def batch_list(*, user: AbstractBaseUser | AnonymousUser, search: str = "", stat
         batches = batches.filter(Q(name__icontains=search) | Q(id__in=matching))
     if status:
         batches = batches.filter(status=status)
-    return batches.order_by("-created_at")
+    return batches.annotate(cost_total=Sum("generations__cost_usd")).order_by("-created_at")
 
 
 def batch_get(*, user: AbstractBaseUser | AnonymousUser, batch_id: uuid.UUID | str) -> Batch:
     """The user's own batch; another user's, or an unknown id, is the same 404."""
     try:
-        return Batch.objects.get(pk=batch_id, owner_id=user.pk)
+        return Batch.objects.annotate(cost_total=Sum("generations__cost_usd")).get(pk=batch_id, owner_id=user.pk)
     except (Batch.DoesNotExist, ValidationError, ValueError):
         raise NotFound(_("No such batch.")) from None
 
@@ -41,3 +43,26 @@ def generation_get(*, user: AbstractBaseUser | AnonymousUser, generation_id: uui
         return Generation.objects.select_related("batch").get(pk=generation_id, batch__owner_id=user.pk)
     except (Generation.DoesNotExist, ValidationError, ValueError):
         raise NotFound(_("No such image.")) from None
+
+
+def batch_cost(*, batch: Batch) -> Decimal | None:
+    """The batch's estimated cost so far: annotated by the selectors above, or summed here."""
+    if hasattr(batch, "cost_total"):
+        return batch.cost_total
+    return Generation.objects.filter(batch=batch).aggregate(total=Sum("cost_usd"))["total"]
+
+
+def usage_summary(*, user: AbstractBaseUser | AnonymousUser) -> dict[str, Any]:
+    """What the user's images have cost, in total and per provider and model."""
+    succeeded = Generation.objects.filter(batch__owner_id=user.pk, status="succeeded")
+    rows = (
+        succeeded.values("provider", "model")
+        .annotate(images=Count("id"), cost_usd=Sum("cost_usd"))
+        .order_by("provider", "model")
+    )
+    totals = succeeded.aggregate(images=Count("id"), cost_usd=Sum("cost_usd"))
+    return {
+        "images": totals["images"],
+        "cost_usd": totals["cost_usd"] or Decimal("0"),
+        "by_model": [{**row, "cost_usd": row["cost_usd"] or Decimal("0")} for row in rows],
+    }

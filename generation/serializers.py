@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from generation.models import Batch, Generation
+from generation.limits import limit_for
+from generation.models import Batch, Generation, ProviderKey
+from generation.selectors import batch_cost
 
 
 class BatchCreateSerializer(serializers.Serializer):
@@ -27,24 +31,43 @@ class BatchCreateSerializer(serializers.Serializer):
     width = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
     height = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
     seed = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0)
+    options = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text='The model\'s own settings, e.g. {"quality": "hd"}; see `capabilities.options` in /providers/.',
+    )
+    fallbacks = serializers.ListField(
+        child=serializers.CharField(max_length=200),
+        required=False,
+        default=list,
+        max_length=3,
+        help_text="Providers to move to, in order, when a generation keeps failing with transient errors: "
+        "`provider` or `provider:model`.",
+    )
 
 
 class BatchSerializer(serializers.ModelSerializer):
     progress = serializers.FloatField(read_only=True)
     pending = serializers.SerializerMethodField()
+    cost_usd = serializers.SerializerMethodField(help_text="Estimated cost of the images made so far, in USD.")
     urls = serializers.SerializerMethodField()
 
     class Meta:
         model = Batch
         fields = [
             "id", "name", "status", "provider", "model", "parameters", "source",
-            "total", "completed", "failed", "cancelled", "pending", "progress",
+            "total", "completed", "failed", "cancelled", "pending", "progress", "cost_usd",
             "created_at", "started_at", "finished_at", "urls",
         ]  # fmt: skip
         read_only_fields = fields
 
     def get_pending(self, batch: Batch) -> int:
         return batch.total - batch.finished
+
+    @extend_schema_field(serializers.DecimalField(max_digits=12, decimal_places=5, allow_null=True))
+    def get_cost_usd(self, batch: Batch) -> str | None:
+        cost = batch_cost(batch=batch)
+        return None if cost is None else str(Decimal(cost).quantize(Decimal("0.00001")))
 
     def get_urls(self, batch: Batch) -> dict[str, str]:
         request = self.context["request"]
@@ -65,7 +88,7 @@ class GenerationSerializer(serializers.ModelSerializer):
         model = Generation
         fields = [
             "id", "batch_id", "position", "status", "prompt", "negative_prompt", "seed", "width", "height",
-            "provider", "model", "cost_usd", "attempts", "provider_latency_ms", "content_hash",
+            "provider", "model", "quality", "cost_usd", "attempts", "not_before", "provider_latency_ms", "content_hash",
             "image_url", "thumbnail_url", "error",
             "metadata", "created_at", "started_at", "finished_at",
         ]  # fmt: skip
@@ -100,10 +123,12 @@ class ProviderSerializer(serializers.Serializer):
     description = serializers.CharField()
     offline = serializers.BooleanField()
     default = serializers.BooleanField()
+    own_key = serializers.BooleanField(help_text="Your batches on this provider use the key you saved.")
+    limits = serializers.DictField(help_text="Cluster-wide `concurrency` and `rpm` (0 = unlimited).")
     models = ModelInfoSerializer(many=True)
 
 
-def provider_data(providers: dict[str, Any]) -> list[dict[str, Any]]:
+def provider_data(providers: dict[str, Any], *, own_keys: set[str] | None = None) -> list[dict[str, Any]]:
     return [
         {
             "name": p.name,
@@ -111,7 +136,36 @@ def provider_data(providers: dict[str, Any]) -> list[dict[str, Any]]:
             "description": p.description,
             "offline": p.offline,
             "default": p.name == settings.DEFAULT_PROVIDER,
+            "own_key": p.name in (own_keys or set()),
+            "limits": {kind: limit_for(p.name, kind) for kind in ("concurrency", "rpm")},
             "models": [{"id": m.id, "label": m.label, "capabilities": m.capabilities()} for m in p.models()],
         }
         for p in providers.values()
     ]
+
+
+class UsageRowSerializer(serializers.Serializer):
+    provider = serializers.CharField()
+    model = serializers.CharField()
+    images = serializers.IntegerField()
+    cost_usd = serializers.DecimalField(max_digits=12, decimal_places=5)
+
+
+class UsageSerializer(serializers.Serializer):
+    images = serializers.IntegerField()
+    cost_usd = serializers.DecimalField(max_digits=12, decimal_places=5)
+    by_model = UsageRowSerializer(many=True)
+
+
+class ProviderKeySerializer(serializers.ModelSerializer):
+    key = serializers.CharField(source="masked", read_only=True, help_text="Only the last four characters.")
+
+    class Meta:
+        model = ProviderKey
+        fields = ["provider", "key", "created_at"]
+        read_only_fields = fields
+
+
+class ProviderKeyCreateSerializer(serializers.Serializer):
+    provider = serializers.CharField(max_length=50)
+    api_key = serializers.CharField(max_length=500, write_only=True, trim_whitespace=True)

@@ -23,6 +23,7 @@ from generation.providers.base import ModelInfo, Provider
 from imagegen.errors import Conflict, ValidationFailed
 
 MAX_SEED = 2**32 - 1
+MAX_FALLBACKS = 3
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,17 @@ def check_batch_request(
     seed: int | None = None,
     template: bool = False,
     parameters: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
+    fallbacks: list[str] | None = None,
+    user_id: int | None = None,
 ) -> BatchSpec:
-    """Validate a batch request and say exactly which field is wrong; nothing is written."""
-    chosen_provider = _check_provider(provider or settings.DEFAULT_PROVIDER)
+    """Validate a batch request and say exactly which field is wrong; nothing is written.
+
+    `options` are the chosen model's own settings (quality, style, steps...); `fallbacks` name
+    providers (`provider` or `provider:model`) to move to when the first one keeps failing.
+    `user_id` adds the providers that user brought their own key for.
+    """
+    chosen_provider = _check_provider(provider or settings.DEFAULT_PROVIDER, user_id=user_id)
     chosen_model = _check_model(chosen_provider, model)
     expanded = _check_prompts(prompts, template=template, model=chosen_model)
     if not 1 <= images_per_prompt <= settings.MAX_IMAGES_PER_PROMPT:
@@ -71,6 +80,10 @@ def check_batch_request(
         raise _invalid("seed", _("Seed must be between 0 and %(max)d.") % {"max": MAX_SEED})
     if negative_prompt and not chosen_model.supports_negative_prompt:
         raise _invalid("negative_prompt", _("This model does not take a negative prompt."))
+    extra: dict[str, Any] = {"options": _check_options(chosen_model, options or {})}
+    if fallbacks:
+        primary = (chosen_provider.name, chosen_model.id)
+        extra["fallbacks"] = _check_fallbacks(fallbacks, primary=primary, size=size, prompts=expanded, user_id=user_id)
     return BatchSpec(
         name=(name.strip() or expanded[0])[:200],
         provider=chosen_provider,
@@ -81,7 +94,7 @@ def check_batch_request(
         width=size[0],
         height=size[1],
         seed=seed,
-        parameters=parameters or {},
+        parameters={**(parameters or {}), **extra},
     )
 
 
@@ -89,18 +102,64 @@ def _invalid(field: str, message: str, code: str = "validation_error") -> Valida
     return ValidationFailed(message, code=code, details={field: [message]})
 
 
-def _check_provider(name: str) -> Provider:
-    providers = configured_providers()
+def _check_provider(name: str, *, user_id: int | None = None, field: str = "provider") -> Provider:
+    providers = configured_providers(user_id=user_id)
     if name not in providers:
         message = _("Unknown or unconfigured provider %(name)r. Available: %(names)s.") % {
             "name": name,
             "names": ", ".join(sorted(providers)),
         }
-        raise _invalid("provider", message, code="unknown_provider")
+        raise _invalid(field, message, code="unknown_provider")
     return providers[name]
 
 
-def _check_model(provider: Provider, model: str) -> ModelInfo:
+def _check_options(model: ModelInfo, options: dict[str, Any]) -> dict[str, Any]:
+    """The model's own settings, each checked against what the model accepts."""
+    if not isinstance(options, dict):
+        raise _invalid("options", _("Options must be an object of name: value pairs."), code="invalid_option")
+    clean = {}
+    for name, value in options.items():
+        option = model.option(name)
+        if option is None:
+            message = _("Model %(model)s has no option %(name)r. Available: %(names)s.") % {
+                "model": model.id,
+                "name": name,
+                "names": ", ".join(o.name for o in model.options) or _("none"),
+            }
+            raise _invalid("options", message, code="unknown_option")
+        try:
+            clean[name] = option.check(value)
+        except ValueError as error:
+            message = _("Option %(name)s must be %(expected)s.") % {"name": name, "expected": error}
+            raise _invalid("options", message, code="invalid_option") from None
+    return clean
+
+
+def _check_fallbacks(
+    fallbacks: list[str], *, primary: tuple[str, str], size: tuple[int, int], prompts: list[str], user_id: int | None
+) -> list[dict[str, Any]]:
+    """Each fallback as {provider, model, options}: configured, distinct, and able to render this batch."""
+    if len(fallbacks) > MAX_FALLBACKS:
+        message = _("At most %(max)d fallback providers.") % {"max": MAX_FALLBACKS}
+        raise _invalid("fallbacks", message, code="too_many_fallbacks")
+    chosen: list[dict[str, Any]] = []
+    seen = {primary}
+    for entry in fallbacks:
+        name, _sep, model_id = str(entry).partition(":")
+        provider = _check_provider(name.strip(), user_id=user_id, field="fallbacks")
+        model = _check_model(provider, model_id.strip(), field="fallbacks")
+        if (provider.name, model.id) in seen:
+            message = _("%(entry)s is listed twice (or is the batch's own model).") % {"entry": entry}
+            raise _invalid("fallbacks", message, code="duplicate_fallback")
+        if size not in model.sizes or any(len(p) > model.max_prompt_length for p in prompts):
+            message = _("Fallback %(entry)s cannot render this batch (size or prompt length).") % {"entry": entry}
+            raise _invalid("fallbacks", message, code="unsuitable_fallback")
+        seen.add((provider.name, model.id))
+        chosen.append({"provider": provider.name, "model": model.id, "options": {}})
+    return chosen
+
+
+def _check_model(provider: Provider, model: str, *, field: str = "model") -> ModelInfo:
     models = provider.models()
     if not model:
         return models[0]
@@ -112,7 +171,7 @@ def _check_model(provider: Provider, model: str) -> ModelInfo:
         "model": model,
         "models": ", ".join(m.id for m in models),
     }
-    raise _invalid("model", message, code="unknown_model")
+    raise _invalid(field, message, code="unknown_model")
 
 
 def _check_prompts(prompts: list[str], *, template: bool, model: ModelInfo) -> list[str]:
@@ -226,6 +285,10 @@ def batch_retry_failed(*, batch: Batch) -> Batch:
         Generation.objects.filter(id__in=ids).update(
             status=GenerationStatus.PENDING,
             attempts=0,
+            provider_index=0,
+            provider="",
+            model="",
+            not_before=None,
             error_code="",
             error_message="",
             lease_expires_at=None,

@@ -13,4 +13,6 @@ urlpatterns = [
     path("<uuid:batch_id>/cancel/", views.batch_cancel, name="batch_cancel"),
     path("<uuid:batch_id>/retry/", views.batch_retry, name="batch_retry"),
     path("images/<uuid:generation_id>/", views.generation_detail, name="generation_detail"),
+    path("keys/", views.provider_keys, name="provider_keys"),
+    path("keys/<slug:provider>/delete/", views.provider_key_delete, name="provider_key_delete"),
 ]

@@ -17,8 +17,8 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from generation import selectors, services
-from generation.forms import BatchForm
+from generation import keys, selectors, services
+from generation.forms import BatchForm, ProviderKeyForm
 from generation.models import Batch, BatchSource, BatchStatus, Generation, GenerationStatus
 from generation.providers import configured_providers
 from generation.serializers import provider_data
@@ -33,13 +33,19 @@ def batch_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "").strip()
     batches = selectors.batch_list(user=request.user, search=search, status=status)
     page = Paginator(batches, 20).get_page(request.GET.get("page"))
-    context = {"page": page, "search": search, "status": status, "statuses": BatchStatus.choices}
+    context = {
+        "page": page,
+        "search": search,
+        "status": status,
+        "statuses": BatchStatus.choices,
+        "usage": selectors.usage_summary(user=request.user),
+    }
     return render(request, "generation/batch_list.html", context)
 
 
 @login_required
 def batch_new(request: HttpRequest) -> HttpResponse:
-    form = BatchForm(request.POST or None, request.FILES or None)
+    form = BatchForm(request.POST or None, request.FILES or None, user_id=request.user.pk)
     if request.method == "POST" and form.is_valid():
         try:
             spec = services.check_batch_request(**form.batch_request())
@@ -47,12 +53,18 @@ def batch_new(request: HttpRequest) -> HttpResponse:
         except ApplicationError as error:
             field = next(iter(error.details), None)
             field = BatchForm.FIELD_FOR_ERROR.get(field or "", field)
-            form.add_error(field if field in form.fields else None, error.message)
+            form.add_error(field if field and field in form.fields else None, error.message)
         else:
             messages.success(request, _("Batch queued: %(count)d images.") % {"count": batch.total})
             return redirect("generation:batch_detail", batch_id=batch.pk)
-    models = provider_data(configured_providers())
-    return render(request, "generation/batch_new.html", {"form": form, "providers": models})
+    context = {"form": form, "providers": user_provider_data(request.user.pk), "posted_options": form.model_options()}
+    return render(request, "generation/batch_new.html", context)
+
+
+def user_provider_data(user_id: int | None) -> list[dict[str, object]]:
+    """The providers this user can use (operator-configured or their own key), as the API shows them."""
+    own = keys.provider_key_names(user_id=user_id)
+    return provider_data(configured_providers(user_id=user_id), own_keys=own)
 
 
 @login_required
@@ -66,6 +78,7 @@ def batch_detail(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
             "batch": batch,
             "page": page,
             "pending": batch.total - batch.finished,
+            "cost": selectors.batch_cost(batch=batch),
             "parameters": json.dumps(batch.parameters, ensure_ascii=False, indent=2),
             "status_labels": {**dict(BatchStatus.choices), **dict(GenerationStatus.choices)},
         },
@@ -132,3 +145,30 @@ def serve_generation_file(generation: Generation, field: str, *, download: bool 
     )
     response["Cache-Control"] = "private, max-age=86400, immutable"
     return response
+
+
+@login_required
+def provider_keys(request: HttpRequest) -> HttpResponse:
+    """Bring your own key: list, add or replace the user's provider keys."""
+    form = ProviderKeyForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            keys.provider_key_save(owner=cast(User, request.user), request=request, **form.cleaned_data)
+        except ApplicationError as error:
+            form.add_error(next(iter(error.details), None), error.message)
+        else:
+            messages.success(request, _("Key saved. Your batches on this provider now use it."))
+            return redirect("generation:provider_keys")
+    context = {"form": form, "keys": keys.provider_key_list(user=request.user), "labels": keys.key_providers()}
+    return render(request, "generation/provider_keys.html", context)
+
+
+@login_required
+@require_POST
+def provider_key_delete(request: HttpRequest, provider: str) -> HttpResponse:
+    try:
+        keys.provider_key_delete(owner=cast(User, request.user), provider=provider, request=request)
+    except ApplicationError:
+        raise Http404 from None
+    messages.success(request, _("Key deleted."))
+    return redirect("generation:provider_keys")

@@ -177,6 +177,84 @@ THUMBNAIL_SIZE = env.int("THUMBNAIL_SIZE", default=256)
 LOCAL_PROVIDER_DELAY = env.float("LOCAL_PROVIDER_DELAY", default=0.0)
 DEFAULT_PROVIDER = env.str("DEFAULT_PROVIDER", default="local")
 
+# --- Image providers (generation/providers/, docs/providers.md) ---------------------------------
+
+OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
+OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="https://api.openai.com/v1").rstrip("/")
+OPENAI_ORGANIZATION = env.str("OPENAI_ORGANIZATION", default="")
+STABILITY_API_KEY = env.str("STABILITY_API_KEY", default="")
+STABILITY_BASE_URL = env.str("STABILITY_BASE_URL", default="https://api.stability.ai").rstrip("/")
+A1111_BASE_URL = env.str("A1111_BASE_URL", default="").rstrip("/")
+A1111_AUTH = env.str("A1111_AUTH", default="")
+REPLICATE_API_TOKEN = env.str("REPLICATE_API_TOKEN", default="")
+REPLICATE_BASE_URL = env.str("REPLICATE_BASE_URL", default="https://api.replicate.com").rstrip("/")
+# How long one provider call may take before it counts as a (retryable) timeout.
+PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=10.0)
+PROVIDER_READ_TIMEOUT = env.float("PROVIDER_READ_TIMEOUT", default=120.0)
+# Replicate: give up polling a prediction after this long (it is cancelled upstream).
+REPLICATE_MAX_WAIT_SECONDS = env.int("REPLICATE_MAX_WAIT_SECONDS", default=240)
+REPLICATE_POLL_SECONDS = env.float("REPLICATE_POLL_SECONDS", default=1.0)
+
+
+def _provider_limits(name: str, concurrency: int, rpm: int) -> dict[str, int]:
+    return {
+        "concurrency": env.int(f"{name.upper()}_MAX_CONCURRENCY", default=concurrency),
+        "rpm": env.int(f"{name.upper()}_RPM", default=rpm),
+    }
+
+
+# Cluster-wide limits per provider, enforced in the database across every worker (0 = no limit).
+PROVIDER_LIMITS = {
+    "local": _provider_limits("local", 0, 0),
+    "openai": _provider_limits("openai", 8, 50),
+    "stability": _provider_limits("stability", 8, 150),
+    "automatic1111": _provider_limits("a1111", 1, 0),
+    "replicate": _provider_limits("replicate", 8, 600),
+}
+# How long a worker waits for a free slot before handing the generation back to the queue.
+PROVIDER_SLOT_WAIT_SECONDS = env.float("PROVIDER_SLOT_WAIT_SECONDS", default=20.0)
+# Retries of transient failures: exponential backoff base * 2^(attempt-1), capped, with jitter.
+GENERATION_RETRY_BASE_SECONDS = env.float("GENERATION_RETRY_BASE_SECONDS", default=2.0)
+GENERATION_RETRY_MAX_SECONDS = env.float("GENERATION_RETRY_MAX_SECONDS", default=120.0)
+# A retry due within this many seconds waits in the worker; a later one is re-queued by the sweeper.
+GENERATION_RETRY_INLINE_SECONDS = env.float("GENERATION_RETRY_INLINE_SECONDS", default=10.0)
+# Estimated prices in USD (see generation/costs.py for the key format); PROVIDER_PRICES (JSON) overrides.
+PROVIDER_PRICES: dict[str, float] = {
+    "local": 0.0,
+    "openai:dall-e-2:256x256": 0.016,
+    "openai:dall-e-2:512x512": 0.018,
+    "openai:dall-e-2:1024x1024": 0.02,
+    "openai:dall-e-3:standard:1024x1024": 0.04,
+    "openai:dall-e-3:standard": 0.08,
+    "openai:dall-e-3:hd:1024x1024": 0.08,
+    "openai:dall-e-3:hd": 0.12,
+    "openai:gpt-image-1:low:1024x1024": 0.011,
+    "openai:gpt-image-1:low": 0.016,
+    "openai:gpt-image-1:medium:1024x1024": 0.042,
+    "openai:gpt-image-1:medium": 0.063,
+    "openai:gpt-image-1:high:1024x1024": 0.167,
+    "openai:gpt-image-1:high": 0.25,
+    "openai:gpt-image-1": 0.042,
+    "openai:gpt-image-1:input_token": 0.000005,
+    "openai:gpt-image-1:output_token": 0.00004,
+    "openai:gpt-image-1-mini:low": 0.005,
+    "openai:gpt-image-1-mini:medium": 0.011,
+    "openai:gpt-image-1-mini:high": 0.036,
+    "openai:gpt-image-1-mini": 0.011,
+    "stability:core": 0.03,
+    "stability:ultra": 0.08,
+    "stability:sd3.5-large": 0.065,
+    "stability:sd3.5-large-turbo": 0.04,
+    "stability:sd3.5-medium": 0.035,
+    "automatic1111": 0.0,
+    "replicate:black-forest-labs/flux-schnell": 0.003,
+    "replicate:black-forest-labs/flux-dev": 0.025,
+    "replicate:black-forest-labs/flux-1.1-pro": 0.04,
+    **env.json("PROVIDER_PRICES", default={}),
+}
+# Users' own provider keys are encrypted with a Fernet key derived from this secret.
+PROVIDER_KEYS_SECRET = env.str("PROVIDER_KEYS_SECRET", default="") or SECRET_KEY
+
 # --- Outgoing HTTP (imagegen.http) -------------------------------------------------------
 
 # Hosts that URLs from responses or users may point at although they resolve to private

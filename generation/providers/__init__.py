@@ -7,7 +7,7 @@ from importlib import import_module
 from generation.providers.base import Provider
 
 # Adding a provider: copy a sibling module, then name it here.
-PROVIDER_MODULES = ["local"]
+PROVIDER_MODULES = ["local", "openai", "stability", "automatic1111", "replicate"]
 
 
 def all_providers() -> dict[str, Provider]:
@@ -15,9 +15,23 @@ def all_providers() -> dict[str, Provider]:
     return {module.provider.name: module.provider for module in modules}
 
 
-def configured_providers() -> dict[str, Provider]:
-    return {name: provider for name, provider in all_providers().items() if provider.is_configured()}
+def configured_providers(*, user_id: int | None = None) -> dict[str, Provider]:
+    """Providers set up by the operator, plus those `user_id` saved their own key for."""
+    own_keys = _own_key_providers(user_id)
+    return {
+        name: provider
+        for name, provider in all_providers().items()
+        if provider.is_configured() or (provider.accepts_user_key and name in own_keys)
+    }
 
 
-def get_provider(name: str) -> Provider | None:
-    return configured_providers().get(name)
+def get_provider(name: str, *, user_id: int | None = None) -> Provider | None:
+    return configured_providers(user_id=user_id).get(name)
+
+
+def _own_key_providers(user_id: int | None) -> set[str]:
+    if user_id is None:
+        return set()
+    from generation.models import ProviderKey
+
+    return set(ProviderKey.objects.filter(owner_id=user_id).values_list("provider", flat=True))

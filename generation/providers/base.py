@@ -2,8 +2,52 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Option:
+    """A provider-specific setting of a model (quality, style, steps...), offered in the form and API."""
+
+    name: str
+    label: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    integer: bool = True
+    default: Any = None
+
+    def describe(self) -> dict[str, Any]:
+        if self.choices:
+            return {"label": self.label, "type": "choice", "choices": list(self.choices), "default": self.default}
+        kind = "integer" if self.integer else "number"
+        return {"label": self.label, "type": kind, "min": self.minimum, "max": self.maximum, "default": self.default}
+
+    def check(self, value: Any) -> Any:
+        """The value in its clean form, or ValueError saying what is accepted."""
+        if self.choices:
+            if value not in self.choices:
+                raise ValueError(f"one of {', '.join(self.choices)}")
+            return value
+        number = self._number(value)
+        if (self.minimum is not None and number < self.minimum) or (self.maximum is not None and number > self.maximum):
+            raise ValueError(f"a number from {self.minimum:g} to {self.maximum:g}")
+        return number
+
+    def _number(self, value: Any) -> int | float:
+        if isinstance(value, bool):
+            raise ValueError("a number")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError("a number") from None
+        if self.integer:
+            if number != int(number):
+                raise ValueError("a whole number")
+            return int(number)
+        return number
 
 
 @dataclass(frozen=True)
@@ -18,6 +62,7 @@ class ModelInfo:
     supports_negative_prompt: bool = True
     max_prompt_length: int = 4000
     default_size: tuple[int, int] | None = None
+    options: tuple[Option, ...] = ()
 
     @property
     def default(self) -> tuple[int, int]:
@@ -31,7 +76,11 @@ class ModelInfo:
             "seed": self.supports_seed,
             "negative_prompt": self.supports_negative_prompt,
             "max_prompt_length": self.max_prompt_length,
+            "options": {option.name: option.describe() for option in self.options},
         }
+
+    def option(self, name: str) -> Option | None:
+        return next((option for option in self.options if option.name == name), None)
 
 
 @dataclass(frozen=True)
@@ -43,6 +92,14 @@ class GenerationRequest:
     model: str
     negative_prompt: str = ""
     parameters: dict[str, Any] = field(default_factory=dict)
+    # The batch owner's own key for this provider, when they saved one (bring your own key).
+    api_key: str = ""
+    # Polled by long-running calls (Replicate) so a cancelled batch stops work upstream too.
+    is_cancelled: Callable[[], bool] = field(default=lambda: False, compare=False)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.parameters.get("options") or {})
 
 
 @dataclass(frozen=True)
@@ -80,6 +137,8 @@ class Provider(Protocol):
     label: str
     description: str
     offline: bool
+    # Whether a user may save their own API key for it (bring your own key).
+    accepts_user_key: bool
 
     def is_configured(self) -> bool: ...
 

@@ -74,6 +74,7 @@ class LocalProvider:
     label = "Local renderer (offline)"
     description = "Offline procedural renderer for trying the platform. Not an AI model."
     offline = True
+    accepts_user_key = False
 
     def is_configured(self) -> bool:
         return True

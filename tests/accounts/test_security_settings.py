@@ -19,6 +19,7 @@ def test_deploy_check_is_clean_with_production_settings(tmp_path: Path):
         "ALLOWED_HOSTS": "imagegen.example.com",
         "DATA_DIR": str(tmp_path),
     }
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set by the browser tests in this process, never in deployment
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "DEBUG"],
         cwd=settings.BASE_DIR,

@@ -1,4 +1,4 @@
-// New-batch page: offer only the sizes the chosen model supports and count the prompts as typed.
+// New-batch page: offer only the sizes and settings the chosen model supports; count the prompts as typed.
 (function () {
   "use strict";
   const providers = JSON.parse(document.getElementById("providers-data").textContent);
@@ -10,6 +10,13 @@
   const counter = document.getElementById("prompt-count");
   const offlineText = document.getElementById("i18n-offline").innerHTML;
   const countText = document.getElementById("i18n-count").innerHTML;
+  const defaultText = document.getElementById("i18n-default").innerHTML;
+  const ownKeyText = document.getElementById("i18n-own-key").innerHTML;
+  const posted = JSON.parse(document.getElementById("posted-options-data").textContent);
+  const optionBox = document.getElementById("model-options");
+  const optionFields = document.getElementById("model-options-fields");
+  const negative = document.getElementById("id_negative_prompt");
+  const seed = document.getElementById("id_seed");
 
   function chosen() {
     const [providerName, modelId] = modelSelect.value.split(":");
@@ -28,6 +35,48 @@
     }
     if (!keep) sizeSelect.value = model.capabilities.default_size;
     note.textContent = provider.offline ? offlineText : provider.description;
+    if (provider.own_key) note.textContent += " " + ownKeyText;
+    negative.disabled = !model.capabilities.negative_prompt;
+    seed.disabled = !model.capabilities.seed;
+    buildOptions(model.capabilities.options || {});
+  }
+
+  // One input per model setting, named option_<name>; an empty value means the model's default.
+  function buildOptions(options) {
+    optionFields.replaceChildren();
+    const names = Object.keys(options);
+    optionBox.hidden = names.length === 0;
+    for (const name of names) {
+      const spec = options[name];
+      const wrapper = document.createElement("div");
+      wrapper.className = "field";
+      const label = document.createElement("label");
+      label.htmlFor = "id_option_" + name;
+      label.textContent = spec.label;
+      const input = spec.type === "choice" ? choiceInput(spec) : numberInput(spec);
+      input.id = "id_option_" + name;
+      input.name = "option_" + name;
+      if (posted[name] !== undefined) input.value = posted[name];
+      wrapper.append(label, input);
+      optionFields.append(wrapper);
+    }
+  }
+
+  function choiceInput(spec) {
+    const select = document.createElement("select");
+    select.append(new Option(defaultText + (spec.default != null ? " (" + spec.default + ")" : ""), ""));
+    for (const choice of spec.choices) select.append(new Option(choice, choice));
+    return select;
+  }
+
+  function numberInput(spec) {
+    const input = document.createElement("input");
+    input.type = "number";
+    if (spec.min != null) input.min = spec.min;
+    if (spec.max != null) input.max = spec.max;
+    input.step = spec.type === "integer" ? "1" : "any";
+    if (spec.default != null) input.placeholder = spec.default;
+    return input;
   }
 
   function countPrompts() {
