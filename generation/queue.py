@@ -24,7 +24,8 @@ def enqueue_generations(ids: Iterable[uuid.UUID]) -> None:
     """Queue one task per generation. Safe to repeat: a task whose generation is taken does nothing."""
     broker = get_broker()
     for generation_id in ids:
-        async_task(RUN_TASK, str(generation_id), broker=broker, task_name=f"generation-{generation_id}")
+        # The Generation row records every outcome, so django-q keeps only failed task results.
+        async_task(RUN_TASK, str(generation_id), broker=broker, task_name=f"generation-{generation_id}", save=False)
 
 
 def sweep_stale_generations() -> dict[str, int]:

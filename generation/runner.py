@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -22,7 +23,7 @@ from django.utils import timezone
 from generation import limits, queue
 from generation.costs import cost_estimate
 from generation.keys import provider_key_secret
-from generation.models import Batch, Generation, GenerationStatus
+from generation.models import Batch, BatchStatus, Generation, GenerationStatus
 from generation.providers import get_provider
 from generation.providers.base import GeneratedImage, GenerationRequest, Provider, ProviderError
 from generation.services import batch_refresh
@@ -30,6 +31,7 @@ from generation.storage import StoredImage, delete_files, store_image
 
 logger = logging.getLogger(__name__)
 CANCEL_CHECK_SECONDS = 0.25
+REFRESH_INTERVAL_SECONDS = 1
 
 
 def attempts_allowed() -> Any:
@@ -72,7 +74,7 @@ def generation_run(*, generation_id: uuid.UUID) -> str:
     generation = generation_claim(generation_id=generation_id)
     if generation is None:
         return "skipped"
-    if generation.attempts == 1:
+    if generation.batch.status == BatchStatus.QUEUED:
         batch_refresh(batch_id=generation.batch_id)  # the batch shows as running from its first image
     try:
         status = _render(generation)
@@ -80,8 +82,22 @@ def generation_run(*, generation_id: uuid.UUID) -> str:
         logger.exception("Generation %s crashed", generation.pk)
         error = ProviderError("internal_error", f"Internal error: {type(exc).__name__}", retryable=True)
         status = _record_failure(generation, error)
-    batch_refresh(batch_id=generation.batch_id)
+    _refresh_batch_soon(generation.batch_id)
     return status
+
+
+def _refresh_batch_soon(batch_id: uuid.UUID) -> None:
+    """Recount the batch at most once a second while it runs, and always when its last image ends.
+
+    Each worker checks after its own result is committed, so the one that finishes last always
+    finds nothing unfinished and recounts.
+    """
+    if cache.add(f"batch-refresh:{batch_id}", 1, timeout=REFRESH_INTERVAL_SECONDS):
+        batch_refresh(batch_id=batch_id)
+        return
+    unfinished = (GenerationStatus.PENDING, GenerationStatus.RUNNING)
+    if not Generation.objects.filter(batch_id=batch_id, status__in=unfinished).exists():
+        batch_refresh(batch_id=batch_id)
 
 
 def _wait_until_due(generation_id: uuid.UUID) -> bool:

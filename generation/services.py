@@ -239,6 +239,8 @@ def batch_create(*, owner: User, spec: BatchSpec, source: str = BatchSource.API)
                 width=spec.width,
                 height=spec.height,
                 seed=_seed(spec.seed, copy),
+                provider=spec.provider.name,
+                model=spec.model.id,
                 enqueued_at=now,
                 created_at=now,
             )
@@ -302,12 +304,14 @@ def batch_retry_failed(*, batch: Batch) -> Batch:
 
 def batch_refresh(*, batch_id: uuid.UUID) -> Batch:
     """Recount a batch's generations and derive its status: the only place status is decided."""
-    counts = Generation.objects.filter(batch_id=batch_id).aggregate(
-        total=Count("id"),
-        **{status.value: Count("id", filter=Q(status=status)) for status in GenerationStatus},
-    )
     with transaction.atomic():
+        # Count under the batch's row lock: of two workers finishing at once, the later one
+        # counts after the earlier one has saved, so a stale count never has the last word.
         batch = Batch.objects.select_for_update().get(pk=batch_id)
+        counts = Generation.objects.filter(batch_id=batch_id).aggregate(
+            total=Count("id"),
+            **{status.value: Count("id", filter=Q(status=status)) for status in GenerationStatus},
+        )
         batch.total = counts["total"]
         batch.completed = counts[GenerationStatus.SUCCEEDED]
         batch.failed = counts[GenerationStatus.FAILED]

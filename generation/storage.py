@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import struct
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +16,9 @@ from django.core.files.storage import default_storage
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from generation.providers.base import ProviderError
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_AFTER_IHDR = 8 + 4 + 4 + 13 + 4  # signature, then IHDR's length, type, 13 data bytes and CRC
 
 
 @dataclass(frozen=True)
@@ -36,12 +41,10 @@ def store_image(*, data: bytes, base_name: str, text: dict[str, Any]) -> StoredI
         ) from exc
     if image.mode not in ("RGB", "RGBA"):
         image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
-    chunks = PngImagePlugin.PngInfo()
-    for key, value in text.items():
-        chunks.add_itxt(key, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
-    png = io.BytesIO()
-    image.save(png, format="PNG", pnginfo=chunks, compress_level=3)
-    png_bytes = png.getvalue()
+    texts = {
+        key: value if isinstance(value, str) else json.dumps(value, ensure_ascii=False) for key, value in text.items()
+    }
+    png_bytes = _png_with_text(data, image, texts)
     image_name = default_storage.save(f"images/{base_name}.png", ContentFile(png_bytes))
     thumbnail_name = default_storage.save(f"thumbnails/{base_name}.webp", ContentFile(_thumbnail(image)))
     return StoredImage(
@@ -53,11 +56,36 @@ def store_image(*, data: bytes, base_name: str, text: dict[str, Any]) -> StoredI
     )
 
 
+def _png_with_text(data: bytes, image: Image.Image, texts: dict[str, str]) -> bytes:
+    """The image as PNG with `texts` in iTXt chunks.
+
+    A PNG from the provider keeps its pixel data as sent: the chunks are spliced in right after
+    IHDR (before the pixels, where every reader finds them), which saves re-compressing it.
+    Anything else is encoded as PNG.
+    """
+    if data.startswith(PNG_SIGNATURE) and data[12:16] == b"IHDR":
+        chunks = b"".join(_itxt_chunk(key, value) for key, value in texts.items())
+        return data[:PNG_AFTER_IHDR] + chunks + data[PNG_AFTER_IHDR:]
+    info = PngImagePlugin.PngInfo()
+    for key, value in texts.items():
+        info.add_itxt(key, value)
+    out = io.BytesIO()
+    image.save(out, format="PNG", pnginfo=info, compress_level=3)
+    return out.getvalue()
+
+
+def _itxt_chunk(key: str, value: str) -> bytes:
+    # iTXt: keyword, NUL, compression flag and method, empty language tag and translated keyword, UTF-8 text.
+    body = key.encode("latin-1")[:79] + b"\0\0\0\0\0" + value.encode("utf-8")
+    kind_and_body = b"iTXt" + body
+    return struct.pack(">I", len(body)) + kind_and_body + struct.pack(">I", zlib.crc32(kind_and_body))
+
+
 def _thumbnail(image: Image.Image) -> bytes:
     thumb = image.copy()
     thumb.thumbnail((settings.THUMBNAIL_SIZE, settings.THUMBNAIL_SIZE), Image.Resampling.LANCZOS)
     out = io.BytesIO()
-    thumb.save(out, format="WEBP", quality=80, method=4)
+    thumb.save(out, format="WEBP", quality=80, method=2)
     return out.getvalue()
 
 
