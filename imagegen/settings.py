@@ -101,19 +101,21 @@ SQLITE_PATH = DATA_DIR / "imagegen.sqlite3"
 DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{SQLITE_PATH}"),
 }
+SQLITE_BUSY_TIMEOUT = env.int("SQLITE_BUSY_TIMEOUT", default=30)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server read while workers write; IMMEDIATE transactions take the write
     # lock up front so concurrent writers queue on the busy timeout instead of failing with
     # "database is locked" when a read lock is upgraded.
     DATABASES["default"]["OPTIONS"] = {
-        "timeout": env.int("SQLITE_BUSY_TIMEOUT", default=30),
+        "timeout": SQLITE_BUSY_TIMEOUT,
         "transaction_mode": "IMMEDIATE",
-        "init_command": ("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;"),
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-imagegen.sqlite3")}
-else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Keep connections between requests and tasks: reconnecting (and re-running the SQLite PRAGMAs)
+# for every image would cost more than the query itself.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and queue ----------------------------------------------------------

@@ -56,7 +56,10 @@ def on_post_execute(sender: Any, func: Any, task: dict[str, Any], **kwargs: Any)
     try:
         logger.info("task %s %s", name, "succeeded" if success else "failed",
                     extra={"success": success, "duration_ms": duration_ms})  # fmt: skip
-        event_count_add(name="tasks.succeeded" if success else "tasks.failed")
+        # Image tasks are counted from their Generation rows; a shared counter row written by
+        # every worker after every image would serialise the workers on it.
+        if not (success and name == GENERATION_TASK):
+            event_count_add(name="tasks.succeeded" if success else "tasks.failed")
         if name == SWEEPER_TASK and success and isinstance(task.get("result"), dict):
             for key, value in task["result"].items():
                 event_count_add(name=f"sweeper.{key}", value=int(value))
