@@ -46,7 +46,7 @@
       const placeholder = document.createElement("span");
       placeholder.className = "placeholder";
       placeholder.textContent = labels[generation.status] || generation.status;
-      if (generation.error) {
+      if (generation.error && generation.status !== "cancelled") {
         placeholder.appendChild(document.createElement("br"));
         const code = document.createElement("small");
         code.textContent = generation.error.code;
