@@ -19,6 +19,9 @@
     for (const key of ["total", "completed", "failed", "cancelled", "pending"]) {
       document.getElementById("count-" + key).textContent = batch[key];
     }
+    if (batch.cost_usd !== null && batch.cost_usd !== undefined) {
+      document.getElementById("count-cost").textContent = "US$" + Number(batch.cost_usd).toFixed(4);
+    }
     const badge = document.querySelector("#batch-status .status");
     badge.className = "status status-" + batch.status;
     badge.dataset.status = batch.status;
