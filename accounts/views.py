@@ -231,7 +231,9 @@ def two_factor_status(request: HttpRequest) -> HttpResponse:
     context = {
         "enabled": two_factor.two_factor_enabled(user=user),
         "codes_left": two_factor.recovery_codes_left(user=user),
-        "password_form": ConfirmPasswordForm(user=user),
+        # Two forms on one page ask for the password: distinct ids keep each label on its own input.
+        "codes_form": ConfirmPasswordForm(user=user, auto_id="id_codes_%s"),
+        "disable_form": ConfirmPasswordForm(user=user, auto_id="id_disable_%s"),
         "required": settings.REQUIRE_2FA_FOR_STAFF and user.is_staff,
     }
     return render(request, "accounts/two_factor.html", context)

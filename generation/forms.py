@@ -69,6 +69,7 @@ class BatchForm(forms.Form):
     )
 
     def __init__(self, *args: Any, user_id: int | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")  # labels sit above their inputs, as on every other form
         super().__init__(*args, **kwargs)
         choices = model_choices(user_id)
         cast(forms.ChoiceField, self.fields["model"]).choices = choices
@@ -91,7 +92,7 @@ class BatchForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         lines = split_lines(data.get("prompts", "")) + split_lines(data.get("prompts_file") or "")
-        if not lines and not self.errors:
+        if not lines and "prompts_file" not in self.errors:
             self.add_error("prompts", _("Enter at least one prompt, or upload a file of prompts."))
         data["prompt_lines"] = lines
         return data
@@ -141,5 +142,6 @@ class ProviderKeyForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         from generation.keys import key_providers
 
+        kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
         cast(forms.ChoiceField, self.fields["provider"]).choices = list(key_providers().items())

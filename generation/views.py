@@ -14,6 +14,7 @@ from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -38,9 +39,16 @@ def batch_list(request: HttpRequest) -> HttpResponse:
         "search": search,
         "status": status,
         "statuses": BatchStatus.choices,
+        "filter_query": _filter_query(search=search, status=status),
         "usage": selectors.usage_summary(user=request.user),
     }
     return render(request, "generation/batch_list.html", context)
+
+
+def _filter_query(*, search: str, status: str) -> str:
+    """The current filters as a query-string prefix for the page links ("" or "q=...&")."""
+    filters = {name: value for name, value in (("q", search), ("status", status)) if value}
+    return urlencode(filters) + "&" if filters else ""
 
 
 @login_required
@@ -159,7 +167,9 @@ def provider_keys(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, _("Key saved. Your batches on this provider now use it."))
             return redirect("generation:provider_keys")
-    context = {"form": form, "keys": keys.provider_key_list(user=request.user), "labels": keys.key_providers()}
+    labels = keys.key_providers()
+    rows = [(key, labels.get(key.provider, key.provider)) for key in keys.provider_key_list(user=request.user)]
+    context = {"form": form, "rows": rows}
     return render(request, "generation/provider_keys.html", context)
 
 

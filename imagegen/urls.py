@@ -1,9 +1,22 @@
 """Root URL configuration: portal, REST API v1, OpenAPI docs, admin and health."""
 
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+admin.site.site_header = _("ImageGen administration")
+admin.site.site_title = _("ImageGen administration")
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico on pages without an icon link (admin, API docs)."""
+    return redirect(static("img/favicon.svg"), permanent=False)
+
 
 api_v1 = [
     path("", include("accounts.api_urls")),
@@ -12,6 +25,7 @@ api_v1 = [
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="generation:batch_list", permanent=False)),
+    path("favicon.ico", favicon),
     path("batches/", include("generation.urls")),
     path("accounts/", include("accounts.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -11,6 +11,7 @@ import polib
 import pytest
 from django.conf import settings
 from django.urls import reverse
+from django.utils import translation
 
 from monitoring.management.commands.compile_catalogs import catalogue_dirs
 
@@ -31,6 +32,34 @@ def test_catalogue_is_fully_translated(po_path: Path):
     fuzzy = [entry.msgid for entry in catalogue.fuzzy_entries()]
     assert untranslated == [], f"untranslated in {po_path}"
     assert fuzzy == [], f"fuzzy in {po_path}"
+
+
+@pytest.mark.parametrize("po_path", catalogues(), ids=lambda p: str(p.relative_to(settings.BASE_DIR)))
+def test_no_entry_is_shadowed_by_another_catalogue(po_path: Path):
+    """A msgid that an earlier app (Django, DRF...) also translates shows their words, not ours.
+
+    Give such a string a context (`{% translate "Created" context "..." %}`) or use the same words.
+    """
+    shadowed = []
+    with translation.override("zh-hant"):
+        for entry in polib.pofile(str(po_path)).translated_entries():
+            if entry.msgid_plural:
+                shown = (
+                    translation.npgettext(entry.msgctxt, entry.msgid, entry.msgid_plural, 1)
+                    if entry.msgctxt
+                    else translation.ngettext(entry.msgid, entry.msgid_plural, 1)
+                )
+                wanted = entry.msgstr_plural[0]
+            else:
+                shown = (
+                    translation.pgettext(entry.msgctxt, entry.msgid)
+                    if entry.msgctxt
+                    else translation.gettext(entry.msgid)
+                )
+                wanted = entry.msgstr
+            if shown != wanted:
+                shadowed.append(f"{entry.msgid!r}: shows {shown!r}, catalogue says {wanted!r}")
+    assert shadowed == []
 
 
 @pytest.mark.skipif(shutil.which("xgettext") is None, reason="GNU gettext (xgettext) is not installed")

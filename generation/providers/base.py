@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from django.utils.translation import gettext as _
+
 
 @dataclass(frozen=True)
 class Option:
@@ -29,23 +31,23 @@ class Option:
         """The value in its clean form, or ValueError saying what is accepted."""
         if self.choices:
             if value not in self.choices:
-                raise ValueError(f"one of {', '.join(self.choices)}")
+                raise ValueError(_("one of %(choices)s") % {"choices": ", ".join(self.choices)})
             return value
         number = self._number(value)
         if (self.minimum is not None and number < self.minimum) or (self.maximum is not None and number > self.maximum):
-            raise ValueError(f"a number from {self.minimum:g} to {self.maximum:g}")
+            raise ValueError(_("a number from %(min)g to %(max)g") % {"min": self.minimum, "max": self.maximum})
         return number
 
     def _number(self, value: Any) -> int | float:
         if isinstance(value, bool):
-            raise ValueError("a number")
+            raise ValueError(_("a number"))
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise ValueError("a number") from None
+            raise ValueError(_("a number")) from None
         if self.integer:
             if number != int(number):
-                raise ValueError("a whole number")
+                raise ValueError(_("a whole number"))
             return int(number)
         return number
 

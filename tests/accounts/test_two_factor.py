@@ -136,3 +136,9 @@ def test_admin_login_page_goes_through_the_portal_login(client):
 def test_ordinary_users_are_not_affected_by_the_staff_rule(client, owner, require_staff_2fa):
     portal_login(client, "owner")
     assert client.get(reverse("generation:batch_list")).status_code == 200
+
+
+def test_the_two_password_fields_on_the_status_page_have_their_own_ids(owner_client, authenticator):
+    content = owner_client.get(reverse("accounts:two_factor")).content.decode()
+    assert content.count('id="id_codes_password"') == 1 and content.count('id="id_disable_password"') == 1
+    assert 'for="id_codes_password"' in content and 'for="id_disable_password"' in content

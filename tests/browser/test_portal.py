@@ -73,3 +73,44 @@ def test_new_batch_form_shows_errors_in_place(page, live_server, owner):
     assert page.locator("#id_prompts").input_value() == "a {broken"
     screenshot(page, "08-new-batch-error")
     assert Batch.objects.count() == 0
+
+
+def test_prompt_count_follows_template_expansion(page, live_server, owner):
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/batches/new/")
+    page.fill("#id_prompts", "a {red|blue} {cat|dog} 🐱\n山水畫")
+    assert "2 個提示詞 → 2 張圖片" in page.locator("#prompt-count").inner_text()
+    page.check("#id_template")
+    assert "5 個提示詞 → 5 張圖片" in page.locator("#prompt-count").inner_text()
+
+
+PAGES = [
+    "/batches/",
+    "/batches/new/",
+    "/batches/keys/",
+    "/accounts/",
+    "/accounts/password/",
+    "/accounts/tokens/",
+    "/accounts/two-factor/",
+    "/accounts/two-factor/setup/",
+    "/monitoring/",
+    "/api/docs/",
+    "/admin/",
+]
+
+
+def test_every_page_loads_without_console_errors_or_csp_violations(page, live_server, staff):
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"{page.url}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(f"{page.url}: {error}"))
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", "staff")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit].primary")
+    page.wait_for_url(re.compile(r"/batches/$"))
+    for path in PAGES:
+        response = page.goto(f"{live_server.url}{path}")
+        assert response is not None and response.status == 200, path
+        page.wait_for_load_state("networkidle")
+    screenshot(page, "09-admin-index")
+    assert problems == []

@@ -106,6 +106,7 @@ def test_the_portal_page_adds_lists_and_deletes_keys(client, owner):
     assert response.status_code == 302
     page = client.get("/batches/keys/").content.decode()
     assert "…abcd" in page and KEY not in page
+    assert "<td>Stability AI</td>" in page  # the provider's name as people know it, not its slug
     assert client.get("/batches/keys/stability/delete/").status_code == 405
     assert client.post("/batches/keys/stability/delete/").status_code == 302
     assert not ProviderKey.objects.exists()

@@ -90,6 +90,15 @@ class TestNewBatch:
         assert "prompts" in response.context["form"].errors
         assert 'value="kept"' in response.content.decode()
 
+    def test_missing_prompts_are_reported_alongside_other_field_errors(self, owner_client):
+        response = owner_client.post(reverse("generation:batch_new"), form_data(prompts="", seed="-5"))
+        errors = response.context["form"].errors
+        assert "prompts" in errors and "seed" in errors
+
+    def test_labels_have_no_trailing_colon(self, owner_client):
+        content = owner_client.get(reverse("generation:batch_new"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+        assert ">Prompts</label>" in content and "Prompts:" not in content
+
     def test_a_service_error_lands_on_its_field(self, owner_client):
         response = owner_client.post(reverse("generation:batch_new"), form_data(prompts="a {broken", template="on"))
         assert "prompts" in response.context["form"].errors
@@ -109,6 +118,30 @@ class TestBatchPages:
         assert "貓咪" in content and "dogs" in content and "not mine" not in content
         searched = owner_client.get(reverse("generation:batch_list"), {"q": "貓"}).content.decode()
         assert "貓咪" in searched and "dogs" not in searched
+
+    def test_page_links_keep_the_search_url_encoded(self, owner_client, make_batch):
+        for number in range(21):
+            make_batch(name=f"cats & dogs {number}", prompts=["a cat"])
+        response = owner_client.get(reverse("generation:batch_list"), {"q": "cats & dogs"})
+        assert response.context["page"].has_next()
+        assert 'href="?q=cats+%26+dogs&amp;page=2"' in response.content.decode()
+        assert (
+            len(owner_client.get(reverse("generation:batch_list"), {"q": "cats & dogs", "page": 2}).context["page"])
+            == 1
+        )
+
+    def test_history_dates_are_labelled_as_creation_time_in_chinese(self, owner_client, make_batch):
+        make_batch(run=False)
+        content = owner_client.get(reverse("generation:batch_list"), HTTP_ACCEPT_LANGUAGE="zh-TW").content.decode()
+        assert "建立時間" in content and "建立者" not in content
+
+    def test_cancelled_tiles_show_only_the_translated_status(self, owner_client, make_batch):
+        from generation.services import batch_cancel
+
+        batch = batch_cancel(batch=make_batch(run=False))
+        content = owner_client.get(reverse("generation:batch_detail", args=[batch.pk]), HTTP_ACCEPT_LANGUAGE="zh-TW")
+        html = content.content.decode()
+        assert "已取消" in html and "<small>cancelled</small>" not in html
 
     def test_batch_page_shows_progress_and_thumbnails(self, owner_client, make_batch):
         batch = make_batch()

@@ -19,6 +19,9 @@
     for (const key of ["total", "completed", "failed", "cancelled", "pending"]) {
       document.getElementById("count-" + key).textContent = batch[key];
     }
+    if (batch.cost_usd !== null && batch.cost_usd !== undefined) {
+      document.getElementById("count-cost").textContent = "US$" + Number(batch.cost_usd).toFixed(4);
+    }
     const badge = document.querySelector("#batch-status .status");
     badge.className = "status status-" + batch.status;
     badge.dataset.status = batch.status;
@@ -46,7 +49,7 @@
       const placeholder = document.createElement("span");
       placeholder.className = "placeholder";
       placeholder.textContent = labels[generation.status] || generation.status;
-      if (generation.error) {
+      if (generation.error && generation.status !== "cancelled") {
         placeholder.appendChild(document.createElement("br"));
         const code = document.createElement("small");
         code.textContent = generation.error.code;

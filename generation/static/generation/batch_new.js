@@ -17,6 +17,8 @@
   const optionFields = document.getElementById("model-options-fields");
   const negative = document.getElementById("id_negative_prompt");
   const seed = document.getElementById("id_seed");
+  const template = document.getElementById("id_template");
+  const approxText = document.getElementById("i18n-count-approx").innerHTML;
 
   function chosen() {
     const [providerName, modelId] = modelSelect.value.split(":");
@@ -79,15 +81,38 @@
     return input;
   }
 
+  // How many prompts one line becomes: every combination of its {a|b} groups; null when it uses
+  // syntax only the server expands exactly ({2$$a|b|c} picks, __wildcards__).
+  function expansions(line) {
+    if (!template.checked) return 1;
+    if (line.includes("__")) return null;
+    let count = 1;
+    for (const group of line.matchAll(/\{([^{}]*)\}/g)) {
+      if (group[1].includes("$$")) return null;
+      count *= group[1].split("|").length;
+    }
+    return count;
+  }
+
   function countPrompts() {
-    const lines = prompts.value.split(/\r?\n/).filter((line) => line.trim() !== "").length;
-    const images = lines * (parseInt(perPrompt.value, 10) || 1);
-    counter.textContent = lines ? countText.replace("%(prompts)s", lines).replace("%(images)s", images) : "";
+    const lines = prompts.value.split(/\r?\n/).filter((line) => line.trim() !== "");
+    let total = 0;
+    let exact = true;
+    for (const line of lines) {
+      const count = expansions(line);
+      if (count === null) exact = false;
+      total += count === null ? 1 : count;
+    }
+    const images = total * (parseInt(perPrompt.value, 10) || 1);
+    let text = total ? countText.replace("%(prompts)s", total).replace("%(images)s", images) : "";
+    if (total && !exact) text += " " + approxText;
+    counter.textContent = text;
   }
 
   modelSelect.addEventListener("change", syncSizes);
   prompts.addEventListener("input", countPrompts);
   perPrompt.addEventListener("input", countPrompts);
+  template.addEventListener("change", countPrompts);
   syncSizes();
   countPrompts();
 })();
