@@ -6,6 +6,7 @@ from typing import Any, cast
 
 from django import forms
 from django.conf import settings
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from generation.prompts import split_lines
@@ -19,7 +20,7 @@ OPTION_PREFIX = "option_"
 
 def model_choices(user_id: int | None = None) -> list[tuple[str, str]]:
     return [
-        (f"{provider.name}:{model.id}", f"{provider.label} — {model.label}")
+        (f"{provider.name}:{model.id}", f"{gettext(provider.label)} — {gettext(model.label)}")
         for provider in configured_providers(user_id=user_id).values()
         for model in provider.models()
     ]

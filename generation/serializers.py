@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -132,13 +133,13 @@ def provider_data(providers: dict[str, Any], *, own_keys: set[str] | None = None
     return [
         {
             "name": p.name,
-            "label": p.label,
-            "description": p.description,
+            "label": gettext(p.label),
+            "description": gettext(p.description),
             "offline": p.offline,
             "default": p.name == settings.DEFAULT_PROVIDER,
             "own_key": p.name in (own_keys or set()),
             "limits": {kind: limit_for(p.name, kind) for kind in ("concurrency", "rpm")},
-            "models": [{"id": m.id, "label": m.label, "capabilities": m.capabilities()} for m in p.models()],
+            "models": [{"id": m.id, "label": gettext(m.label), "capabilities": m.capabilities()} for m in p.models()],
         }
         for p in providers.values()
     ]

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext_noop
 
 from generation.providers import errors
 from generation.providers.base import GeneratedImage, GenerationRequest, ModelInfo, Option, ProviderError
@@ -32,7 +33,9 @@ _cache_lock = threading.Lock()
 class Automatic1111Provider:
     name = "automatic1111"
     label = LABEL
-    description = "Your own AUTOMATIC1111 / Forge server: your checkpoints, samplers, steps and CFG scale."
+    description = gettext_noop(
+        "Your own AUTOMATIC1111 / Forge server: your checkpoints, samplers, steps and CFG scale."
+    )
     offline = False
     accepts_user_key = False  # the server is the operator's; a user-supplied URL would be an SSRF hole
 
@@ -41,7 +44,9 @@ class Automatic1111Provider:
 
     def models(self) -> list[ModelInfo]:
         options = _options(_cached("samplers", _fetch_samplers) or DEFAULT_SAMPLERS)
-        current = ModelInfo(id=CURRENT_MODEL, label="Checkpoint loaded on the server", sizes=SIZES, options=options)
+        current = ModelInfo(
+            id=CURRENT_MODEL, label=gettext_noop("Checkpoint loaded on the server"), sizes=SIZES, options=options
+        )
         titles = _cached("models", _fetch_models) or []
         return [current, *(ModelInfo(id=title, label=title, sizes=SIZES, options=options) for title in titles)]
 
@@ -93,9 +98,9 @@ def _call(method: str, path: str, **kwargs: Any) -> Any:
 
 def _options(samplers: tuple[str, ...] | list[str]) -> tuple[Option, ...]:
     return (
-        Option("steps", "Steps", minimum=1, maximum=150, default=25),
-        Option("cfg_scale", "CFG scale", minimum=1, maximum=30, integer=False, default=7),
-        Option("sampler", "Sampler", choices=tuple(samplers), default=samplers[0]),
+        Option("steps", gettext_noop("Steps"), minimum=1, maximum=150, default=25),
+        Option("cfg_scale", gettext_noop("CFG scale"), minimum=1, maximum=30, integer=False, default=7),
+        Option("sampler", gettext_noop("Sampler"), choices=tuple(samplers), default=samplers[0]),
     )
 
 

@@ -23,9 +23,9 @@ class Option:
 
     def describe(self) -> dict[str, Any]:
         if self.choices:
-            return {"label": self.label, "type": "choice", "choices": list(self.choices), "default": self.default}
+            return {"label": _(self.label), "type": "choice", "choices": list(self.choices), "default": self.default}
         kind = "integer" if self.integer else "number"
-        return {"label": self.label, "type": kind, "min": self.minimum, "max": self.maximum, "default": self.default}
+        return {"label": _(self.label), "type": kind, "min": self.minimum, "max": self.maximum, "default": self.default}
 
     def check(self, value: Any) -> Any:
         """The value in its clean form, or ValueError saying what is accepted."""

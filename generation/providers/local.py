@@ -15,6 +15,7 @@ import re
 import time
 
 from django.conf import settings
+from django.utils.translation import gettext_noop
 from PIL import Image, ImageDraw, ImageFilter
 
 from generation.providers.base import GeneratedImage, GenerationRequest, ModelInfo, ProviderError
@@ -71,8 +72,8 @@ WORD_PATTERN = re.compile(r"[\w']+|[^\w\s]", re.UNICODE)
 
 class LocalProvider:
     name = "local"
-    label = "Local renderer (offline)"
-    description = "Offline procedural renderer for trying the platform. Not an AI model."
+    label = gettext_noop("Local renderer (offline)")
+    description = gettext_noop("Offline procedural renderer for trying the platform. Not an AI model.")
     offline = True
     accepts_user_key = False
 
@@ -83,7 +84,7 @@ class LocalProvider:
         return [
             ModelInfo(
                 id="procedural-v1",
-                label="Procedural v1",
+                label=gettext_noop("Procedural v1"),
                 sizes=SIZES,
                 max_images_per_call=4,
                 supports_seed=True,

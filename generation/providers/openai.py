@@ -7,6 +7,7 @@ import binascii
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext_noop
 
 from generation.providers import errors
 from generation.providers.base import GeneratedImage, GenerationRequest, ModelInfo, Option, ProviderError
@@ -14,9 +15,9 @@ from imagegen import http
 
 LABEL = "OpenAI"
 GPT_IMAGE_OPTIONS = (
-    Option("quality", "Quality", choices=("auto", "low", "medium", "high"), default="auto"),
-    Option("background", "Background", choices=("auto", "opaque", "transparent"), default="auto"),
-    Option("output_format", "Output format", choices=("png", "jpeg", "webp"), default="png"),
+    Option("quality", gettext_noop("Quality"), choices=("auto", "low", "medium", "high"), default="auto"),
+    Option("background", gettext_noop("Background"), choices=("auto", "opaque", "transparent"), default="auto"),
+    Option("output_format", gettext_noop("Output format"), choices=("png", "jpeg", "webp"), default="png"),
 )
 GPT_IMAGE_SIZES = ((1024, 1024), (1536, 1024), (1024, 1536))
 MODELS = (
@@ -46,8 +47,8 @@ MODELS = (
         supports_negative_prompt=False,
         max_prompt_length=4000,
         options=(
-            Option("quality", "Quality", choices=("standard", "hd"), default="standard"),
-            Option("style", "Style", choices=("vivid", "natural"), default="vivid"),
+            Option("quality", gettext_noop("Quality"), choices=("standard", "hd"), default="standard"),
+            Option("style", gettext_noop("Style"), choices=("vivid", "natural"), default="vivid"),
         ),
     ),
     ModelInfo(
@@ -64,7 +65,7 @@ MODELS = (
 class OpenAIProvider:
     name = "openai"
     label = LABEL
-    description = "OpenAI Images API (GPT Image, DALL·E 3, DALL·E 2) or a compatible endpoint."
+    description = gettext_noop("OpenAI Images API (GPT Image, DALL·E 3, DALL·E 2) or a compatible endpoint.")
     offline = False
     accepts_user_key = True
 

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext_noop
 
 from generation.providers import errors
 from generation.providers.base import GeneratedImage, GenerationRequest, ModelInfo, Option, ProviderError
@@ -34,7 +35,7 @@ MODELS = (
         sizes=tuple(ASPECT_RATIOS),
         supports_negative_prompt=False,
         max_prompt_length=10000,
-        options=(Option("num_inference_steps", "Steps", minimum=1, maximum=4, default=4),),
+        options=(Option("num_inference_steps", gettext_noop("Steps"), minimum=1, maximum=4, default=4),),
     ),
     ModelInfo(
         id="black-forest-labs/flux-dev",
@@ -43,8 +44,8 @@ MODELS = (
         supports_negative_prompt=False,
         max_prompt_length=10000,
         options=(
-            Option("num_inference_steps", "Steps", minimum=1, maximum=50, default=28),
-            Option("guidance", "Guidance", minimum=0, maximum=10, integer=False, default=3),
+            Option("num_inference_steps", gettext_noop("Steps"), minimum=1, maximum=50, default=28),
+            Option("guidance", gettext_noop("Guidance"), minimum=0, maximum=10, integer=False, default=3),
         ),
     ),
     ModelInfo(
@@ -53,7 +54,7 @@ MODELS = (
         sizes=tuple(ASPECT_RATIOS),
         supports_negative_prompt=False,
         max_prompt_length=10000,
-        options=(Option("safety_tolerance", "Safety tolerance", minimum=1, maximum=6, default=2),),
+        options=(Option("safety_tolerance", gettext_noop("Safety tolerance"), minimum=1, maximum=6, default=2),),
     ),
 )
 
@@ -61,7 +62,7 @@ MODELS = (
 class ReplicateProvider:
     name = "replicate"
     label = LABEL
-    description = "Models hosted on Replicate (FLUX), run as predictions and polled until done."
+    description = gettext_noop("Models hosted on Replicate (FLUX), run as predictions and polled until done.")
     offline = False
     accepts_user_key = True
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 from django.conf import settings
+from django.utils.translation import gettext_noop
 
 from generation.providers import errors
 from generation.providers.base import GeneratedImage, GenerationRequest, ModelInfo, Option, ProviderError
@@ -31,15 +32,15 @@ STYLE_PRESETS = (
     "fantasy-art", "isometric", "line-art", "low-poly", "modeling-compound", "neon-punk", "origami",
     "photographic", "pixel-art", "tile-texture",
 )  # fmt: skip
-FORMAT = Option("output_format", "Output format", choices=("png", "jpeg", "webp"), default="png")
-SD3_OPTIONS = (FORMAT, Option("cfg_scale", "CFG scale", minimum=1, maximum=10, integer=False, default=4))
+FORMAT = Option("output_format", gettext_noop("Output format"), choices=("png", "jpeg", "webp"), default="png")
+SD3_OPTIONS = (FORMAT, Option("cfg_scale", gettext_noop("CFG scale"), minimum=1, maximum=10, integer=False, default=4))
 MODELS = (
     ModelInfo(
         id="core",
         label="Stable Image Core",
         sizes=tuple(ASPECT_RATIOS),
         max_prompt_length=10000,
-        options=(FORMAT, Option("style_preset", "Style preset", choices=STYLE_PRESETS, default="none")),
+        options=(FORMAT, Option("style_preset", gettext_noop("Style preset"), choices=STYLE_PRESETS, default="none")),
     ),
     ModelInfo(
         id="ultra", label="Stable Image Ultra", sizes=tuple(ASPECT_RATIOS), max_prompt_length=10000, options=(FORMAT,)
@@ -67,7 +68,7 @@ MODELS = (
 class StabilityProvider:
     name = "stability"
     label = LABEL
-    description = "Stability AI hosted API: Stable Image Core, Ultra and Stable Diffusion 3.5."
+    description = gettext_noop("Stability AI hosted API: Stable Image Core, Ultra and Stable Diffusion 3.5.")
     offline = False
     accepts_user_key = True
 

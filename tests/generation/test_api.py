@@ -216,3 +216,9 @@ def test_openapi_schema_and_docs_are_served(client):
     assert schema.status_code == 200
     assert b"/api/v1/batches/" in schema.content
     assert client.get("/api/docs/").status_code == 200
+
+
+def test_provider_labels_follow_the_callers_language(api):
+    local = next(p for p in api.get("/api/v1/providers/", HTTP_ACCEPT_LANGUAGE="zh-TW").json() if p["name"] == "local")
+    assert local["label"] == "本機繪圖器（離線）"
+    assert "不是 AI 模型" in local["description"]
