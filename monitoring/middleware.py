@@ -87,6 +87,6 @@ def add_request_id_to_error(response: HttpResponse, request_id: str) -> None:
         return
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         body["error"]["request_id"] = request_id
-        response.content = json.dumps(body).encode()
+        response.content = json.dumps(body, ensure_ascii=False).encode()
         if response.has_header("Content-Length"):
             response["Content-Length"] = str(len(response.content))
