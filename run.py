@@ -129,7 +129,9 @@ def supervise(children: list[subprocess.Popen[bytes]]) -> int:
 def stop_all(children: list[subprocess.Popen[bytes]]) -> None:
     say("stopping web server and workers")
     for child in children:
-        signal_group(child, signal.SIGTERM if not IS_WINDOWS else getattr(signal, "CTRL_BREAK_EVENT", signal.SIGTERM))
+        # Only the leader is asked: a django-q cluster stops its own workers in order, and
+        # signalling them all at once leaves it waiting for processes that are already gone.
+        child.send_signal(signal.SIGTERM if not IS_WINDOWS else getattr(signal, "CTRL_BREAK_EVENT", signal.SIGTERM))
     deadline = time.monotonic() + STOP_GRACE_SECONDS
     for child in children:
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import io
 import json
 import os
@@ -153,11 +154,13 @@ def platform_run(provider_url: str, prompts: int, concurrency: int, data_dir: Pa
         return elapsed
     finally:
         for process in (web, cluster):
-            os.killpg(process.pid, signal.SIGTERM)
+            process.terminate()  # leaders only: the cluster stops its own workers in order
         for process in (web, cluster):
             try:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
+                process.kill()
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import signal
 import subprocess
@@ -89,12 +90,14 @@ def test_six_workers_never_exceed_the_providers_concurrency_cap(tmp_path: Path) 
                 time.sleep(0.2)
             time.sleep(1)  # let the last results be written
         finally:
-            os.killpg(cluster.pid, signal.SIGTERM)
+            cluster.terminate()  # the leader stops its own workers in order
             try:
-                cluster.wait(timeout=10)
+                cluster.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                os.killpg(cluster.pid, signal.SIGKILL)
+                cluster.kill()
                 cluster.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(cluster.pid, signal.SIGKILL)  # no orphaned worker processes
     assert len(server.requests) == IMAGES
     assert counter.peak == CAP  # reached (the workers did run in parallel) and never exceeded
     assert manage(env, "shell", "-c", STATUS).strip().splitlines()[-1] == str(["succeeded"] * IMAGES)
