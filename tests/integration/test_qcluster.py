@@ -31,7 +31,13 @@ def test_a_real_cluster_renders_a_batch(make_batch, real_queue, tmp_path: Path):
         assert default_storage.exists(generation.thumbnail.name)
 
 
-def test_killing_the_cluster_mid_batch_finishes_every_image_exactly_once(make_batch, real_queue, tmp_path: Path):
+def test_killing_the_cluster_mid_batch_finishes_every_image_exactly_once(
+    make_batch, real_queue, tmp_path: Path, settings
+):
+    # The Redis broker loses the tasks a killed cluster had taken; the sweeper (run below, in
+    # this process) finds them by their age, so it uses the same short timings as the cluster.
+    settings.GENERATION_REQUEUE_AFTER_SECONDS = 3
+    settings.GENERATION_LEASE_SECONDS = 3
     total = 12
     batch = make_batch(prompts=[f"prompt {n}" for n in range(total)])
     slow = cluster_env(

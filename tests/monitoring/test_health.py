@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.signing import SignedPackage
 from django_q.status import Stat, Status
@@ -11,10 +12,18 @@ from django_q.status import Stat, Status
 
 @pytest.fixture
 def live_cluster():
-    """Publish a cluster heartbeat the way a running qcluster does."""
-    status = Status(pid=1234, cluster_id="test-cluster")
-    status.workers = [1, 2, 3]
-    get_broker().set_stat(Stat.get_key("test-cluster"), SignedPackage.dumps(status, True), 30)
+    """Publish a cluster heartbeat the way a running qcluster does, and withdraw it afterwards."""
+    stat = Stat.__new__(Stat)  # what a sentinel saves, without starting one
+    Status.__init__(stat, pid=1234, cluster_id="test-cluster")
+    stat.broker, stat.tob, stat.workers = None, timezone.now(), [1, 2, 3]
+    broker = get_broker()
+    key = Stat.get_key("test-cluster")
+    broker.set_stat(key, SignedPackage.dumps(stat, True), 30)
+    yield
+    if broker.cache is not None and not hasattr(broker.connection, "keys"):
+        broker.cache.delete(key)
+    else:
+        broker.connection.delete(key)  # the Redis broker keeps heartbeats in Redis itself
 
 
 def test_healthy_platform_is_200_with_every_check(client, db, live_cluster):
