@@ -449,9 +449,9 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ImageGen <noreply@lo
 ALLOW_SIGNUP = env.bool("ALLOW_SIGNUP", default=False)
 REQUIRE_2FA_FOR_STAFF = env.bool("REQUIRE_2FA_FOR_STAFF", default=False)
 OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="ImageGen")
-DEFAULT_DAILY_IMAGE_QUOTA = env.int("DEFAULT_DAILY_IMAGE_QUOTA", default=1000)
+DEFAULT_DAILY_IMAGE_QUOTA = env.int("DEFAULT_DAILY_IMAGE_QUOTA", default=5000)
 DEFAULT_MAX_IMAGES_PER_BATCH = env.int("DEFAULT_MAX_IMAGES_PER_BATCH", default=500)
-DEFAULT_MAX_ACTIVE_BATCHES = env.int("DEFAULT_MAX_ACTIVE_BATCHES", default=10)
+DEFAULT_MAX_ACTIVE_BATCHES = env.int("DEFAULT_MAX_ACTIVE_BATCHES", default=25)
 API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="120/min")
 LOGIN_RATE_LIMIT = env.str("LOGIN_RATE_LIMIT", default="5/15min")
 # Counters live in Redis when REDIS_URL is set, else in the database; keys start with this prefix.
