@@ -100,9 +100,11 @@ def _take(provider: str, kind: str, holder: str, now: datetime, expires: datetim
     limit = limit_for(provider, kind)
     if limit <= 0:
         return True
-    _ensure_rows(provider, kind, limit, now)
     free = ProviderPermit.objects.filter(provider=provider, kind=kind, index__lt=limit, expires_at__lte=now)
     candidates = list(free.values_list("pk", flat=True)[:limit])
+    if not candidates:  # every permit busy, or the rows for this limit do not exist yet
+        _ensure_rows(provider, kind, limit, now)
+        candidates = list(free.values_list("pk", flat=True)[:limit])
     random.shuffle(candidates)  # spread workers over the free rows instead of racing for the first
     for pk in candidates:
         if ProviderPermit.objects.filter(pk=pk, expires_at__lte=now).update(holder=holder, expires_at=expires):

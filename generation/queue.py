@@ -20,12 +20,18 @@ logger = logging.getLogger(__name__)
 RUN_TASK = "generation.tasks.run_generation"
 
 
-def enqueue_generations(ids: Iterable[uuid.UUID]) -> None:
-    """Queue one task per generation. Safe to repeat: a task whose generation is taken does nothing."""
+def enqueue_generations(ids: Iterable[uuid.UUID], *, batch_id: uuid.UUID | None = None) -> None:
+    """Queue one task per generation. Safe to repeat: a task whose generation is taken does nothing.
+
+    With `batch_id` the tasks carry it as their django-q group, so task logs name the batch
+    without a lookup.
+    """
     broker = get_broker()
+    group = {"group": str(batch_id)} if batch_id else {}
     for generation_id in ids:
         # The Generation row records every outcome, so django-q keeps only failed task results.
-        async_task(RUN_TASK, str(generation_id), broker=broker, task_name=f"generation-{generation_id}", save=False)
+        name = f"generation-{generation_id}"
+        async_task(RUN_TASK, str(generation_id), broker=broker, task_name=name, save=False, **group)
 
 
 def sweep_stale_generations() -> dict[str, int]:

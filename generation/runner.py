@@ -69,11 +69,14 @@ def generation_claim(*, generation_id: uuid.UUID) -> Generation | None:
 
 def generation_run(*, generation_id: uuid.UUID) -> str:
     """Render one generation end to end; returns the status it ended in (or skipped/deferred)."""
-    if not _wait_until_due(generation_id):
-        return "deferred"
     generation = generation_claim(generation_id=generation_id)
     if generation is None:
-        return "skipped"
+        # Not claimable: done, leased elsewhere, or waiting out a backoff (then wait or park it).
+        if not _wait_until_due(generation_id):
+            return "deferred"
+        generation = generation_claim(generation_id=generation_id)
+        if generation is None:
+            return "skipped"
     if generation.batch.status == BatchStatus.QUEUED:
         batch_refresh(batch_id=generation.batch_id)  # the batch shows as running from its first image
     try:
@@ -292,7 +295,7 @@ def _back_to_pending(generation: Generation, not_before: datetime, **changes: An
         **changes,
     )
     if updated and soon:
-        queue.enqueue_generations([generation.pk])
+        queue.enqueue_generations([generation.pk], batch_id=generation.batch_id)
     return GenerationStatus.PENDING
 
 
@@ -319,7 +322,7 @@ def _fail_over(generation: Generation, error: ProviderError) -> str:
         enqueued_at=timezone.now(),
     )
     if updated:
-        queue.enqueue_generations([generation.pk])
+        queue.enqueue_generations([generation.pk], batch_id=generation.batch_id)
     return GenerationStatus.PENDING
 
 

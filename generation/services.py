@@ -250,7 +250,7 @@ def batch_create(*, owner: User, spec: BatchSpec, source: str = BatchSource.API)
         ]
         Generation.objects.bulk_create(generations, batch_size=500)
         ids = [g.id for g in generations]
-        transaction.on_commit(lambda: queue.enqueue_generations(ids))
+        transaction.on_commit(lambda: queue.enqueue_generations(ids, batch_id=batch.pk))
     return batch
 
 
@@ -298,7 +298,7 @@ def batch_retry_failed(*, batch: Batch) -> Batch:
             finished_at=None,
         )
         Batch.objects.filter(pk=batch.pk).update(cancel_requested_at=None, finished_at=None)
-        transaction.on_commit(lambda: queue.enqueue_generations(ids))
+        transaction.on_commit(lambda: queue.enqueue_generations(ids, batch_id=batch.pk))
     return batch_refresh(batch_id=batch.pk)
 
 

@@ -26,6 +26,8 @@ def batch_id_for(task: dict[str, Any]) -> str | None:
     """The batch a generation task works on, so every line it logs can be found by batch."""
     if func_name(task.get("func")) != GENERATION_TASK or not task.get("args"):
         return None
+    if task.get("group"):
+        return str(task["group"])  # the generation queue names the batch as the task's group
     from generation.models import Generation
 
     try:

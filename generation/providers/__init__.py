@@ -26,7 +26,11 @@ def configured_providers(*, user_id: int | None = None) -> dict[str, Provider]:
 
 
 def get_provider(name: str, *, user_id: int | None = None) -> Provider | None:
-    return configured_providers(user_id=user_id).get(name)
+    """The provider `name` if the operator configured it or `user_id` saved a key for it."""
+    provider = all_providers().get(name)
+    if provider is None or provider.is_configured():
+        return provider
+    return provider if provider.accepts_user_key and name in _own_key_providers(user_id) else None
 
 
 def _own_key_providers(user_id: int | None) -> set[str]:
