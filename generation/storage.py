@@ -45,14 +45,15 @@ def store_image(*, data: bytes, base_name: str, text: dict[str, Any]) -> StoredI
         key: value if isinstance(value, str) else json.dumps(value, ensure_ascii=False) for key, value in text.items()
     }
     png_bytes = _png_with_text(data, image, texts)
+    width, height = image.size
     image_name = default_storage.save(f"images/{base_name}.png", ContentFile(png_bytes))
     thumbnail_name = default_storage.save(f"thumbnails/{base_name}.webp", ContentFile(_thumbnail(image)))
     return StoredImage(
         image_name=image_name,
         thumbnail_name=thumbnail_name,
         content_hash=hashlib.sha256(png_bytes).hexdigest(),
-        width=image.width,
-        height=image.height,
+        width=width,
+        height=height,
     )
 
 
@@ -82,10 +83,15 @@ def _itxt_chunk(key: str, value: str) -> bytes:
 
 
 def _thumbnail(image: Image.Image) -> bytes:
-    thumb = image.copy()
-    thumb.thumbnail((settings.THUMBNAIL_SIZE, settings.THUMBNAIL_SIZE), Image.Resampling.LANCZOS)
+    """A WebP of at most THUMBNAIL_SIZE px; shrinks `image` in place (the PNG is already written).
+
+    reducing_gap=1 first box-averages by the whole factor (cheap), so the final resampling only
+    covers what is left: about a tenth of the cost, with no visible difference at this size.
+    """
+    size = (settings.THUMBNAIL_SIZE, settings.THUMBNAIL_SIZE)
+    image.thumbnail(size, Image.Resampling.LANCZOS, reducing_gap=1.0)
     out = io.BytesIO()
-    thumb.save(out, format="WEBP", quality=80, method=2)
+    image.save(out, format="WEBP", quality=80, method=2)
     return out.getvalue()
 
 
