@@ -77,3 +77,43 @@ def test_postgres_backup_without_pg_dump_fails_clearly(monkeypatch: Any, tmp_pat
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(CommandError, match="pg_dump was not found"):
         call_command("backup", "--dir", str(tmp_path))
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="restores a PostgreSQL dump with pg_restore")
+def test_postgres_restore_into_an_empty_database_finds_batches_and_images(
+    make_batch: Any, tmp_path: Path, settings: Any
+) -> None:
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    import psycopg
+
+    from tests.integration.cluster import database_url
+
+    batch = make_batch()
+    image = batch.generations.first().image
+    archive = backup_create(destination=tmp_path / "backups", keep=3)
+    target = f"imagegen_restore_{uuid.uuid4().hex[:12]}"
+    source_url = database_url()
+    target_url = source_url.rsplit("/", 1)[0] + f"/{target}"
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{target}"')
+    try:
+        env = {**os.environ, "DATABASE_URL": target_url, "DATA_DIR": str(tmp_path / "new"),
+               "MEDIA_ROOT": str(tmp_path / "new" / "media")}  # fmt: skip
+        subprocess.run(
+            [sys.executable, "manage.py", "restore", str(archive)], cwd=settings.BASE_DIR, env=env, check=True
+        )
+        with psycopg.connect(target_url) as restored:
+            names = restored.execute("SELECT name FROM generation_batch").fetchall()
+            images = [row[0] for row in restored.execute("SELECT image FROM generation_generation")]
+        assert names == [(batch.name,)]
+        media = tmp_path / "new" / "media"
+        assert (media / image.name).read_bytes() == Path(image.path).read_bytes()
+        assert all((media / name).is_file() for name in images)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
