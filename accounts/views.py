@@ -216,10 +216,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def token_revoke(request: HttpRequest, token_id: uuid.UUID) -> HttpResponse:
-    try:
-        token = selectors.token_get(user=request.user, token_id=token_id)
-    except ApplicationError:
-        raise Http404 from None
+    token = selectors.token_get(user=request.user, token_id=token_id)
     services.token_revoke(token=token, actor=request.user, request=request)
     messages.success(request, _("Token “%(name)s” is revoked.") % {"name": token.name})
     return redirect("accounts:tokens")

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 
 from generation import keys, selectors, services
 from generation.forms import BatchForm, ProviderKeyForm
-from generation.models import Batch, BatchSource, BatchStatus, Generation, GenerationStatus
+from generation.models import BatchSource, BatchStatus, Generation, GenerationStatus
 from generation.providers import configured_providers
 from generation.serializers import provider_data
 from imagegen.errors import ApplicationError
@@ -77,7 +77,7 @@ def user_provider_data(user_id: int | None) -> list[dict[str, object]]:
 
 @login_required
 def batch_detail(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
-    batch = _own_batch(request, batch_id)
+    batch = selectors.batch_get(user=request.user, batch_id=batch_id)
     page = Paginator(selectors.generation_list(batch=batch), GRID_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
@@ -106,7 +106,7 @@ def batch_retry(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
 
 
 def _batch_action(request: HttpRequest, batch_id: uuid.UUID, action: object, done: str) -> HttpResponse:
-    batch = _own_batch(request, batch_id)
+    batch = selectors.batch_get(user=request.user, batch_id=batch_id)
     try:
         action(batch=batch)  # type: ignore[operator]
     except ApplicationError as error:
@@ -118,10 +118,7 @@ def _batch_action(request: HttpRequest, batch_id: uuid.UUID, action: object, don
 
 @login_required
 def generation_detail(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
-    try:
-        generation = selectors.generation_get(user=request.user, generation_id=generation_id)
-    except ApplicationError:
-        raise Http404 from None
+    generation = selectors.generation_get(user=request.user, generation_id=generation_id)
     siblings = list(selectors.generation_list(batch=generation.batch).values_list("id", flat=True))
     index = siblings.index(generation.pk)
     context = {
@@ -132,13 +129,6 @@ def generation_detail(request: HttpRequest, generation_id: uuid.UUID) -> HttpRes
         "parameters": json.dumps(generation.batch.parameters, ensure_ascii=False, indent=2),
     }
     return render(request, "generation/generation_detail.html", context)
-
-
-def _own_batch(request: HttpRequest, batch_id: uuid.UUID) -> Batch:
-    try:
-        return selectors.batch_get(user=request.user, batch_id=batch_id)
-    except ApplicationError:
-        raise Http404 from None
 
 
 def serve_generation_file(generation: Generation, field: str, *, download: bool = False) -> FileResponse:
@@ -176,9 +166,6 @@ def provider_keys(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def provider_key_delete(request: HttpRequest, provider: str) -> HttpResponse:
-    try:
-        keys.provider_key_delete(owner=cast(User, request.user), provider=provider, request=request)
-    except ApplicationError:
-        raise Http404 from None
+    keys.provider_key_delete(owner=cast(User, request.user), provider=provider, request=request)
     messages.success(request, _("Key deleted."))
     return redirect("generation:provider_keys")

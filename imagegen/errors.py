@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import Http404
+
 
 class ApplicationError(Exception):
     """A failure the caller can act on: rendered as `{"error": {code, message, details}}`."""
@@ -22,7 +24,9 @@ class ValidationFailed(ApplicationError):
     default_code = "validation_error"
 
 
-class NotFound(ApplicationError):
+class NotFound(ApplicationError, Http404):
+    """Also an Http404, so a portal view that lets it through shows the 404 page."""
+
     status_code = 404
     default_code = "not_found"
 
