@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -16,6 +14,7 @@ import pytest
 
 from tests.fakeserver import Reply, fake_server
 from tests.generation.providerfakes import png_bytes
+from tests.integration.cluster import running_cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = 12
@@ -29,7 +28,7 @@ batch_create(owner=owner, spec=spec)
 """
 STATUS = "from generation.models import Generation; print(sorted(Generation.objects.values_list('status', flat=True)))"
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
+pytestmark = [pytest.mark.integration]
 
 
 class InFlight:
@@ -80,24 +79,11 @@ def test_six_workers_never_exceed_the_providers_concurrency_cap(tmp_path: Path) 
         env = environment(tmp_path, server.url)
         manage(env, "migrate", "-v0")
         manage(env, "shell", "-c", CREATE_BATCH)
-        cluster = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
+        with running_cluster(env, tmp_path / "cluster.log"):
             deadline = time.monotonic() + 90
             while len(server.requests) < IMAGES and time.monotonic() < deadline:
                 time.sleep(0.2)
             time.sleep(1)  # let the last results be written
-        finally:
-            cluster.terminate()  # the leader stops its own workers in order
-            try:
-                cluster.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                cluster.kill()
-                cluster.wait()
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(cluster.pid, signal.SIGKILL)  # no orphaned worker processes
     assert len(server.requests) == IMAGES
     assert counter.peak == CAP  # reached (the workers did run in parallel) and never exceeded
     assert manage(env, "shell", "-c", STATUS).strip().splitlines()[-1] == str(["succeeded"] * IMAGES)
