@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 class BatchStatus(models.TextChoices):
     QUEUED = "queued", _("Queued")
     RUNNING = "running", _("Running")
+    PAUSED = "paused", _("Paused")
     COMPLETED = "completed", _("Completed")
     PARTIAL = "partial", _("Partially completed")
     FAILED = "failed", _("Failed")
@@ -34,6 +35,15 @@ FINISHED_GENERATION_STATUSES = (
 )
 
 
+ACTIVE_BATCH_STATUSES = (BatchStatus.QUEUED, BatchStatus.RUNNING, BatchStatus.PAUSED)
+
+
+class BatchPriority(models.IntegerChoices):
+    LOW = 0, _("Low")
+    NORMAL = 1, _("Normal")
+    HIGH = 2, _("High")
+
+
 class BatchSource(models.TextChoices):
     PORTAL = "portal", _("Portal")
     API = "api", _("API")
@@ -50,14 +60,21 @@ class Batch(models.Model):
     status = models.CharField(
         _("status"), max_length=12, choices=BatchStatus.choices, default=BatchStatus.QUEUED, db_index=True
     )
+    # Order of work within one user's share of the workers (fairness between users comes first).
+    priority = models.PositiveSmallIntegerField(
+        _("priority"), choices=BatchPriority.choices, default=BatchPriority.NORMAL
+    )
     total = models.PositiveIntegerField(_("total"), default=0)
     completed = models.PositiveIntegerField(_("completed"), default=0)
     failed = models.PositiveIntegerField(_("failed"), default=0)
     cancelled = models.PositiveIntegerField(_("cancelled"), default=0)
+    # Kept by the lifecycle with the counters above, so lists never sum generations.
+    cost_usd = models.DecimalField(_("estimated cost (USD)"), max_digits=12, decimal_places=5, default=0)
     created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -78,7 +95,7 @@ class Batch(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.status in (BatchStatus.QUEUED, BatchStatus.RUNNING)
+        return self.status in ACTIVE_BATCH_STATUSES
 
 
 class Generation(models.Model):
@@ -104,6 +121,12 @@ class Generation(models.Model):
     # 0 while on the batch's own provider; n after failing over to the batch's n-th fallback.
     provider_index = models.PositiveSmallIntegerField(default=0)
     enqueued_at = models.DateTimeField(null=True, blank=True)
+    # The live worker running this attempt ("<node>:<pid>"); blank while dispatched but not started.
+    worker = models.CharField(max_length=100, blank=True)
+    # First 429 of the current wait: rate limits spend this time budget, not attempts.
+    rate_limited_since = models.DateTimeField(null=True, blank=True)
+    # A failure no retry can fix (content filtered, invalid request): "retry failed" skips it unless asked.
+    error_permanent = models.BooleanField(default=False)
     error_code = models.CharField(_("error code"), max_length=60, blank=True)
     error_message = models.TextField(_("error message"), blank=True)
     # The provider and model that made (or last tried) this image: the batch's own, or a
@@ -128,6 +151,7 @@ class Generation(models.Model):
         indexes = [
             models.Index(fields=["batch", "position"]),
             models.Index(fields=["status", "lease_expires_at"]),
+            models.Index(fields=["batch", "status", "position"]),
         ]
 
     def __str__(self) -> str:
@@ -197,3 +221,44 @@ class ProviderCooldown(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} until {self.until}"
+
+
+class SpooledResult(models.Model):
+    """A provider's answer that could not be stored yet (full disk, storage down): kept so that
+    storing is retried without paying for a second provider call."""
+
+    generation = models.OneToOneField(Generation, on_delete=models.CASCADE, primary_key=True, related_name="spool")
+    data = models.BinaryField()
+    seed = models.BigIntegerField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"spooled result of {self.generation_id}"
+
+
+class WorkerNode(models.Model):
+    """One running `qcluster`: its heartbeat says its workers are alive and own their claims."""
+
+    id = models.CharField(max_length=64, primary_key=True)
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    workers = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(default=timezone.now)
+    heartbeat_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # What the node's own checks found (monitor alive, results processed), for health and the dashboard.
+    state = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.pid}"
+
+
+class SchedulerLock(models.Model):
+    """A single row that dispatchers lock so that two of them never hand out the same free slots."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return "scheduler lock"
