@@ -10,13 +10,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from generation.models import Batch, Generation, GenerationStatus
+from imagegen import __version__
 from monitoring import resources, selectors
 from monitoring.models import BUCKET_FIELDS, LATENCY_BUCKETS_MS, AlertState, RequestStats, SystemSample
 from monitoring.services import queue_reading
@@ -127,16 +135,39 @@ def system_metrics() -> Iterator[Metric]:
 
 def usage_metrics() -> Iterator[Metric]:
     batches = CounterMetricFamily("imagegen_batches", "Batches created", labels=["source"])
-    for row in Batch.objects.values("source").annotate(n=Count("id")).order_by():
+    for row in (
+        Batch.objects.exclude(owner__username=settings.CANARY_USERNAME)
+        .values("source")
+        .annotate(n=Count("id"))
+        .order_by()
+    ):
         batches.add_metric([row["source"]], row["n"])
     yield batches
     day_ago = timezone.now() - timedelta(days=1)
-    active = Batch.objects.filter(created_at__gte=day_ago).values("owner").distinct().count()
+    users_batches = Batch.objects.exclude(owner__username=settings.CANARY_USERNAME)
+    active = users_batches.filter(created_at__gte=day_ago).values("owner").distinct().count()
     yield GaugeMetricFamily("imagegen_active_users_24h", "Users who created a batch in the last 24 hours", value=active)
     alerts = GaugeMetricFamily("imagegen_alert_firing", "1 while an alert rule is firing", labels=["rule"])
     for state in AlertState.objects.filter(Q(firing=True)):
         alerts.add_metric([state.key], 1)
     yield alerts
+
+
+def availability_metrics() -> Iterator[Metric]:
+    from monitoring.availability import WINDOWS, availability
+
+    yield GaugeMetricFamily("imagegen_slo_target_ratio", "Availability objective", value=settings.SLO_TARGET / 100)
+    ratio = GaugeMetricFamily("imagegen_availability_ratio", "Share of time up (probe)", labels=["window"])
+    budget = GaugeMetricFamily(
+        "imagegen_error_budget_remaining_ratio", "Share of the error budget left", labels=["window"]
+    )
+    for name, span in WINDOWS.items():
+        measured = availability(window=span, name=name)
+        if measured.ratio is not None and measured.budget_remaining is not None:
+            ratio.add_metric([name], measured.ratio)
+            budget.add_metric([name], measured.budget_remaining)
+    yield from (ratio, budget)
+    yield InfoMetricFamily("imagegen_build", "The running release", value={"version": __version__})
 
 
 class StoreCollector(Collector):
@@ -148,6 +179,7 @@ class StoreCollector(Collector):
             queue_metrics,
             system_metrics,
             usage_metrics,
+            availability_metrics,
         ):
             yield from source()
 

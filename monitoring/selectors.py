@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -168,6 +169,7 @@ def slowest_routes(since: datetime, limit: int = 10) -> list[dict[str, Any]]:
 def top_users(since: datetime, limit: int = 10) -> list[dict[str, Any]]:
     rows = (
         Generation.objects.filter(finished_at__gte=since)
+        .exclude(batch__owner__username=settings.CANARY_USERNAME)
         .values("batch__owner__username")
         .annotate(
             images=Count("id", filter=Q(status=GenerationStatus.SUCCEEDED)),
@@ -241,10 +243,11 @@ def provider_table(since: datetime) -> list[dict[str, Any]]:
 
 
 def usage(since: datetime) -> dict[str, Any]:
-    batches = Batch.objects.filter(created_at__gte=since)
+    batches = Batch.objects.filter(created_at__gte=since).exclude(owner__username=settings.CANARY_USERNAME)
     by_source = dict(batches.values_list("source").annotate(n=Count("id")).values_list("source", "n"))
     per_day = (
         Generation.objects.filter(finished_at__gte=since, status=GenerationStatus.SUCCEEDED)
+        .exclude(batch__owner__username=settings.CANARY_USERNAME)
         .annotate(day=TruncDate("finished_at"))
         .values("day", "batch__owner__username")
         .annotate(images=Count("id"))
