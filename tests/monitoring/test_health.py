@@ -58,3 +58,13 @@ def test_unreachable_database_is_503_naming_database(client, db, live_cluster, m
 
 def test_health_is_never_cached(client, db, live_cluster):
     assert "no-cache" in client.get("/health")["Cache-Control"]
+
+
+def test_health_and_the_portal_footer_name_the_running_version(client, db, live_cluster, owner):
+    from imagegen import __version__
+
+    assert __version__ and __version__ != "unknown"
+    assert client.get("/health").json()["version"] == __version__
+    client.force_login(owner)
+    assert '<span class="version"' in client.get("/batches/").content.decode()
+    assert __version__ in client.get("/batches/").content.decode()

@@ -152,7 +152,7 @@
       latest.textContent = "";
     } else {
       const burn = Object.entries(summary.burn_rates).map(([name, rate]) => `${name} ${fmtNumber(rate, 2)}×`).join(" · ");
-      target.textContent = text.slo.replace("{target}", fmtNumber(summary.slo_target_percent, 2))
+      target.textContent = text.slo.replace("{target}", `${fmtNumber(summary.slo_target_percent, 2)}%`)
         .replace("{since}", new Date(summary.measured_since).toLocaleString(locale)).replace("{burn}", burn);
       const probe = summary.latest, time = new Date(probe.taken_at).toLocaleTimeString(locale);
       latest.textContent = probe.up ? text.probeUp.replace("{time}", time)
