@@ -26,7 +26,6 @@ from django.contrib.auth.models import User
 from django.db import connection
 
 from accounts.services import token_create
-from generation import queue
 from generation.models import Batch, GenerationStatus
 from tests.fakeserver import Reply, fake_server
 from tests.generation.providerfakes import png_bytes
@@ -42,14 +41,8 @@ pytestmark = [
     ),
 ]
 
-# Short timings, so the work a killed node held is handed on within seconds (as in test_qcluster).
-FAST_RECOVERY = {
-    "LOCAL_PROVIDER_DELAY": "0.4",
-    "GENERATION_TASK_TIMEOUT": "4",
-    "Q_RETRY_MARGIN": "1",
-    "GENERATION_LEASE_SECONDS": "3",
-    "GENERATION_REQUEUE_AFTER_SECONDS": "3",
-}
+# A killed node's claimed images are handed on once its heartbeat is this old (default 15 s).
+FAST_RECOVERY = {"LOCAL_PROVIDER_DELAY": "0.4", "WORKER_DEAD_AFTER_SECONDS": "6"}
 
 
 @dataclass
@@ -137,11 +130,8 @@ def bearer(owner: User) -> dict[str, str]:
 
 
 def test_a_node_killed_mid_batch_leaves_the_other_to_finish_and_serve_every_image_once(
-    real_queue: None, store: ObjectStore, bearer: dict[str, str], tmp_path: Path, settings
+    real_queue: None, store: ObjectStore, bearer: dict[str, str], tmp_path: Path
 ) -> None:
-    # The sweeper runs below in this process (the scheduler would, every minute); same timings as the nodes.
-    settings.GENERATION_REQUEUE_AFTER_SECONDS = 3
-    settings.GENERATION_LEASE_SECONDS = 3
     total = 12
     a = node(tmp_path, "node-a", store, Q_WORKERS="2", **FAST_RECOVERY)
     b = node(tmp_path, "node-b", store, Q_WORKERS="2", **FAST_RECOVERY)
@@ -167,7 +157,7 @@ def test_a_node_killed_mid_batch_leaves_the_other_to_finish_and_serve_every_imag
         )
         a.cluster = stack.enter_context(running_cluster(a.env, a.data_dir / "cluster.log"))
         b.kill()  # node B (web and workers) dies holding images it had started
-        wait_for(lambda: _status(a, batch.pk, bearer) == "completed", timeout=120, every=queue.sweep_stale_generations)
+        wait_for(lambda: _status(a, batch.pk, bearer) == "completed", timeout=120)
 
         listed = httpx.get(f"{a.url}/api/v1/batches/{batch.pk}/generations/", headers=bearer).json()
         assert len(listed["results"]) == total
