@@ -159,7 +159,7 @@
         : text.probeDown.replace("{time}", time).replace("{detail}", probe.detail);
       latest.classList.toggle("bad", !probe.up);
     }
-    const label = { "1d": text.window1d, "7d": text.window7d, "30d": text.window30d };
+    const label = { "1d": text["window-1d"], "7d": text["window-7d"], "30d": text["window-30d"] };  // dataset keeps "-1d"
     const percent = (value, digits) => (value === null ? "–" : `${fmtNumber(value, digits)}%`);
     fillTable("table-availability", summary.windows, (r) => [[label[r.window] || r.window],
       [percent(r.availability_percent, 3), r.availability_percent !== null && r.availability_percent < summary.slo_target_percent ? "num bad" : "num"],
