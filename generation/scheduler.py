@@ -13,6 +13,7 @@ generations under one lock:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import uuid
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Avg, Count, Q, Sum
 from django.utils import timezone
@@ -241,7 +243,20 @@ def _share_per_user() -> float:
 
 
 def seconds_per_image(provider: str) -> float:
-    """Mean provider latency of the provider's last images (the last hour), or a default."""
+    """Mean provider latency of the provider's last images (the last hour), or a default; cached 30 s."""
+    key = f"scheduler:seconds-per-image:{provider}"
+    try:
+        cached = cache.get(key)
+    except Exception:  # the cache (Redis) is down: estimates still work, uncached
+        cached = None
+    if cached is None:
+        cached = _mean_latency(provider)
+        with contextlib.suppress(Exception):
+            cache.set(key, cached, 30)
+    return float(cached)
+
+
+def _mean_latency(provider: str) -> float:
     since = timezone.now() - timedelta(hours=1)
     recent = Generation.objects.filter(
         provider=provider, status=GenerationStatus.SUCCEEDED, finished_at__gte=since
