@@ -232,12 +232,13 @@ def announce(host: str, port: int, status: int, report: dict[str, Any]) -> None:
 def password_lines(report: dict[str, Any]) -> list[str]:
     generated, saved_in = report.get("admin_password"), report.get("password_file")
     if generated:
-        return [f"Password  {generated}", f"          (shown once; also saved in {saved_in})"]
+        return [f"Password  {generated}   (shown only this once)", f"Saved in  {saved_in}"]
     if report.get("password_from_env"):
-        return ["Password  the ADMIN_PASSWORD you set when the account was created"]
+        return ["Password  the ADMIN_PASSWORD you set"]
     if saved_in:
-        return ["Password  the one generated on the first start, saved in", f"          {saved_in}"]
-    return ["Password  unchanged (forgot it? python run.py manage changepassword admin)"]
+        return [f"Password  in {saved_in}", "          (generated on the first start, unless you changed it)"]
+    user = report.get("admin_username", "admin")
+    return [f"Password  unchanged (forgot it? python run.py manage changepassword {user})"]
 
 
 def boxed(lines: list[str]) -> str:
