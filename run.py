@@ -47,6 +47,8 @@ RESTART_MAX_DELAY = 30.0
 STABLE_AFTER_SECONDS = 60.0
 # After run.py itself is killed, its children get this long to stop their own processes.
 ORPHAN_GRACE_SECONDS = 5.0
+# Said once when the web server is slow to answer its first health probe.
+SLOW_START_SECONDS = 60.0
 PR_SET_PDEATHSIG = 1
 
 
@@ -318,6 +320,7 @@ class Supervisor:
         for child in self.children:
             self.start(child)
         announced, next_probe = False, time.monotonic()
+        impatient_at = next_probe + SLOW_START_SECONDS
         while not self.stop_signal:
             now = time.monotonic()
             for child in self.children:
@@ -327,6 +330,9 @@ class Supervisor:
                 announced, next_probe = status is not None, time.monotonic() + 0.3
                 if announced and not self.stop_signal:
                     self.on_up(status or 0)
+                elif now >= impatient_at:
+                    say(f"the web server has not answered {health} for {SLOW_START_SECONDS:g} s; still waiting")
+                    impatient_at = float("inf")
             time.sleep(0.2)
         self.stop_all()
         return 0
