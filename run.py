@@ -340,17 +340,18 @@ class Supervisor:
     def request_stop(self, signum: int, _frame: object) -> None:
         self.stop_signal = signum
 
-    def start(self, child: Child) -> None:
+    def start(self, child: Child) -> int:
         child.start()
         assert child.process is not None
         self.watchdog.watch(child.process.pid)
+        return child.process.pid
 
     def check(self, child: Child, now: float) -> None:
         if child.restart_at is not None:
             if now >= child.restart_at:
                 child.restarts += 1
-                self.start(child)
-                say(f"{child.name} restarted (restart {child.restarts}, pid {child.process.pid})")  # type: ignore[union-attr]
+                pid = self.start(child)
+                say(f"{child.name} restarted (restart {child.restarts}, pid {pid})")
             return
         if child.running:
             if now - child.started_at >= STABLE_AFTER_SECONDS:
@@ -371,7 +372,8 @@ class Supervisor:
 
     def stop_all(self) -> None:
         say("stopping web server and workers")
-        processes = [child.process for child in self.children if child.process is not None]
+        # A child waiting for its restart was cleaned up when it died; its group id may be reused.
+        processes = [c.process for c in self.children if c.process is not None and c.restart_at is None]
         for process in processes:
             # Only the leader is asked: a django-q cluster stops its own workers in order, and
             # signalling them all at once leaves it waiting for processes that are already gone.
