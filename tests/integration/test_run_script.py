@@ -31,7 +31,7 @@ def free_port() -> int:
 
 def get_health(port: int, path: str = "/health") -> tuple[int, dict]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=15) as response:
             return response.status, json.load(response)
     except urllib.error.HTTPError as error:
         return error.code, json.load(error)
@@ -87,6 +87,12 @@ def wait_until_announced(tmp_path: Path, process: subprocess.Popen[bytes]) -> No
     assert process.poll() is None, output_of(tmp_path)[-3000:]
 
 
+def wait_until_serving(tmp_path: Path, process: subprocess.Popen[bytes], port: int) -> None:
+    """Announced, and /health is green: the web server answers and the workers report."""
+    wait_until_announced(tmp_path, process)
+    wait_for(lambda: get_health(port)[0] == 200, START_TIMEOUT, lambda: f"{get_health(port)}")
+
+
 def child_running(process: subprocess.Popen[bytes], marker: str) -> psutil.Process | None:
     """run.py's direct child whose command line contains `marker` (waitress, qcluster, _watchdog)."""
     for child in psutil.Process(process.pid).children():
@@ -113,10 +119,8 @@ def test_run_py_serves_until_sigterm_and_leaves_no_process_behind(tmp_path: Path
     port = free_port()
     process = start_run_py(tmp_path, port)
     try:
-        wait_until_announced(tmp_path, process)
-        status, body = get_health(port)
-        assert status == 200, output_of(tmp_path)[-3000:]
-        assert body["checks"]["workers"]["status"] == "ok"
+        wait_until_serving(tmp_path, process, port)
+        assert get_health(port)[1]["checks"]["workers"]["status"] == "ok"
         assert (tmp_path / "data" / "imagegen.sqlite3").exists()
         descendants = psutil.Process(process.pid).children(recursive=True)
         assert len(descendants) >= 4  # web server, cluster leader, its sentinel and workers, the watchdog
@@ -136,7 +140,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subproces
     port = free_port()
     process = start_run_py(tmp_path, port)
     try:
-        wait_until_announced(tmp_path, process)
+        wait_until_serving(tmp_path, process, port)
         yield process, port, tmp_path
     finally:
         process.send_signal(signal.SIGTERM)
@@ -147,8 +151,9 @@ def test_killed_worker_cluster_is_restarted_while_the_web_keeps_answering(served
     process, port, tmp_path = served
     leader = child_running(process, "qcluster")
     assert leader is not None
-    old_cluster = [leader, *leader.children(recursive=True)]
-    assert len(old_cluster) >= 3  # leader, sentinel, workers
+    # "is up" waits for the web server only: let the cluster finish starting its workers too.
+    wait_for(lambda: len(leader.children(recursive=True)) >= 3, 60, lambda: "cluster did not start its workers")
+    old_cluster = [leader, *leader.children(recursive=True)]  # leader, sentinel, workers, monitor
     web = child_running(process, "waitress")
 
     leader.kill()
@@ -160,7 +165,7 @@ def test_killed_worker_cluster_is_restarted_while_the_web_keeps_answering(served
         return new is not None and new.pid != leader.pid and len(new.children(recursive=True)) >= 2
 
     wait_for(cluster_back, 60, lambda: output_of(tmp_path)[-3000:])
-    assert set(answers) == {200}  # the web server answered throughout
+    assert set(answers) == {200}, answers  # the web server answered throughout
     assert child_running(process, "waitress") == web
     wait_for(lambda: alive(old_cluster) == [], 10, lambda: f"orphans left: {alive(old_cluster)}")
     output = output_of(tmp_path)
@@ -206,8 +211,7 @@ def test_kill_9_of_run_py_leaves_no_process_behind_and_the_box_comes_last(tmp_pa
     port = free_port()
     process = start_run_py(tmp_path, port, ADMIN_PASSWORD="")
     try:
-        wait_until_announced(tmp_path, process)
-        time.sleep(1)  # anything printed after the box would show up now
+        wait_until_serving(tmp_path, process, port)
         descendants = psutil.Process(process.pid).children(recursive=True)
         assert len(descendants) >= 5  # web server, cluster leader, sentinel, workers, watchdog
     finally:
@@ -245,7 +249,7 @@ def test_kill_9_of_run_py_also_ends_a_wedged_worker_cluster(tmp_path: Path):
     port = free_port()
     process = start_run_py(tmp_path, port)
     try:
-        wait_until_announced(tmp_path, process)
+        wait_until_serving(tmp_path, process, port)
         leader = child_running(process, "qcluster")
         assert leader is not None
         descendants = psutil.Process(process.pid).children(recursive=True)
