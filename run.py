@@ -123,7 +123,8 @@ def serve(options: argparse.Namespace) -> int:
     ]
     say(f"starting the web server on {host}:{port} and the worker cluster")
     supervisor = Supervisor(children, on_up=lambda status: announce(host, port, status, report))
-    return supervisor.run(health_url(host, port))
+    url = health_url(host, port)
+    return supervisor.run(lambda: probe(url, report.get("probe_host") or urllib.parse.urlsplit(url).netloc))
 
 
 def web_command(python: Path, host: str, port: int, threads: int) -> list[str]:
@@ -184,9 +185,12 @@ def health_url(host: str, port: int) -> str:
     return f"http://{f'[{shown}]' if ':' in shown else shown}:{port}/health/live"
 
 
-def probe(url: str) -> int | None:
-    """The HTTP status the web server answers with, or None while it does not answer."""
-    request = urllib.request.Request(url, headers={"Host": probe_host(url)})  # noqa: S310 - http, our own
+def probe(url: str, host: str) -> int | None:
+    """The HTTP status the web server answers with, or None while it does not answer.
+
+    `host` is a name Django accepts (from ALLOWED_HOSTS), so that the probe is not refused.
+    """
+    request = urllib.request.Request(url, headers={"Host": host})  # noqa: S310 - http, our own
     try:
         with NO_REDIRECTS.open(request, timeout=2) as response:
             return int(response.status)
@@ -202,15 +206,6 @@ class _KeepRedirects(urllib.request.HTTPRedirectHandler):
 
 
 NO_REDIRECTS = urllib.request.build_opener(_KeepRedirects)
-
-
-def probe_host(url: str) -> str:
-    """A Host header Django accepts: the first plain entry of ALLOWED_HOSTS, else the URL's host."""
-    for entry in os.environ.get("ALLOWED_HOSTS", "").split(","):
-        entry = entry.strip().lstrip(".")
-        if entry and "*" not in entry:
-            return entry
-    return urllib.parse.urlsplit(url).netloc
 
 
 def announce(host: str, port: int, status: int, report: dict[str, Any]) -> None:
@@ -313,7 +308,8 @@ class Supervisor:
         self.watchdog = Watchdog()
         self.stop_signal = 0
 
-    def run(self, health: str) -> int:
+    def run(self, is_up: Callable[[], int | None]) -> int:
+        """Supervise until a stop signal; `is_up` gives the web server's answer (None: not yet)."""
         for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
             if signum is not None:
                 signal.signal(signum, self.request_stop)
@@ -326,12 +322,12 @@ class Supervisor:
             for child in self.children:
                 self.check(child, now)
             if not announced and now >= next_probe:
-                status = probe(health)
+                status = is_up()
                 announced, next_probe = status is not None, time.monotonic() + 0.3
                 if announced and not self.stop_signal:
                     self.on_up(status or 0)
                 elif now >= impatient_at:
-                    say(f"the web server has not answered {health} for {SLOW_START_SECONDS:g} s; still waiting")
+                    say(f"the web server has not answered /health/live for {SLOW_START_SECONDS:g} s; still waiting")
                     impatient_at = float("inf")
             time.sleep(0.2)
         self.stop_all()

@@ -69,7 +69,7 @@ def behind_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int
         tmp_path,
         app_port,
         DEBUG="false",
-        ALLOWED_HOSTS="127.0.0.1,localhost",
+        ALLOWED_HOSTS="imagegen.example,127.0.0.1",  # run.py's health probe says Host: imagegen.example
         SECRET_KEY="a-test-secret-key-that-is-long-enough-for-production-checks-0123456789",
         TRUSTED_PROXIES="127.0.0.1",
         LOGIN_RATE_LIMIT="3/15min",
@@ -120,6 +120,13 @@ def test_https_through_the_proxy_gets_hsts_and_no_redirect_loop(behind_proxy):
     assert response.status == 200
     assert response.headers["Strict-Transport-Security"].startswith("max-age=31536000")
     assert logged_clients(tmp_path, "via-proxy-0001") == {"127.0.0.2"}
+
+
+def test_run_py_started_quietly_with_production_settings(behind_proxy):
+    _proxy_port, _app_port, tmp_path = behind_proxy
+    output = (tmp_path / "run.log").read_text()
+    assert "ImageGen is up" in output
+    assert "warning" not in output.lower() and "Invalid HTTP_HOST" not in output
 
 
 def test_forwarding_headers_sent_directly_by_a_client_are_ignored(behind_proxy):

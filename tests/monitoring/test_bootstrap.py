@@ -22,3 +22,4 @@ def test_bootstrap_reports_what_run_py_shows_in_its_box(settings, tmp_path):
     assert report["admin_password"] == (data_dir / "initial-admin-password").read_text().strip()
     assert report["password_file"] == str(data_dir / "initial-admin-password")
     assert report["log_file"] == str(Path(settings.LOG_DIR) / "imagegen.log")
+    assert report["probe_host"] == settings.ALLOWED_HOSTS[0]

@@ -35,6 +35,8 @@ class Command(BaseCommand):
             "password_from_env": bool(settings.ADMIN_PASSWORD) and not account.generated_password,
             "password_file": str(account.password_file) if account.password_file else "",
             "log_file": str(Path(settings.LOG_DIR) / "imagegen.log"),
+            # A Host header Django accepts, for run.py's health probe.
+            "probe_host": next((h.lstrip(".") for h in settings.ALLOWED_HOSTS if h.strip(".") and "*" not in h), ""),
         }
         options["report"].write_text(json.dumps(report))
         options["report"].chmod(0o600)
