@@ -160,7 +160,9 @@ Q_CLUSTER: dict[str, object] = {
     "label": "Task queue",
     "cache": "default",
     "sync": env.bool("Q_SYNC", default=False),
-    "poll": 0.2,
+    # The ORM broker's pusher checks for new tasks this often when its queue is empty: the
+    # scheduler hands out work just in time, so this is the wait between an image and the next.
+    "poll": env.float("Q_POLL", default=0.05),
     "bulk": env.int("Q_BULK", default=1),
     # Lets each node see its result backlog, to tell a wedged django-q monitor (generation.engine).
     "qsize": True,
