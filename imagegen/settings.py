@@ -257,6 +257,41 @@ PROVIDER_PRICES: dict[str, float] = {
 # Users' own provider keys are encrypted with a Fernet key derived from this secret.
 PROVIDER_KEYS_SECRET = env.str("PROVIDER_KEYS_SECRET", default="") or SECRET_KEY
 
+# A worker node whose heartbeat is older than this is dead: its workers no longer own their claims.
+WORKER_DEAD_AFTER_SECONDS = env.int("WORKER_DEAD_AFTER_SECONDS", default=15)
+
+
+def _check_timeouts() -> None:
+    """Refuse to start with timeouts that contradict each other (docs/operations.md, "Health checks").
+
+    A worker may wait for a provider slot, connect, read, then wait for an inline retry, all inside one
+    task; a task timeout shorter than that kills workers that are only waiting. The broker re-delivers
+    a task after Q_CLUSTER["retry"], so that must be longer than the task timeout too.
+    """
+    parts = {
+        "PROVIDER_SLOT_WAIT_SECONDS": PROVIDER_SLOT_WAIT_SECONDS,
+        "PROVIDER_CONNECT_TIMEOUT": PROVIDER_CONNECT_TIMEOUT,
+        "PROVIDER_READ_TIMEOUT": PROVIDER_READ_TIMEOUT,
+        "GENERATION_RETRY_INLINE_SECONDS": GENERATION_RETRY_INLINE_SECONDS,
+    }
+    longest_attempt = sum(parts.values())
+    if longest_attempt >= GENERATION_TASK_TIMEOUT:
+        terms = " + ".join(f"{name} ({value:g})" for name, value in parts.items())
+        raise ImproperlyConfigured(
+            f"GENERATION_TASK_TIMEOUT ({GENERATION_TASK_TIMEOUT}) must be greater than {terms} = "
+            f"{longest_attempt:g} seconds, or workers are killed while they wait. Raise GENERATION_TASK_TIMEOUT "
+            f"above {longest_attempt:g} or lower those timeouts."
+        )
+    retry, timeout = Q_CLUSTER["retry"], Q_CLUSTER["timeout"]
+    if retry <= timeout:  # type: ignore[operator]
+        raise ImproperlyConfigured(
+            f"The broker's retry (GENERATION_TASK_TIMEOUT {timeout} + Q_RETRY_MARGIN = {retry}) must be greater "
+            f"than the task timeout ({timeout}), or running tasks are delivered twice. Set Q_RETRY_MARGIN above 0."
+        )
+
+
+_check_timeouts()
+
 # --- Outgoing HTTP (imagegen.http) -------------------------------------------------------
 
 # Hosts that URLs from responses or users may point at although they resolve to private
@@ -430,6 +465,8 @@ ALERT_PROVIDER_FAILURE_RATE = env.float("ALERT_PROVIDER_FAILURE_RATE", default=0
 ALERT_PROVIDER_MIN_CALLS = env.int("ALERT_PROVIDER_MIN_CALLS", default=5)
 ALERT_PROVIDER_MINUTES = env.int("ALERT_PROVIDER_MINUTES", default=15)
 ALERT_DISK_FREE_PERCENT = env.float("ALERT_DISK_FREE_PERCENT", default=10.0)
+# Work waits, workers are alive, yet nothing started or finished for this long: readiness fails, `stall` fires.
+STALL_ALERT_SECONDS = env.int("STALL_ALERT_SECONDS", default=120)
 BACKUP_DIR = Path(env.str("BACKUP_DIR", default=str(DATA_DIR / "backups")))
 BACKUP_KEEP = env.int("BACKUP_KEEP", default=7)
 

@@ -1,20 +1,32 @@
-"""Health checks: each probe of a dependency says ok or what is wrong, and how long it took."""
+"""Health checks: each probe of a dependency says ok or what is wrong, and how long it took.
+
+Besides the dependencies, readiness watches the engine itself (docs/operations.md, "Health checks"):
+`progress` fails when work waits, workers are alive and nothing moves; `results` fails when a worker
+node's django-q monitor is dead or its finished tasks are not being saved.
+"""
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import connection
+from django.db import connection, transaction
+from django.utils import timezone
 from django_q.brokers import get_broker
 
+from generation import health_stats
 from monitoring import resources
+from monitoring.models import HealthProbe
 
 STARTED_AT = time.time()
 
@@ -33,11 +45,35 @@ def check_process() -> str:
     return f"up {round(time.time() - STARTED_AT)} s"
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """What a check that is also an alert rule found: healthy or not, and why, in one sentence."""
+
+    ok: bool
+    detail: str
+
+
 def check_database() -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
         cursor.fetchone()
-    return connection.vendor
+    verdict = database_write_verdict()
+    if not verdict.ok:
+        raise RuntimeError(verdict.detail)
+    return f"{connection.vendor}, {verdict.detail}"
+
+
+def database_write_verdict() -> Verdict:
+    """Commit a write: a full disk, a read-only replica or a held lock fail here, where a SELECT would pass."""
+    probe = HealthProbe(id=1, written_at=timezone.now(), written_by=f"{socket.gethostname()}:{os.getpid()}"[:100])
+    try:
+        with transaction.atomic():
+            HealthProbe.objects.bulk_create(
+                [probe], update_conflicts=True, unique_fields=["id"], update_fields=["written_at", "written_by"]
+            )
+    except Exception as exc:  # a health check reports failures, it never raises them
+        return Verdict(False, f"the database answers but does not take writes: {type(exc).__name__}: {exc}")
+    return Verdict(True, "read and write ok")
 
 
 def check_cache() -> str:
@@ -66,17 +102,52 @@ def check_storage() -> str:
     return "write and delete ok"
 
 
+@dataclass(frozen=True)
+class DiskReading:
+    name: str  # "data" (DATA_DIR: database, backups, logs) or "media" (MEDIA_ROOT: the images)
+    path: Path
+    free_bytes: int
+    free_percent: float
+
+    @property
+    def low(self) -> bool:
+        return self.free_percent < settings.ALERT_DISK_FREE_PERCENT
+
+    def describe(self) -> str:
+        text = f"{self.name} {self.free_percent:.1f}% free ({self.free_bytes // 2**20} MiB)"
+        return f"only {text} under {self.path}, limit {settings.ALERT_DISK_FREE_PERCENT}%" if self.low else text
+
+
+def disk_readings() -> list[DiskReading]:
+    """Free space where the data directory lives and, when it is another file system, where the media lives."""
+    readings, devices = [], set()
+    for name, path in (("data", Path(settings.DATA_DIR)), ("media", Path(settings.MEDIA_ROOT))):
+        found = resources.existing_ancestor(path)
+        if found.stat().st_dev in devices:
+            continue  # the same file system: one reading covers both
+        devices.add(found.stat().st_dev)
+        usage = resources.disk_usage(found)
+        free_percent = 100 * usage.free / usage.total if usage.total else 0.0
+        readings.append(DiskReading(name=name, path=path, free_bytes=usage.free, free_percent=free_percent))
+    return readings
+
+
 def check_disk() -> str:
-    usage = resources.disk_usage()
-    free_percent = 100 * usage.free / usage.total if usage.total else 0.0
-    if free_percent < settings.ALERT_DISK_FREE_PERCENT:
-        raise RuntimeError(
-            f"only {free_percent:.1f}% free under {settings.DATA_DIR} (limit {settings.ALERT_DISK_FREE_PERCENT}%)"
-        )
-    return f"{free_percent:.1f}% free ({usage.free // 2**20} MiB)"
+    readings = disk_readings()
+    if any(reading.low for reading in readings):
+        raise RuntimeError("; ".join(reading.describe() for reading in readings if reading.low))
+    shared = "" if len(readings) > 1 else " (media on the same file system)"
+    return ", ".join(reading.describe() for reading in readings) + shared
 
 
 def check_workers() -> str:
+    nodes = health_stats.live_worker_nodes()
+    if nodes:
+        return f"{len(nodes)} cluster(s), {sum(node.workers for node in nodes)} worker process(es)"
+    if health_stats.worker_nodes_known():
+        raise RuntimeError(f"no worker node has sent a heartbeat in the last {settings.WORKER_DEAD_AFTER_SECONDS} s")
+    # No cluster has ever written a node heartbeat (one started by a django-q build without the
+    # engine's command): fall back to django-q's own cluster stats.
     clusters = resources.live_clusters()
     if not clusters:
         raise RuntimeError("no worker cluster has reported in the last 30 seconds")
@@ -84,9 +155,83 @@ def check_workers() -> str:
     return f"{len(clusters)} cluster(s), {workers} worker process(es)"
 
 
+def progress_verdict(*, now: datetime | None = None) -> Verdict:
+    """Stalled: work is outstanding, a worker node is alive, nothing is in flight, and for
+    STALL_ALERT_SECONDS nothing finished, nothing started, no work became due and no node started.
+
+    Outstanding work is due pending generations (batches neither paused nor being cancelled) plus
+    running ones that are not in flight. In flight means started within GENERATION_TASK_TIMEOUT and
+    held by a live node, so a long provider call is not a stall; an attempt that outlives the task
+    timeout, or whose node stopped its heartbeat, is.
+    """
+    now = now or timezone.now()
+    nodes = health_stats.live_worker_nodes(now=now)
+    pending = health_stats.pending_work_count(now=now)
+    in_flight, stuck = health_stats.running_counts(live_node_ids=[node.id for node in nodes], now=now)
+    last_finished = health_stats.last_finished_at()
+    summary = f"{pending} waiting, {in_flight} in flight, {stuck} stuck, last finished {_ago(last_finished, now)}"
+    if (not pending and not stuck) or not nodes or in_flight:
+        return Verdict(True, summary)
+    moments = [
+        last_finished,
+        health_stats.last_started_at(),
+        health_stats.oldest_pending_due_at(now=now),
+        min(node.started_at for node in nodes),
+    ]
+    quiet_seconds = (now - max(moment for moment in moments if moment is not None)).total_seconds()
+    if quiet_seconds <= settings.STALL_ALERT_SECONDS:
+        return Verdict(True, summary)
+    return Verdict(
+        False,
+        f"stalled: {pending} image(s) waiting and {stuck} stuck while {len(nodes)} worker node(s) are alive, "
+        f"but none is in flight and nothing started or finished for {quiet_seconds:.0f} s "
+        f"(STALL_ALERT_SECONDS={settings.STALL_ALERT_SECONDS}); last finished {_ago(last_finished, now)}",
+    )
+
+
+def results_verdict(*, now: datetime | None = None) -> Verdict:
+    """Each live node's django-q monitor must be alive and its result queue must keep draining."""
+    nodes = health_stats.live_worker_nodes(now=now)
+    problems = []
+    for node in nodes:
+        if node.monitor_alive is False:
+            problems.append(
+                f"node {node.id} on {node.host}: the django-q monitor is dead, finished tasks are not saved"
+            )
+        elif node.results_stalled_seconds > settings.STALL_ALERT_SECONDS:
+            problems.append(
+                f"node {node.id} on {node.host}: {node.results_backlog} result(s) not saved for "
+                f"{node.results_stalled_seconds:.0f} s (STALL_ALERT_SECONDS={settings.STALL_ALERT_SECONDS})"
+            )
+    if problems:
+        return Verdict(False, "; ".join(problems))
+    backlog = sum(node.results_backlog for node in nodes)
+    return Verdict(True, f"{len(nodes)} node(s) saving results, {backlog} waiting")
+
+
+def check_progress() -> str:
+    return _raise_unless_ok(progress_verdict())
+
+
+def check_results() -> str:
+    return _raise_unless_ok(results_verdict())
+
+
+def _raise_unless_ok(verdict: Verdict) -> str:
+    if not verdict.ok:
+        raise RuntimeError(verdict.detail)
+    return verdict.detail
+
+
+def _ago(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "never"
+    return f"{max(0.0, (now - moment) / timedelta(seconds=1)):.0f} s ago"
+
+
 LIVENESS: dict[str, Callable[[], str]] = {"process": check_process}
-# What `/health` reports: the four dependencies a request or a batch needs right now.
-CORE = ("database", "cache", "queue", "workers")
+# What `/health` reports: what a request or a batch needs right now, including somewhere to put images.
+CORE = ("database", "cache", "queue", "storage", "workers")
 READINESS: dict[str, Callable[[], str]] = {
     "database": check_database,
     "cache": check_cache,
@@ -94,6 +239,8 @@ READINESS: dict[str, Callable[[], str]] = {
     "storage": check_storage,
     "disk": check_disk,
     "workers": check_workers,
+    "progress": check_progress,
+    "results": check_results,
 }
 CHECKS = {**LIVENESS, **READINESS}
 
