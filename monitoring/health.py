@@ -31,6 +31,10 @@ from monitoring.models import HealthProbe
 STARTED_AT = time.time()
 
 
+class CheckFailed(Exception):
+    """A check found something wrong and says what, in words meant for the reader of `detail`."""
+
+
 @dataclass(frozen=True)
 class CheckResult:
     ok: bool
@@ -59,7 +63,7 @@ def check_database() -> str:
         cursor.fetchone()
     verdict = database_write_verdict()
     if not verdict.ok:
-        raise RuntimeError(verdict.detail)
+        raise CheckFailed(verdict.detail)
     return f"{connection.vendor}, {verdict.detail}"
 
 
@@ -80,7 +84,7 @@ def check_cache() -> str:
     key, value = f"health:{uuid.uuid4().hex}", uuid.uuid4().hex
     cache.set(key, value, 10)
     if cache.get(key) != value:
-        raise RuntimeError("the cache did not return what was written")
+        raise CheckFailed("the cache did not return what was written")
     cache.delete(key)
     return "read and write ok"
 
@@ -88,7 +92,7 @@ def check_cache() -> str:
 def check_queue() -> str:
     broker = get_broker()
     if not broker.ping():
-        raise RuntimeError(f"broker {broker.info()} does not answer")
+        raise CheckFailed(f"broker {broker.info()} does not answer")
     return f"{broker.info()}, {broker.queue_size()} waiting"
 
 
@@ -96,7 +100,7 @@ def check_storage() -> str:
     name = default_storage.save(f"health/{uuid.uuid4().hex}.txt", ContentFile(b"ok"))
     try:
         if not default_storage.exists(name):
-            raise RuntimeError("a file written to storage cannot be found")
+            raise CheckFailed("a file written to storage cannot be found")
     finally:
         default_storage.delete(name)
     return "write and delete ok"
@@ -120,22 +124,28 @@ class DiskReading:
 
 def disk_readings() -> list[DiskReading]:
     """Free space where the data directory lives and, when it is another file system, where the media lives."""
-    readings, devices = [], set()
+    readings: list[DiskReading] = []
+    devices: set[object] = set()
     for name, path in (("data", Path(settings.DATA_DIR)), ("media", Path(settings.MEDIA_ROOT))):
         found = resources.existing_ancestor(path)
-        if found.stat().st_dev in devices:
+        device = _device(found)
+        if device in devices:
             continue  # the same file system: one reading covers both
-        devices.add(found.stat().st_dev)
+        devices.add(device)
         usage = resources.disk_usage(found)
         free_percent = 100 * usage.free / usage.total if usage.total else 0.0
         readings.append(DiskReading(name=name, path=path, free_bytes=usage.free, free_percent=free_percent))
     return readings
 
 
+def _device(path: Path) -> object:
+    return path.stat().st_dev
+
+
 def check_disk() -> str:
     readings = disk_readings()
     if any(reading.low for reading in readings):
-        raise RuntimeError("; ".join(reading.describe() for reading in readings if reading.low))
+        raise CheckFailed("; ".join(reading.describe() for reading in readings if reading.low))
     shared = "" if len(readings) > 1 else " (media on the same file system)"
     return ", ".join(reading.describe() for reading in readings) + shared
 
@@ -145,12 +155,12 @@ def check_workers() -> str:
     if nodes:
         return f"{len(nodes)} cluster(s), {sum(node.workers for node in nodes)} worker process(es)"
     if health_stats.worker_nodes_known():
-        raise RuntimeError(f"no worker node has sent a heartbeat in the last {settings.WORKER_DEAD_AFTER_SECONDS} s")
+        raise CheckFailed(f"no worker node has sent a heartbeat in the last {settings.WORKER_DEAD_AFTER_SECONDS} s")
     # No cluster has ever written a node heartbeat (one started by a django-q build without the
     # engine's command): fall back to django-q's own cluster stats.
     clusters = resources.live_clusters()
     if not clusters:
-        raise RuntimeError("no worker cluster has reported in the last 30 seconds")
+        raise CheckFailed("no worker cluster has reported in the last 30 seconds")
     workers = sum(len(s.workers) for s in clusters)
     return f"{len(clusters)} cluster(s), {workers} worker process(es)"
 
@@ -219,7 +229,7 @@ def check_results() -> str:
 
 def _raise_unless_ok(verdict: Verdict) -> str:
     if not verdict.ok:
-        raise RuntimeError(verdict.detail)
+        raise CheckFailed(verdict.detail)
     return verdict.detail
 
 
@@ -251,6 +261,8 @@ def run_checks(names: list[str] | None = None) -> dict[str, CheckResult]:
         started = time.perf_counter()
         try:
             detail, ok = CHECKS[name](), True
+        except CheckFailed as exc:
+            detail, ok = str(exc), False
         except Exception as exc:  # a health check reports failures, it never raises them
             detail, ok = f"{type(exc).__name__}: {exc}", False
         results[name] = CheckResult(ok=ok, detail=detail, duration_ms=round((time.perf_counter() - started) * 1000, 2))
