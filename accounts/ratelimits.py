@@ -116,7 +116,7 @@ class RateLimitUnavailable(TooManyRequests):
     default_code = "rate_limit_unavailable"
 
 
-# How often, at most, each process logs that requests are let through uncounted.
+# How often, at most, each process logs that the store is down (requests let through or refused).
 STORE_DOWN_LOG_SECONDS = 60.0
 STORE_RETRY_AFTER_SECONDS = 30
 
@@ -124,36 +124,44 @@ STORE_RETRY_AFTER_SECONDS = 30
 def rate_limit_hit(*, name: str, ident: str) -> Hit:
     """Count one request against `name` for `ident`, atomically, and say whether it is allowed.
 
-    Raises RateLimitUnavailable (503) when the store cannot count it.
+    Raises `rate_limit_unavailable` (503) when the store cannot count it.
     """
-    rate = rate_for(name)
-    key = _key(name, ident)
     try:
-        count, seconds_left = _redis_hit(key, rate) if settings.REDIS_URL else _db_hit(key, rate)
+        return _count(name, ident)
     except _store_errors() as exc:
-        logger.warning("Rate-limit store failed counting %s: %s: %s", name, type(exc).__name__, exc)
-        message = _("Requests cannot be counted right now, so changes are refused. Try again shortly.")
-        raise RateLimitUnavailable(message, retry_after=STORE_RETRY_AFTER_SECONDS, details={"limit": name}) from exc
-    return Hit(name=name, rate=rate, count=count, retry_after=max(1, math.ceil(seconds_left)))
+        _store_down_log.note(name, exc, let_through=False)
+        raise _unavailable(name) from exc
 
 
 def rate_limit_enforce(*, name: str, ident: str, fail_open: bool = False) -> Hit | None:
     """Count one request and raise `rate_limited` (429 with Retry-After) when it is over the limit.
 
     When the store is down the request is refused with `rate_limit_unavailable` (503), unless
-    `fail_open` (safe, read-only requests): then it is let through uncounted, returning None, and
-    logged as a WARNING at most once a minute per process.
+    `fail_open` (safe, read-only requests): then it is let through uncounted and None is returned.
+    Either way it is logged, as one WARNING per STORE_DOWN_LOG_SECONDS, not one per request.
     """
     try:
-        hit = rate_limit_hit(name=name, ident=ident)
-    except RateLimitUnavailable as error:
-        if not fail_open:
-            raise
-        _note_let_through(name, error.__cause__)
-        return None
+        hit = _count(name, ident)
+    except _store_errors() as exc:
+        _store_down_log.note(name, exc, let_through=fail_open)
+        if fail_open:
+            return None
+        raise _unavailable(name) from exc
     if not hit.allowed:
         raise rate_limited_error(hit)
     return hit
+
+
+def _count(name: str, ident: str) -> Hit:
+    rate = rate_for(name)
+    key = _key(name, ident)
+    count, seconds_left = _redis_hit(key, rate) if settings.REDIS_URL else _db_hit(key, rate)
+    return Hit(name=name, rate=rate, count=count, retry_after=max(1, math.ceil(seconds_left)))
+
+
+def _unavailable(name: str) -> RateLimitUnavailable:
+    message = _("Requests cannot be counted right now, so this one is refused; reading still works. Try again shortly.")
+    return RateLimitUnavailable(message, retry_after=STORE_RETRY_AFTER_SECONDS, details={"limit": name})
 
 
 def rate_limited_error(hit: Hit) -> TooManyRequests:
@@ -163,7 +171,17 @@ def rate_limited_error(hit: Hit) -> TooManyRequests:
 
 
 def rate_limit_refund(*, name: str, ident: str) -> None:
-    """Give back one counted request (e.g. a login attempt that turned out to be the right password)."""
+    """Give back one counted request (e.g. a login attempt that turned out to be the right password).
+
+    Best effort: when the store is down the attempt simply stays counted.
+    """
+    try:
+        _refund(name, ident)
+    except _store_errors() as exc:
+        _store_down_log.note(name, exc, let_through=True)
+
+
+def _refund(name: str, ident: str) -> None:
     key = _key(name, ident)
     if settings.REDIS_URL:
         _redis().eval(REDIS_REFUND, 1, key)
@@ -179,7 +197,7 @@ def rate_limit_peek(*, name: str, ident: str) -> Hit:
     try:
         return _peek(name, ident)
     except _store_errors() as exc:
-        _note_let_through(name, exc)
+        _store_down_log.note(name, exc, let_through=True)
         rate = rate_for(name)
         return Hit(name=name, rate=rate, count=0, retry_after=rate.seconds)
 
@@ -201,35 +219,38 @@ def _peek(name: str, ident: str) -> Hit:
 
 
 class _StoreDownLog:
-    """One WARNING per STORE_DOWN_LOG_SECONDS while the store is down, counting what went through between."""
+    """One WARNING per STORE_DOWN_LOG_SECONDS while the store is down, not one per request: it
+    counts the requests let through uncounted and those refused since the last one."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.logged_at: float | None = None
-        self.let_through = 0
+        self.let_through = self.refused = 0
 
-    def note(self, name: str, exc: BaseException | None) -> None:
+    def note(self, name: str, exc: BaseException | None, *, let_through: bool) -> None:
         with self.lock:
-            self.let_through += 1
+            if let_through:
+                self.let_through += 1
+            else:
+                self.refused += 1
             now = time.monotonic()
             if self.logged_at is not None and now - self.logged_at < STORE_DOWN_LOG_SECONDS:
                 return
-            count, self.let_through, self.logged_at = self.let_through, 0, now
+            passed, refused = self.let_through, self.refused
+            self.let_through, self.refused, self.logged_at = 0, 0, now
         logger.warning(
-            "Rate-limit store unavailable (%s: %s): %d read-only request(s) let through uncounted (%s)",
+            "Rate-limit store unavailable (%s: %s): %d read-only request(s) let through uncounted, "
+            "%d refused, since the last report (%s)",
             type(exc).__name__,
             exc,
-            count,
+            passed,
+            refused,
             name,
-            extra={"rate_limit": name, "let_through": count},
+            extra={"rate_limit": name, "let_through": passed, "refused": refused},
         )
 
 
 _store_down_log = _StoreDownLog()
-
-
-def _note_let_through(name: str, exc: BaseException | None) -> None:
-    _store_down_log.note(name, exc)
 
 
 def _store_errors() -> tuple[type[Exception], ...]:
