@@ -7,13 +7,14 @@ import socket
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.test import RequestFactory
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from accounts import ratelimits
 from accounts.audit import client_ip
+from accounts.models import ApiToken
 from accounts.ratelimits import Rate, parse_rate, rate_limit_hit, rate_limit_peek, rate_limit_refund
 from tests.accounts.conftest import portal_login
 from tests.conftest import PASSWORD
@@ -242,3 +243,20 @@ def test_counting_resumes_when_the_store_is_back(api, settings, fresh_store_log)
     assert "X-RateLimit-Remaining" not in api.get("/api/v1/me/")
     settings.REDIS_URL = real
     assert api.get("/api/v1/me/")["X-RateLimit-Remaining"] == "9"
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's query_only pragma makes the database refuse writes")
+def test_reads_work_on_a_database_that_takes_no_writes(api, settings, fresh_store_log):
+    """No fakes: every write fails as on a full disk (rate-limit counter, token last-used time)."""
+    settings.REDIS_URL = ""
+    ApiToken.objects.update(last_used_at=None)  # the next request would note the token's use
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA query_only = ON")
+    try:
+        read = api.get("/api/v1/batches/")
+        write = api.post("/api/v1/batches/", {"prompts": ["a red fox"]}, format="json")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA query_only = OFF")
+    assert read.status_code == 200, read.content
+    assert write.status_code == 503 and write.json()["error"]["code"] == "rate_limit_unavailable"
