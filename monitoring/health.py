@@ -178,19 +178,19 @@ def progress_verdict(*, now: datetime | None = None) -> Verdict:
     nodes = health_stats.live_worker_nodes(now=now)
     pending = health_stats.pending_work_count(now=now)
     in_flight, stuck = health_stats.running_counts(live_node_ids=[node.id for node in nodes], now=now)
-    last_finished = health_stats.last_finished_at()
-    summary = f"{pending} waiting, {in_flight} in flight, {stuck} stuck, last finished {_ago(last_finished, now)}"
+    summary = f"{pending} waiting, {in_flight} in flight, {stuck} stuck"
     if (not pending and not stuck) or not nodes or in_flight:
-        return Verdict(True, summary)
+        return Verdict(True, summary)  # the common case: answered from the status index alone
+    last_finished, last_started = health_stats.last_activity()
     moments = [
         last_finished,
-        health_stats.last_started_at(),
+        last_started,
         health_stats.oldest_pending_due_at(now=now),
         min(node.started_at for node in nodes),
     ]
     quiet_seconds = (now - max(moment for moment in moments if moment is not None)).total_seconds()
     if quiet_seconds <= settings.STALL_ALERT_SECONDS:
-        return Verdict(True, summary)
+        return Verdict(True, f"{summary}, quiet for {quiet_seconds:.0f} s")
     return Verdict(
         False,
         f"stalled: {pending} image(s) waiting and {stuck} stuck while {len(nodes)} worker node(s) are alive, "
