@@ -6,6 +6,7 @@ import logging
 import socket
 
 import pytest
+from django.core import mail
 from django.core.exceptions import ImproperlyConfigured
 from django.db import OperationalError, connection
 from django.test import RequestFactory
@@ -260,3 +261,10 @@ def test_reads_work_on_a_database_that_takes_no_writes(api, settings, fresh_stor
             cursor.execute("PRAGMA query_only = OFF")
     assert read.status_code == 200, read.content
     assert write.status_code == 503 and write.json()["error"]["code"] == "rate_limit_unavailable"
+
+
+def test_password_reset_is_refused_with_a_form_error_while_the_store_is_down(client, owner, database_full):
+    response = client.post(reverse("accounts:password_reset"), {"email": owner.email or "owner@example.com"})
+    assert response.status_code == 503
+    assert "Requests cannot be counted right now" in response.content.decode()
+    assert mail.outbox == []
