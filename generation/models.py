@@ -81,6 +81,7 @@ class Batch(models.Model):
         verbose_name = _("batch")
         verbose_name_plural = _("batches")
         indexes = [models.Index(fields=["owner", "-created_at"])]
+        permissions = [("submit_high_priority", _("Can submit high-priority batches"))]
 
     def __str__(self) -> str:
         return self.name
@@ -259,6 +260,8 @@ class SchedulerLock(models.Model):
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     dispatched_at = models.DateTimeField(null=True, blank=True)
+    # User id -> when the scheduler last gave them a slot: ties in fair share go to the longest waiting.
+    served = models.JSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
         return "scheduler lock"
