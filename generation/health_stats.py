@@ -53,13 +53,7 @@ def oldest_pending_due_at(*, now: datetime | None = None) -> datetime | None:
 
 
 def last_finished_at() -> datetime | None:
-    return last_activity()[0]
-
-
-def last_activity() -> tuple[datetime | None, datetime | None]:
-    """When a generation last finished, and when one last started, in one pass over the table."""
-    found = Generation.objects.aggregate(finished=Max("finished_at"), started=Max("started_at"))
-    return found["finished"], found["started"]
+    return Generation.objects.aggregate(at=Max("finished_at"))["at"]
 
 
 def live_worker_nodes(*, now: datetime | None = None) -> list[LiveNode]:
@@ -76,17 +70,17 @@ def worker_nodes_known() -> bool:
 def running_counts(*, live_node_ids: list[str], now: datetime | None = None) -> tuple[int, int]:
     """(in flight, stuck) among running generations.
 
-    In flight: started (or, when not started yet, dispatched) within GENERATION_TASK_TIMEOUT, since django-q
-    kills any attempt that runs longer, and held by a live node or by no worker yet. Stuck: all the others.
+    In flight: its lease is alive (a dispatched attempt for SCHEDULER_DISPATCH_LEASE_SECONDS until a
+    worker starts it; a started one for GENERATION_TASK_TIMEOUT plus a backstop) and it is held by a
+    live node's worker ("<node>|<pid>") or by no worker yet. Stuck: all the others, which the engine
+    should be handing on.
     """
     now = now or timezone.now()
     running = Generation.objects.filter(status=GenerationStatus.RUNNING)
     held_by_live_node = Q(worker="")
     for node_id in live_node_ids:
-        held_by_live_node |= Q(worker__startswith=f"{node_id}:")
-    since = now - timedelta(seconds=settings.GENERATION_TASK_TIMEOUT)
-    taken_at = Coalesce("started_at", "enqueued_at", "created_at")
-    in_flight = running.annotate(taken_at=taken_at).filter(held_by_live_node, taken_at__gte=since).count()
+        held_by_live_node |= Q(worker__startswith=f"{node_id}|")
+    in_flight = running.filter(held_by_live_node, lease_expires_at__gt=now).count()
     return in_flight, running.count() - in_flight
 
 

@@ -166,13 +166,12 @@ def check_workers() -> str:
 
 
 def progress_verdict(*, now: datetime | None = None) -> Verdict:
-    """Stalled: work is outstanding, a worker node is alive, nothing is in flight, and for
-    STALL_ALERT_SECONDS nothing finished, nothing started, no work became due and no node started.
+    """Stalled: work is outstanding, a worker node is alive, nothing is in flight, and for more than
+    STALL_ALERT_SECONDS no generation finished, no work became due and no live node started.
 
     Outstanding work is due pending generations (batches neither paused nor being cancelled) plus
-    running ones that are not in flight. In flight means started within GENERATION_TASK_TIMEOUT and
-    held by a live node, so a long provider call is not a stall; an attempt that outlives the task
-    timeout, or whose node stopped its heartbeat, is.
+    running ones that are not in flight. In flight means a live lease held by a live node's worker
+    (generation.health_stats.running_counts), so a long provider call is not a stall.
     """
     now = now or timezone.now()
     nodes = health_stats.live_worker_nodes(now=now)
@@ -181,37 +180,36 @@ def progress_verdict(*, now: datetime | None = None) -> Verdict:
     summary = f"{pending} waiting, {in_flight} in flight, {stuck} stuck"
     if (not pending and not stuck) or not nodes or in_flight:
         return Verdict(True, summary)  # the common case: answered from the status index alone
-    last_finished, last_started = health_stats.last_activity()
-    moments = [
-        last_finished,
-        last_started,
-        health_stats.oldest_pending_due_at(now=now),
-        min(node.started_at for node in nodes),
-    ]
+    last_finished = health_stats.last_finished_at()
+    moments = [last_finished, health_stats.oldest_pending_due_at(now=now), min(node.started_at for node in nodes)]
     quiet_seconds = (now - max(moment for moment in moments if moment is not None)).total_seconds()
     if quiet_seconds <= settings.STALL_ALERT_SECONDS:
         return Verdict(True, f"{summary}, quiet for {quiet_seconds:.0f} s")
     return Verdict(
         False,
         f"stalled: {pending} image(s) waiting and {stuck} stuck while {len(nodes)} worker node(s) are alive, "
-        f"but none is in flight and nothing started or finished for {quiet_seconds:.0f} s "
+        f"but none is in flight and none finished for {quiet_seconds:.0f} s "
         f"(STALL_ALERT_SECONDS={settings.STALL_ALERT_SECONDS}); last finished {_ago(last_finished, now)}",
     )
 
 
 def results_verdict(*, now: datetime | None = None) -> Verdict:
-    """Each live node's django-q monitor must be alive and its result queue must keep draining."""
+    """Each live node's django-q monitor must save finished tasks: failing when it is dead while results
+    wait, or when its result queue has not shrunk for ENGINE_RESULTS_STALL_SECONDS (the node's own
+    threshold for restarting its cluster: seen here, that restart is due or did not help)."""
     nodes = health_stats.live_worker_nodes(now=now)
+    limit = settings.ENGINE_RESULTS_STALL_SECONDS
     problems = []
     for node in nodes:
-        if node.monitor_alive is False:
+        if node.monitor_alive is False and node.results_backlog:
             problems.append(
-                f"node {node.id} on {node.host}: the django-q monitor is dead, finished tasks are not saved"
+                f"node {node.id} on {node.host}: the django-q monitor is dead, "
+                f"{node.results_backlog} finished task(s) not saved"
             )
-        elif node.results_stalled_seconds > settings.STALL_ALERT_SECONDS:
+        elif node.results_stalled_seconds > limit:
             problems.append(
                 f"node {node.id} on {node.host}: {node.results_backlog} result(s) not saved for "
-                f"{node.results_stalled_seconds:.0f} s (STALL_ALERT_SECONDS={settings.STALL_ALERT_SECONDS})"
+                f"{node.results_stalled_seconds:.0f} s (ENGINE_RESULTS_STALL_SECONDS={limit:g})"
             )
     if problems:
         return Verdict(False, "; ".join(problems))

@@ -45,11 +45,11 @@ def test_killing_the_cluster_mid_batch_finishes_every_image_exactly_once(
         Q_WORKERS="2",
         LOCAL_PROVIDER_DELAY="0.6",
         GENERATION_TASK_TIMEOUT="4",
-        # Settings refuse a task timeout shorter than slot wait + connect + read + inline retry.
-        PROVIDER_SLOT_WAIT_SECONDS="1",
+        # Settings refuse a task timeout shorter than the longest attempt (provider timeouts, storage retries).
         PROVIDER_CONNECT_TIMEOUT="1",
         PROVIDER_READ_TIMEOUT="1",
-        GENERATION_RETRY_INLINE_SECONDS="0.5",
+        REPLICATE_MAX_WAIT_SECONDS="1",
+        STORAGE_INLINE_RETRIES="1",
         Q_RETRY_MARGIN="1",
         GENERATION_LEASE_SECONDS="3",
         GENERATION_REQUEUE_AFTER_SECONDS="3",

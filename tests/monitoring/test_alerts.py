@@ -153,7 +153,7 @@ def test_work_that_moves_does_not_fire_stall(only: Any, node: WorkerNode, make_b
 @pytest.mark.django_db
 def test_a_dead_result_monitor_fires_results_not_processed(only: Any, node: WorkerNode) -> None:
     only(alerts.rule_results_not_processed)
-    WorkerNode.objects.update(state={"monitor_alive": False})
+    WorkerNode.objects.update(state={"monitor_alive": False, "results_backlog": 3})
     events = alerts.alerts_evaluate()
     assert [e.key for e in events] == ["results_not_processed"] and "monitor is dead" in events[0].message
 

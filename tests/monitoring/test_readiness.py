@@ -67,6 +67,11 @@ def node(db: None) -> WorkerNode:
     )
 
 
+def lease(seconds: float) -> Any:
+    """A lease that runs out `seconds` from now (negative: already ran out)."""
+    return timezone.now() + timedelta(seconds=seconds)
+
+
 @pytest.fixture
 def quiet_for() -> Any:
     """Age every generation of a batch so that nothing happened for `seconds`."""
@@ -97,7 +102,7 @@ def test_pending_work_with_a_live_node_and_no_recent_finish_is_a_stall(
     assert body["failing"] == ["progress"]
     detail = body["checks"]["progress"]["detail"]
     assert detail.startswith("stalled: 3 image(s) waiting and 0 stuck while 1 worker node(s) are alive")
-    assert f"nothing started or finished for {quiet} s" in detail
+    assert f"but none is in flight and none finished for {quiet} s" in detail
     assert f"STALL_ALERT_SECONDS={settings.STALL_ALERT_SECONDS}" in detail
 
 
@@ -110,21 +115,27 @@ def test_a_long_provider_call_held_by_a_live_node_is_not_a_stall(
     batch = make_batch(run=False, prompts=["slow", "waiting"])
     quiet_for(batch, quiet)
     started = timezone.now() - timedelta(seconds=settings.GENERATION_TASK_TIMEOUT - 30)
-    batch.generations.filter(position=0).update(status=GenerationStatus.RUNNING, started_at=started, worker="node-a:77")
+    batch.generations.filter(position=0).update(
+        status=GenerationStatus.RUNNING, started_at=started, worker="node-a|77", lease_expires_at=lease(40)
+    )
     body = client.get("/health/ready").json()
     assert body["checks"]["progress"]["status"] == "ok"
     assert body["checks"]["progress"]["detail"].startswith("1 waiting, 1 in flight, 0 stuck")
 
 
 @pytest.mark.django_db
-def test_running_images_past_the_task_timeout_are_stuck_and_stall(
+def test_running_images_whose_lease_ran_out_are_stuck_and_stall(
     client: Client, node: WorkerNode, make_batch: Any, settings: Any
 ) -> None:
     """The issue's case: the last images sit `running` after their workers were killed; nothing else waits."""
-    long_ago = timezone.now() - timedelta(seconds=settings.GENERATION_TASK_TIMEOUT + 40)
+    long_ago = timezone.now() - timedelta(seconds=settings.STALL_ALERT_SECONDS + 200)
     batch = make_batch(run=False, prompts=[f"p{i}" for i in range(8)])
     batch.generations.update(
-        status=GenerationStatus.RUNNING, created_at=long_ago, started_at=long_ago, worker="node-a:9"
+        status=GenerationStatus.RUNNING,
+        created_at=long_ago,
+        started_at=long_ago,
+        worker="node-a|9",
+        lease_expires_at=lease(-5),
     )
     detail = client.get("/health/ready").json()["checks"]["progress"]
     assert detail["status"] == "fail"
@@ -137,8 +148,24 @@ def test_running_images_of_a_dead_node_are_not_in_flight(
 ) -> None:
     long_ago = timezone.now() - timedelta(seconds=settings.STALL_ALERT_SECONDS + 60)
     batch = make_batch(run=False, prompts=["orphan"])
-    batch.generations.update(status=GenerationStatus.RUNNING, created_at=long_ago, started_at=long_ago, worker="gone:1")
+    batch.generations.update(
+        status=GenerationStatus.RUNNING,
+        created_at=long_ago,
+        started_at=long_ago,
+        worker="gone|1",
+        lease_expires_at=lease(60),
+    )
     assert client.get("/health/ready").json()["checks"]["progress"]["status"] == "fail"
+
+
+@pytest.mark.django_db
+def test_an_attempt_dispatched_but_not_started_yet_is_in_flight(
+    client: Client, node: WorkerNode, make_batch: Any, quiet_for: Any, settings: Any
+) -> None:
+    batch = make_batch(run=False)
+    quiet_for(batch, settings.STALL_ALERT_SECONDS + 200)
+    batch.generations.filter(position=0).update(status=GenerationStatus.RUNNING, worker="", lease_expires_at=lease(10))
+    assert client.get("/health/ready").json()["checks"]["progress"]["status"] == "ok"
 
 
 @pytest.mark.django_db
@@ -183,16 +210,24 @@ def test_without_a_live_node_only_workers_fails(client: Client, make_batch: Any,
 
 
 @pytest.mark.django_db
-def test_a_dead_monitor_fails_results(client: Client, node: WorkerNode) -> None:
-    WorkerNode.objects.update(state={**FINE, "monitor_alive": False})
+def test_a_dead_monitor_with_results_waiting_fails_results(client: Client, node: WorkerNode) -> None:
+    WorkerNode.objects.update(state={**FINE, "monitor_alive": False, "results_backlog": 5})
     response = client.get("/health/ready")
     assert response.status_code == 503 and response.json()["failing"] == ["results"]
-    assert "node node-a on worker-1: the django-q monitor is dead" in response.json()["checks"]["results"]["detail"]
+    detail = response.json()["checks"]["results"]["detail"]
+    assert detail == "node node-a on worker-1: the django-q monitor is dead, 5 finished task(s) not saved"
+
+
+@pytest.mark.django_db
+def test_a_monitor_not_reported_yet_with_nothing_waiting_is_fine(client: Client, node: WorkerNode) -> None:
+    """While a cluster (re)starts its stats are not published yet: no monitor, but nothing is lost."""
+    WorkerNode.objects.update(state={**FINE, "monitor_alive": False, "results_backlog": 0})
+    assert client.get("/health/ready").json()["checks"]["results"]["status"] == "ok"
 
 
 @pytest.mark.django_db
 def test_a_result_queue_that_stopped_draining_fails_results(client: Client, node: WorkerNode, settings: Any) -> None:
-    stalled = {**FINE, "results_backlog": 37, "results_stalled_seconds": settings.STALL_ALERT_SECONDS + 5.0}
+    stalled = {**FINE, "results_backlog": 37, "results_stalled_seconds": settings.ENGINE_RESULTS_STALL_SECONDS + 5.0}
     WorkerNode.objects.update(state=stalled)
     detail = client.get("/health/ready").json()["checks"]["results"]
     assert detail["status"] == "fail" and "37 result(s) not saved for" in detail["detail"]
