@@ -149,16 +149,18 @@ def alerts_evaluate(*, now: datetime | None = None) -> list[AlertEvent]:
     # A provider that made no calls in the window has no finding; its open alert may clear.
     for state in AlertState.objects.filter(firing=True).exclude(key__in=seen):
         findings.append(Finding(state.key, False, "no longer observed"))
-    events = []
+    events, unrecorded = [], []
     for finding in findings:
         try:
             event = _advance(finding, now)
-        except DatabaseError:
-            logger.exception("Alert %s could not be recorded", finding.key)
+        except DatabaseError as exc:
+            unrecorded.append(f"{finding.key} ({type(exc).__name__}: {exc})")
             _notify_unrecorded(finding, now)
             continue
         if event is not None:
             events.append(event)
+    if unrecorded:
+        logger.error("Alert states could not be recorded: %s", "; ".join(unrecorded))
     for event in events:
         alert_notify(event=event)
     return events
