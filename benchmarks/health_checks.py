@@ -51,7 +51,8 @@ def populate(total: int) -> None:
                 batch=batches[n % 20], position=n, prompt="p", width=64, height=64, seed=n, status=status,
                 created_at=ago, started_at=ago if status != GenerationStatus.PENDING else None,
                 finished_at=ago if status == GenerationStatus.SUCCEEDED else None,
-                worker="bench-node:1" if status == GenerationStatus.RUNNING else "",
+                worker="bench-node|1" if status == GenerationStatus.RUNNING else "",
+                lease_expires_at=now + timedelta(hours=1) if status == GenerationStatus.RUNNING else None,
             )
         )  # fmt: skip
     Generation.objects.bulk_create(rows, batch_size=2000)
