@@ -181,15 +181,16 @@ def _refresh_batch_soon(batch_id: uuid.UUID) -> None:
     """Recount the batch at most once a second while it runs, and always when its last image ends.
 
     Each worker checks after its own result is committed, so the one that finishes last finds
-    nothing unfinished and recounts. If that recount fails, the node loop repairs the batch.
+    nothing in flight and recounts. If that recount fails, the node loop repairs the batch.
     """
     try:
         throttled = not cache.add(f"batch-refresh:{batch_id}", 1, timeout=REFRESH_INTERVAL_SECONDS)
     except Exception:  # the cache (Redis) is down: recount, the database is the truth
         logger.warning("Cache unavailable; recounting batch %s without throttling", batch_id)
         throttled = False
-    unfinished = Generation.objects.filter(batch_id=batch_id, status__in=lifecycle.UNFINISHED)
-    if not throttled or not unfinished.exists():
+    # The last image in flight always recounts: the batch may now be finished or paused.
+    in_flight = Generation.objects.filter(batch_id=batch_id, status=GenerationStatus.RUNNING)
+    if not throttled or not in_flight.exists():
         _refresh_quietly(batch_id)
 
 

@@ -86,6 +86,7 @@ class _Round:
         self.now = now
         in_flight = (
             Generation.objects.filter(status=GenerationStatus.RUNNING)
+            .order_by()
             .values_list("batch__owner_id")
             .annotate(n=Count("id"))
         )

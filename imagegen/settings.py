@@ -49,7 +49,6 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_q",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
@@ -57,6 +56,9 @@ INSTALLED_APPS = [
     "accounts",
     "generation",
     "monitoring",
+    # After generation, so that generation's `manage.py qcluster` (a node with its liveness loop)
+    # is the one that runs.
+    "django_q",
 ]
 
 MIDDLEWARE = [
@@ -196,6 +198,8 @@ MAX_PROMPT_LENGTH = env.int("MAX_PROMPT_LENGTH", default=4000)
 THUMBNAIL_SIZE = env.int("THUMBNAIL_SIZE", default=256)
 # Artificial latency of the offline renderer, to exercise progress and worker failure locally.
 LOCAL_PROVIDER_DELAY = env.float("LOCAL_PROVIDER_DELAY", default=0.0)
+# Share of the offline renderer's calls that fail with a transient error (fault injection; 0 = none).
+LOCAL_PROVIDER_FAIL_RATE = env.float("LOCAL_PROVIDER_FAIL_RATE", default=0.0)
 DEFAULT_PROVIDER = env.str("DEFAULT_PROVIDER", default="local")
 
 # --- Image providers (generation/providers/, docs/providers.md) ---------------------------------
