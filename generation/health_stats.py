@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Max, Min, Q, QuerySet
+from django.db.models import Count, Max, Min, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -67,21 +67,36 @@ def worker_nodes_known() -> bool:
     return WorkerNode.objects.exists()
 
 
-def running_counts(*, live_node_ids: list[str], now: datetime | None = None) -> tuple[int, int]:
-    """(in flight, stuck) among running generations.
+@dataclass(frozen=True)
+class Running:
+    """Running generations by what is happening to them."""
 
-    In flight: its lease is alive (a dispatched attempt for SCHEDULER_DISPATCH_LEASE_SECONDS until a
-    worker starts it; a started one for GENERATION_TASK_TIMEOUT plus a backstop) and it is held by a
-    live node's worker ("<node>|<pid>") or by no worker yet. Stuck: all the others, which the engine
-    should be handing on.
-    """
+    in_flight: int  # a worker of a live node is on it, within its lease
+    dispatched: int  # handed to the broker, no worker has started it yet, within its dispatch lease
+    stuck: int  # lease ran out, or its node stopped: the engine should be handing it on
+    oldest_waiting_since: datetime | None  # creation of the oldest dispatched or stuck one
+
+
+def running_counts(*, live_node_ids: list[str], now: datetime | None = None) -> Running:
     now = now or timezone.now()
     running = Generation.objects.filter(status=GenerationStatus.RUNNING)
-    held_by_live_node = Q(worker="")
+    live_worker = Q(pk__in=[])
     for node_id in live_node_ids:
-        held_by_live_node |= Q(worker__startswith=f"{node_id}|")
-    in_flight = running.filter(held_by_live_node, lease_expires_at__gt=now).count()
-    return in_flight, running.count() - in_flight
+        live_worker |= Q(worker__startswith=f"{node_id}|")
+    leased = Q(lease_expires_at__gt=now)
+    found = running.aggregate(
+        total=Count("pk"),
+        in_flight=Count("pk", filter=live_worker & leased),
+        dispatched=Count("pk", filter=Q(worker="") & leased),
+        oldest_waiting=Min("created_at", filter=~(live_worker & leased)),
+    )
+    in_flight, dispatched = found["in_flight"], found["dispatched"]
+    return Running(
+        in_flight=in_flight,
+        dispatched=dispatched,
+        stuck=found["total"] - in_flight - dispatched,
+        oldest_waiting_since=found["oldest_waiting"],
+    )
 
 
 def _live_node(node: WorkerNode, now: datetime) -> LiveNode:

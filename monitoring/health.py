@@ -167,28 +167,33 @@ def check_workers() -> str:
 
 def progress_verdict(*, now: datetime | None = None) -> Verdict:
     """Stalled: work is outstanding, a worker node is alive, nothing is in flight, and for more than
-    STALL_ALERT_SECONDS no generation finished, no work became due and no live node started.
+    STALL_ALERT_SECONDS no generation finished, no outstanding work became due and no live node started.
 
-    Outstanding work is due pending generations (batches neither paused nor being cancelled) plus
-    running ones that are not in flight. In flight means a live lease held by a live node's worker
-    (generation.health_stats.running_counts), so a long provider call is not a stall.
+    Outstanding: due pending generations (in batches neither paused nor being cancelled) and running
+    ones that no worker is on. In flight: a worker of a live node is on it within its lease, so a long
+    provider call is not a stall, while attempts handed to workers that never start them are.
     """
     now = now or timezone.now()
     nodes = health_stats.live_worker_nodes(now=now)
     pending = health_stats.pending_work_count(now=now)
-    in_flight, stuck = health_stats.running_counts(live_node_ids=[node.id for node in nodes], now=now)
-    summary = f"{pending} waiting, {in_flight} in flight, {stuck} stuck"
-    if (not pending and not stuck) or not nodes or in_flight:
+    running = health_stats.running_counts(live_node_ids=[node.id for node in nodes], now=now)
+    waiting = pending + running.dispatched + running.stuck
+    summary = (
+        f"{pending} waiting, {running.dispatched} dispatched, {running.in_flight} in flight, {running.stuck} stuck"
+    )
+    if not waiting or not nodes or running.in_flight:
         return Verdict(True, summary)  # the common case: answered from the status index alone
     last_finished = health_stats.last_finished_at()
-    moments = [last_finished, health_stats.oldest_pending_due_at(now=now), min(node.started_at for node in nodes)]
+    due_since = [health_stats.oldest_pending_due_at(now=now), running.oldest_waiting_since]
+    became_due = min(moment for moment in due_since if moment is not None)
+    moments = [last_finished, became_due, min(node.started_at for node in nodes)]
     quiet_seconds = (now - max(moment for moment in moments if moment is not None)).total_seconds()
     if quiet_seconds <= settings.STALL_ALERT_SECONDS:
         return Verdict(True, f"{summary}, quiet for {quiet_seconds:.0f} s")
     return Verdict(
         False,
-        f"stalled: {pending} image(s) waiting and {stuck} stuck while {len(nodes)} worker node(s) are alive, "
-        f"but none is in flight and none finished for {quiet_seconds:.0f} s "
+        f"stalled: {waiting} image(s) waiting ({summary}) while {len(nodes)} worker node(s) are alive, "
+        f"but no worker is on any and none finished for {quiet_seconds:.0f} s "
         f"(STALL_ALERT_SECONDS={settings.STALL_ALERT_SECONDS}); last finished {_ago(last_finished, now)}",
     )
 

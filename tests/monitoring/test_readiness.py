@@ -101,8 +101,10 @@ def test_pending_work_with_a_live_node_and_no_recent_finish_is_a_stall(
     assert response.status_code == 503
     assert body["failing"] == ["progress"]
     detail = body["checks"]["progress"]["detail"]
-    assert detail.startswith("stalled: 3 image(s) waiting and 0 stuck while 1 worker node(s) are alive")
-    assert f"but none is in flight and none finished for {quiet} s" in detail
+    assert detail.startswith(
+        "stalled: 3 image(s) waiting (3 waiting, 0 dispatched, 0 in flight, 0 stuck) while 1 worker node(s) are alive"
+    )
+    assert f"but no worker is on any and none finished for {quiet} s" in detail
     assert f"STALL_ALERT_SECONDS={settings.STALL_ALERT_SECONDS}" in detail
 
 
@@ -120,7 +122,7 @@ def test_a_long_provider_call_held_by_a_live_node_is_not_a_stall(
     )
     body = client.get("/health/ready").json()
     assert body["checks"]["progress"]["status"] == "ok"
-    assert body["checks"]["progress"]["detail"].startswith("1 waiting, 1 in flight, 0 stuck")
+    assert body["checks"]["progress"]["detail"] == "1 waiting, 0 dispatched, 1 in flight, 0 stuck"
 
 
 @pytest.mark.django_db
@@ -139,7 +141,7 @@ def test_running_images_whose_lease_ran_out_are_stuck_and_stall(
     )
     detail = client.get("/health/ready").json()["checks"]["progress"]
     assert detail["status"] == "fail"
-    assert "0 image(s) waiting and 8 stuck" in detail["detail"]
+    assert "(0 waiting, 0 dispatched, 0 in flight, 8 stuck)" in detail["detail"]
 
 
 @pytest.mark.django_db
@@ -159,12 +161,24 @@ def test_running_images_of_a_dead_node_are_not_in_flight(
 
 
 @pytest.mark.django_db
-def test_an_attempt_dispatched_but_not_started_yet_is_in_flight(
+def test_attempts_dispatched_but_never_started_are_a_stall(
     client: Client, node: WorkerNode, make_batch: Any, quiet_for: Any, settings: Any
 ) -> None:
+    """Workers that take nothing (frozen, wedged): the engine hands the attempts out again and again."""
     batch = make_batch(run=False)
     quiet_for(batch, settings.STALL_ALERT_SECONDS + 200)
-    batch.generations.filter(position=0).update(status=GenerationStatus.RUNNING, worker="", lease_expires_at=lease(10))
+    batch.generations.update(status=GenerationStatus.RUNNING, worker="", lease_expires_at=lease(10))
+    progress = client.get("/health/ready").json()["checks"]["progress"]
+    assert progress["status"] == "fail" and "(0 waiting, 2 dispatched, 0 in flight, 0 stuck)" in progress["detail"]
+
+
+@pytest.mark.django_db
+def test_a_batch_just_dispatched_after_a_quiet_day_is_not_a_stall(
+    client: Client, node: WorkerNode, make_batch: Any
+) -> None:
+    _finished_long_ago(make_batch, 86400)
+    batch = make_batch(run=False)
+    batch.generations.update(status=GenerationStatus.RUNNING, worker="", lease_expires_at=lease(10))
     assert client.get("/health/ready").json()["checks"]["progress"]["status"] == "ok"
 
 
