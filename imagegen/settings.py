@@ -175,8 +175,9 @@ else:
 GENERATION_MAX_ATTEMPTS = env.int("GENERATION_MAX_ATTEMPTS", default=3)
 # Scheduler (generation/scheduler.py): images one user may have in flight at once (0 = only fair share).
 MAX_RUNNING_PER_USER = env.int("MAX_RUNNING_PER_USER", default=0)
-# Tasks each node may hold beyond its worker count, so a worker finds its next image waiting.
-SCHEDULER_PREFETCH = env.int("SCHEDULER_PREFETCH", default=2)
+# Tasks per worker handed out ahead, so a worker finds its next image waiting (0 = none: fairest,
+# but each image then waits for the broker's poll).
+SCHEDULER_PREFETCH = env.float("SCHEDULER_PREFETCH", default=1.0)
 # An attempt handed to the broker but not started by a worker in this time is handed on again.
 SCHEDULER_DISPATCH_LEASE_SECONDS = env.int("SCHEDULER_DISPATCH_LEASE_SECONDS", default=20)
 # Batches the scheduler looks at per round (the oldest first, within priority).
