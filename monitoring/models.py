@@ -184,3 +184,14 @@ class DeployNode(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class HealthProbe(models.Model):
+    """One row that the `database` health check rewrites, to prove the database still takes writes."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    written_at = models.DateTimeField(default=timezone.now)
+    written_by = models.CharField(max_length=100, blank=True)
+
+    def __str__(self) -> str:
+        return f"health probe written {self.written_at:%Y-%m-%d %H:%M:%S} by {self.written_by}"

@@ -15,7 +15,7 @@ def remove_schedule(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("monitoring", "0002_schedules")]
+    dependencies = [("monitoring", "0003_healthprobe")]
 
     operations = [
         migrations.CreateModel(
