@@ -192,6 +192,9 @@ SCHEDULER_MAX_BATCHES = env.int("SCHEDULER_MAX_BATCHES", default=500)
 # Liveness (generation/engine.py): each qcluster node's loop runs this often...
 ENGINE_TICK_SECONDS = env.float("ENGINE_TICK_SECONDS", default=1.0)
 ENGINE_REPAIR_EVERY_TICKS = env.int("ENGINE_REPAIR_EVERY_TICKS", default=5)
+# A worker that finishes an image takes the next one the scheduler picks for its slot, within one
+# task, for up to this long (and never so long that one more attempt could outlast the task timeout).
+ENGINE_CHAIN_SECONDS = env.float("ENGINE_CHAIN_SECONDS", default=60.0)
 # ...and a node whose heartbeat is older than this is dead: its claims and permits are handed on.
 WORKER_DEAD_AFTER_SECONDS = env.int("WORKER_DEAD_AFTER_SECONDS", default=15)
 # A result backlog in django-q that has not shrunk for this long means its monitor is wedged.
@@ -291,22 +294,27 @@ PROVIDER_PRICES: dict[str, float] = {
 PROVIDER_KEYS_SECRET = env.str("PROVIDER_KEYS_SECRET", default="") or SECRET_KEY
 
 
+# One attempt runs inside one django-q task: the provider call (connect, then read; Replicate then
+# polls its prediction up to REPLICATE_MAX_WAIT_SECONDS) and the quick storage retries.
+LONGEST_ATTEMPT_PARTS = {
+    "PROVIDER_CONNECT_TIMEOUT": PROVIDER_CONNECT_TIMEOUT,
+    "PROVIDER_READ_TIMEOUT": PROVIDER_READ_TIMEOUT,
+    "REPLICATE_MAX_WAIT_SECONDS": REPLICATE_MAX_WAIT_SECONDS,
+    # generation.runner waits 0.5 s, 1 s, 2 s... between storage tries.
+    "STORAGE_INLINE_RETRIES waits": 0.5 * (2**STORAGE_INLINE_RETRIES - 1),
+}
+GENERATION_LONGEST_ATTEMPT_SECONDS = float(sum(LONGEST_ATTEMPT_PARTS.values()))
+
+
 def _check_timeouts() -> None:
     """Refuse to start with timeouts that contradict each other (docs/operations.md, "Health checks").
 
-    One attempt runs inside one django-q task: the provider call (connect, then read; Replicate then
-    polls its prediction up to REPLICATE_MAX_WAIT_SECONDS) and the quick storage retries. A task
-    timeout shorter than that kills workers that are only waiting for an answer. The broker
-    re-delivers a task after Q_CLUSTER["retry"], so that must be longer than the task timeout too.
+    A task timeout shorter than the longest attempt kills workers that are only waiting for an
+    answer. The broker re-delivers a task after Q_CLUSTER["retry"], so that must be longer than the
+    task timeout too.
     """
-    parts = {
-        "PROVIDER_CONNECT_TIMEOUT": PROVIDER_CONNECT_TIMEOUT,
-        "PROVIDER_READ_TIMEOUT": PROVIDER_READ_TIMEOUT,
-        "REPLICATE_MAX_WAIT_SECONDS": REPLICATE_MAX_WAIT_SECONDS,
-        # generation.runner waits 0.5 s, 1 s, 2 s... between storage tries.
-        "STORAGE_INLINE_RETRIES waits": 0.5 * (2**STORAGE_INLINE_RETRIES - 1),
-    }
-    longest_attempt = sum(parts.values())
+    parts = LONGEST_ATTEMPT_PARTS
+    longest_attempt = GENERATION_LONGEST_ATTEMPT_SECONDS
     if longest_attempt >= GENERATION_TASK_TIMEOUT:
         terms = " + ".join(f"{name} ({value:g})" for name, value in parts.items())
         raise ImproperlyConfigured(
