@@ -23,7 +23,7 @@ class BatchCreateSerializer(serializers.Serializer):
     prompts = serializers.ListField(
         child=serializers.CharField(allow_blank=True, trim_whitespace=True, max_length=20000),
         allow_empty=False,
-        max_length=10000,
+        max_length=settings.MAX_PROMPTS_PER_BATCH,
         help_text="One prompt per item. With `template`, `{a|b}` alternatives expand into every combination.",
     )
     template = serializers.BooleanField(required=False, default=False)

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, status
@@ -46,7 +47,21 @@ def _validation_message(detail: Any) -> str:
     return str(detail)
 
 
+def _request_limit_error(exc: Exception) -> tuple[str, str, int] | None:
+    """The code, message and status for a request Django refused to read (size, field count)."""
+    if isinstance(exc, RequestDataTooBig):
+        message = _("The request body is too large.")
+        return "request_too_large", message, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        return "too_many_fields", _("The request has too many form fields or files."), status.HTTP_400_BAD_REQUEST
+    return None
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    refused = _request_limit_error(exc)
+    if refused is not None:
+        code, message, status_code = refused
+        return Response(error_body(code, message), status=status_code)
     if isinstance(exc, ApplicationError):
         app_response = Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
         if isinstance(exc, TooManyRequests) and exc.retry_after is not None:
@@ -100,6 +115,19 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     from django.views.defaults import page_not_found as html_not_found
 
     return html_not_found(request, exception)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Requests Django refuses before any view runs: too large, too many fields, bad host."""
+    refused = _request_limit_error(exception)
+    code, message, status_code = refused or ("bad_request", _("Bad request."), 400)
+    if _wants_json(request):
+        return JsonResponse(error_body(code, message), status=status_code)
+    from django.views.defaults import bad_request as html_bad_request
+
+    response = html_bad_request(request, exception)
+    response.status_code = status_code
+    return response
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "monitoring.middleware.RequestMonitoringMiddleware",
+    "imagegen.request_limits.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -75,6 +76,14 @@ MIDDLEWARE = [
     "accounts.middleware.TwoFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# Bodies Django reads into memory (JSON, form fields) stay at its default 2.5 MiB; uploaded prompt
+# files at 2 MiB, stopped while they stream; anything declaring more than both is refused unread.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+MAX_UPLOAD_BYTES = 2 * 1024 * 1024
+MAX_REQUEST_BYTES = DATA_UPLOAD_MAX_MEMORY_SIZE + MAX_UPLOAD_BYTES + 64 * 1024
+FILE_UPLOAD_HANDLERS = ["imagegen.request_limits.LimitedUploadHandler"]
 
 ROOT_URLCONF = "imagegen.urls"
 WSGI_APPLICATION = "imagegen.wsgi.application"
@@ -321,6 +330,11 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.ApiRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "imagegen.parsers.LimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
