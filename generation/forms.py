@@ -12,7 +12,6 @@ from django.utils.translation import gettext_lazy as _
 from generation.prompts import split_lines
 from generation.providers import configured_providers
 
-
 OPTION_PREFIX = "option_"
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from dynamicprompts.generators import CombinatorialPromptGenerator
 from django.utils.translation import gettext as _
+from dynamicprompts.generators import CombinatorialPromptGenerator
 from pyparsing import ParseBaseException
 
 from imagegen.errors import ValidationFailed
