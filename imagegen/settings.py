@@ -468,6 +468,8 @@ DEFAULT_MAX_IMAGES_PER_BATCH = env.int("DEFAULT_MAX_IMAGES_PER_BATCH", default=5
 DEFAULT_MAX_ACTIVE_BATCHES = env.int("DEFAULT_MAX_ACTIVE_BATCHES", default=25)
 API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="120/min")
 LOGIN_RATE_LIMIT = env.str("LOGIN_RATE_LIMIT", default="5/15min")
+# Past this many failures an account is slowed down (addresses that failed on it wait), never locked.
+LOGIN_ACCOUNT_FAILURE_LIMIT = env.str("LOGIN_ACCOUNT_FAILURE_LIMIT", default="10/15min")
 # Counters live in Redis when REDIS_URL is set, else in the database; keys start with this prefix.
 RATE_LIMIT_KEY_PREFIX = env.str("RATE_LIMIT_KEY_PREFIX", default=f"{CACHE_KEY_PREFIX}:rl")
 # Reverse proxies (IPs or CIDR networks) whose X-Forwarded-For is believed; nobody else's is.
