@@ -109,6 +109,26 @@ class UserQuota(models.Model):
         return str(self.user)
 
 
+class QuotaCharge(models.Model):
+    """Images charged to a user's daily quota on the day they were re-queued.
+
+    A batch's images count on the day they were created (by their own rows). Images queued again
+    later (a retry of an older batch) count on the day of the retry, through one row here per
+    retry, so going back to old batches cannot spend more than today's quota.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quota_charges")
+    images = models.PositiveIntegerField()
+    charged_at = models.DateTimeField(default=timezone.now)
+    reason = models.CharField(max_length=40, default="retry")
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "charged_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.images} ({self.reason})"
+
+
 class RateLimitCounter(models.Model):
     """One rate-limit window of one key, used when no Redis is configured (see accounts.ratelimits)."""
 

@@ -14,7 +14,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.quotas import quota_reserve
+from accounts.quotas import quota_reserve, quota_reserve_retry
 from generation import queue
 from generation.models import Batch, BatchSource, BatchStatus, Generation, GenerationStatus
 from generation.prompts import expand_prompts
@@ -283,7 +283,7 @@ def batch_retry_failed(*, batch: Batch) -> Batch:
         ids = list(batch.generations.filter(status__in=retry).values_list("id", flat=True))
         if not ids:
             raise Conflict(_("This batch has no failed or cancelled images to retry."), code="nothing_to_retry")
-        quota_reserve(user=batch.owner, images=len(ids))
+        quota_reserve_retry(user=batch.owner, generation_ids=ids)
         Generation.objects.filter(id__in=ids).update(
             status=GenerationStatus.PENDING,
             attempts=0,
