@@ -41,7 +41,9 @@ def _safe_next(request: HttpRequest, candidate: str) -> str:
     allowed = url_has_allowed_host_and_scheme(
         candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     )
-    return candidate if candidate and allowed else reverse(settings.LOGIN_REDIRECT_URL)
+    # Only a path on this site: a bare word such as "x" would be taken for a URL name.
+    local_path = candidate.startswith("/") and not candidate.startswith("//")
+    return candidate if local_path and allowed else reverse(settings.LOGIN_REDIRECT_URL)
 
 
 @never_cache

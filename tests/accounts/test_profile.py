@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from django.core import mail
 from django.urls import reverse
 
@@ -123,3 +124,10 @@ def test_login_redirects_only_to_safe_next_urls(client, owner):
         reverse("accounts:login"), {"username": "owner", "password": PASSWORD, "next": "https://evil.example/"}
     )
     assert response["Location"] == reverse("generation:batch_list")
+
+
+@pytest.mark.parametrize("next_url", ["x", "batch_list", "//evil.example/", "javascript:alert(1)"])
+def test_a_next_that_is_not_a_local_path_goes_home_after_the_right_password(client, owner, next_url):
+    response = client.post(reverse("accounts:login") + f"?next={next_url}", {"username": "owner", "password": PASSWORD})
+    assert response.status_code == 302 and response["Location"] == reverse("generation:batch_list")
+    assert client.get(reverse("accounts:login") + f"?next={next_url}").status_code == 302
