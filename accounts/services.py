@@ -111,6 +111,16 @@ def token_revoke(*, token: ApiToken, actor: Actor = None, request: HttpRequest |
     return token
 
 
+@transaction.atomic
+def tokens_revoke_all(*, user: User, reason: str, request: HttpRequest | None = None) -> int:
+    """End every active token of the user: after a password change or two-factor enrolment, a token
+    issued under the old credentials must not outlive them. Returns how many were revoked."""
+    count = ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    if count:
+        audit_record(event="token.revoked_all", user=user, request=request, reason=reason, count=count)
+    return count
+
+
 def login_check_password(*, request: HttpRequest, username: str, password: str, channel: str) -> User:
     """The user that `username` and `password` name, under two limits that cannot lock the owner out.
 

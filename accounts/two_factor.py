@@ -17,6 +17,7 @@ from django_otp.qr import write_qrcode_image
 
 from accounts.audit import audit_record
 from accounts.ratelimits import rate_limit_enforce, rate_limit_refund
+from accounts.services import tokens_revoke_all
 from imagegen.errors import ValidationFailed
 
 RECOVERY_CODE_COUNT = 10
@@ -71,6 +72,8 @@ def totp_setup_confirm(*, user: User, token: str, request: HttpRequest | None = 
     device.save(update_fields=["confirmed"])
     codes = _new_recovery_codes(user)
     audit_record(event="two_factor.enabled", user=user, request=request)
+    # Tokens were issued without a second factor; new ones need the code (documented in docs/api.md).
+    tokens_revoke_all(user=user, reason="two_factor_enabled", request=request)
     return device, codes
 
 

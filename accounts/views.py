@@ -159,6 +159,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     def form_valid(self, form: Any) -> HttpResponse:
         response = super().form_valid(form)  # also keeps this session signed in
         audit_record(event="password.changed", user=form.user, request=self.request)
+        services.tokens_revoke_all(user=form.user, reason="password_changed", request=self.request)
         messages.success(self.request, _("Your password is changed."))
         return response
 
@@ -188,6 +189,7 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     def form_valid(self, form: Any) -> HttpResponse:
         response = super().form_valid(form)
         audit_record(event="password.reset", user=form.user, request=self.request)
+        services.tokens_revoke_all(user=form.user, reason="password_reset", request=self.request)
         return response
 
 

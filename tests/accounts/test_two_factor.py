@@ -142,3 +142,36 @@ def test_the_two_password_fields_on_the_status_page_have_their_own_ids(owner_cli
     content = owner_client.get(reverse("accounts:two_factor")).content.decode()
     assert content.count('id="id_codes_password"') == 1 and content.count('id="id_disable_password"') == 1
     assert 'for="id_codes_password"' in content and 'for="id_disable_password"' in content
+
+
+def test_a_staff_bearer_token_is_refused_until_two_factor_is_on(staff, require_staff_2fa):
+    from tests.conftest import api_client_for
+
+    response = api_client_for(staff).get("/api/v1/me/")
+    assert response.status_code == 403 and response.json()["error"]["code"] == "two_factor_required"
+
+
+def test_a_staff_token_issued_with_the_second_factor_works(anon_api, staff, require_staff_2fa):
+    device = TOTPDevice.objects.create(user=staff, name="authenticator", confirmed=True)
+    body = {"username": "staff", "password": PASSWORD, "otp": current_code(device)}
+    secret = anon_api.post("/api/v1/auth/token/", body, format="json").json()["token"]
+    assert anon_api.get("/api/v1/me/", HTTP_AUTHORIZATION=f"Bearer {secret}").status_code == 200
+
+
+def test_enrolling_in_two_factor_ends_every_existing_token(owner_client, owner):
+    from tests.conftest import api_client_for
+
+    api = api_client_for(owner)
+    assert api.get("/api/v1/me/").status_code == 200
+    owner_client.get(reverse("accounts:two_factor_setup"))
+    device = TOTPDevice.objects.get(user=owner, confirmed=False)
+    owner_client.post(reverse("accounts:two_factor_setup"), {"token": current_code(device)})
+    assert api.get("/api/v1/me/").status_code == 401
+
+
+def test_a_signed_in_user_who_is_not_staff_gets_a_clear_403_from_the_admin(client, owner):
+    portal_login(client, "owner")
+    response = client.get(reverse("admin:index"), follow=True)
+    assert response.status_code == 403
+    assert len(response.redirect_chain) == 1
+    assert "not a staff account" in response.content.decode()
