@@ -15,7 +15,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.audit import audit_record
-from accounts.models import ApiToken, AuditEvent, UserQuota
+from accounts.models import ApiToken, AuditEvent, Authenticator, UserQuota
 from accounts.services import token_revoke, tokens_revoke_all, user_deactivate
 from accounts.two_factor import two_factor_disable
 
@@ -23,7 +23,7 @@ QUOTA_FIELDS = ["daily_images", "max_images_per_batch", "max_active_batches"]
 WATCHED_USER_FIELDS = ["is_active", "is_staff", "is_superuser", "email", "groups", "user_permissions"]
 
 # Device secrets are never shown in the admin; staff reset a user's two-factor with an action instead.
-for device_model in (TOTPDevice, StaticDevice):
+for device_model in (Authenticator, TOTPDevice, StaticDevice):
     if admin.site.is_registered(device_model):
         admin.site.unregister(device_model)
 

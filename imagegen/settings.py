@@ -265,6 +265,9 @@ PROVIDER_PRICES: dict[str, float] = {
 }
 # Users' own provider keys are encrypted with a Fernet key derived from this secret.
 PROVIDER_KEYS_SECRET = env.str("PROVIDER_KEYS_SECRET", default="") or SECRET_KEY
+# Two-factor secrets are stored encrypted with a key derived from this; changing it turns 2FA off
+# in effect for everyone (their codes stop matching), so set it once.
+TOTP_KEYS_SECRET = env.str("TOTP_KEYS_SECRET", default="") or SECRET_KEY
 
 # --- Outgoing HTTP (imagegen.http) -------------------------------------------------------
 
