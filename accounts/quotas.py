@@ -90,7 +90,9 @@ def quota_usage(*, user: AbstractBaseUser | AnonymousUser, now: datetime | None 
     spent = Generation.objects.filter(batch__owner_id=user.pk, created_at__gte=start).exclude(
         status__in=[GenerationStatus.FAILED, GenerationStatus.CANCELLED]
     )
-    charged = QuotaCharge.objects.filter(user_id=user.pk, charged_at__gte=start).aggregate(n=Sum("images"))["n"]
+    charged = QuotaCharge.objects.filter(user_id=int(user.pk or 0), charged_at__gte=start).aggregate(n=Sum("images"))[
+        "n"
+    ]
     active = Batch.objects.filter(owner_id=user.pk, status__in=[BatchStatus.QUEUED, BatchStatus.RUNNING])
     return QuotaUsage(
         limits=quota_limits(user=user),

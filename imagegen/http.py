@@ -119,7 +119,7 @@ def guard_url(url: str) -> tuple[str, str] | None:
         )
     except (socket.gaierror, UnicodeError) as exc:
         raise OutboundError("connection", f"Cannot resolve {host}: {exc}") from exc
-    addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     for address in addresses:
         if not address_is_public(address):
             raise OutboundError("blocked", f"{host} resolves to a non-public address ({address}).")
