@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 import environ
@@ -12,8 +14,20 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "var"))).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+# Everything this process writes (database, logs, images, backups) is for its own user only:
+# files 0600, directories 0700. Static files are served by the application itself (WhiteNoise).
+os.umask(0o077)
+
+
+def _private_dir(path: Path) -> Path:
+    """Create `path` if needed and close it to other users (also on installs made before this rule)."""
+    path.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):  # not ours to change (e.g. a mounted volume): leave it
+        path.chmod(0o700)
+    return path
+
+
+DATA_DIR = _private_dir(Path(env.str("DATA_DIR", default=str(BASE_DIR / "var"))).resolve())
 
 # --- Core -------------------------------------------------------------------
 
@@ -304,6 +318,9 @@ STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(DATA_DIR / "media")))
+# Django chmods saved files to these itself (its default, 0644, would ignore the umask above).
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -390,7 +407,7 @@ if PRODUCTION:
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_DIR = Path(env.str("LOG_DIR", default=str(DATA_DIR / "logs")))
-LOG_DIR.mkdir(parents=True, exist_ok=True)
+_private_dir(LOG_DIR)
 # json: one JSON object per line (request id, user id, batch id, duration); plain: for reading by eye.
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")
 LOGGING = {
