@@ -11,34 +11,36 @@ from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from generation.keys import key_providers
 from generation.limits import limit_for
 from generation.models import Batch, Generation, ProviderKey
 from generation.selectors import batch_cost
+from imagegen import fields
 
 
 class BatchCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    provider = serializers.CharField(max_length=50, required=False, default="")
-    model = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    name = fields.CharField(max_length=200, required=False, allow_blank=True, default="")
+    provider = fields.CharField(max_length=50, required=False, default="")
+    model = fields.CharField(max_length=100, required=False, allow_blank=True, default="")
     prompts = serializers.ListField(
-        child=serializers.CharField(allow_blank=True, trim_whitespace=True, max_length=20000),
+        child=fields.CharField(allow_blank=True, trim_whitespace=True, max_length=20000),
         allow_empty=False,
         max_length=settings.MAX_PROMPTS_PER_BATCH,
         help_text="One prompt per item. With `template`, `{a|b}` alternatives expand into every combination.",
     )
-    template = serializers.BooleanField(required=False, default=False)
-    negative_prompt = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
-    images_per_prompt = serializers.IntegerField(required=False, default=1, min_value=1)
-    width = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
-    height = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
-    seed = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0)
+    template = fields.BooleanField(required=False, default=False)
+    negative_prompt = fields.CharField(required=False, allow_blank=True, default="", max_length=4000)
+    images_per_prompt = fields.IntegerField(required=False, default=1, min_value=1)
+    width = fields.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    height = fields.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    seed = fields.IntegerField(required=False, allow_null=True, default=None, min_value=0)
     options = serializers.DictField(
         required=False,
         default=dict,
         help_text='The model\'s own settings, e.g. {"quality": "hd"}; see `capabilities.options` in /providers/.',
     )
     fallbacks = serializers.ListField(
-        child=serializers.CharField(max_length=200),
+        child=fields.CharField(max_length=200),
         required=False,
         default=list,
         max_length=3,
@@ -167,6 +169,18 @@ class ProviderKeySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+# The service checks both fields and answers unknown_provider / invalid_key; the schema states the
+# same rules so clients (and schemathesis) know them up front.
+@extend_schema_field({"type": "string", "enum": sorted(key_providers())})
+class KeyProviderField(fields.CharField):
+    pass
+
+
+@extend_schema_field({"type": "string", "minLength": 8, "maxLength": 500, "pattern": r"^\S+$"})
+class ApiKeyField(fields.CharField):
+    pass
+
+
 class ProviderKeyCreateSerializer(serializers.Serializer):
-    provider = serializers.CharField(max_length=50)
-    api_key = serializers.CharField(max_length=500, write_only=True, trim_whitespace=True)
+    provider = KeyProviderField(max_length=50, help_text="A provider that takes your own key.")
+    api_key = ApiKeyField(max_length=500, write_only=True, trim_whitespace=True)

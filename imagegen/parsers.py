@@ -12,6 +12,10 @@ from rest_framework.parsers import JSONParser
 MAX_JSON_DEPTH = 32
 
 
+class JSONBody(dict[str, Any]):
+    """A request body that came as a JSON object: its fields hold JSON types (see imagegen.fields)."""
+
+
 class LimitedJSONParser(JSONParser):
     """DRF's JSON parser, refusing bodies nested more than MAX_JSON_DEPTH deep with a 400."""
 
@@ -25,7 +29,7 @@ class LimitedJSONParser(JSONParser):
             too_deep = _depth_exceeds(data, MAX_JSON_DEPTH)
         if too_deep:
             raise exceptions.ParseError(_("JSON nested more than %(max)d levels deep.") % {"max": MAX_JSON_DEPTH})
-        return data
+        return JSONBody(data) if isinstance(data, dict) else data
 
 
 def _depth_exceeds(data: Any, limit: int) -> bool:

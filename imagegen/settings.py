@@ -367,6 +367,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The API is documented as JSON; form posts are still accepted (curl -d, the browsable tests).
+    "PARSER_WHITELIST": ["imagegen.parsers.LimitedJSONParser"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "imagegen.openapi.add_error_responses",
+    ],
 }
 
 # --- Security -------------------------------------------------------------------------------
