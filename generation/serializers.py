@@ -14,6 +14,7 @@ from rest_framework import serializers
 from generation.keys import key_providers
 from generation.limits import limit_for
 from generation.models import Batch, Generation, ProviderKey
+from generation.prompts import check_template_budget
 from generation.selectors import batch_cost
 from imagegen import fields
 
@@ -47,6 +48,13 @@ class BatchCreateSerializer(serializers.Serializer):
         help_text="Providers to move to, in order, when a generation keeps failing with transient errors: "
         "`provider` or `provider:model`.",
     )
+
+    def to_internal_value(self, data: Any) -> Any:
+        # The template budget is checked on the raw body, before each prompt is validated
+        # character by character: a 2.5 MB template request costs a few milliseconds to refuse.
+        if isinstance(data, dict) and data.get("template") is True and isinstance(data.get("prompts"), list):
+            check_template_budget([p for p in data["prompts"] if isinstance(p, str)])
+        return super().to_internal_value(data)
 
 
 class BatchSerializer(serializers.ModelSerializer):
