@@ -104,6 +104,13 @@ class Pagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
 
+    def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> Any:
+        raw = request.query_params.getlist(self.page_query_param)
+        if raw and (len(raw) > 1 or not raw[0].isdigit() or int(raw[0]) < 1):
+            message = _("page must be a whole number from 1.")
+            raise exceptions.ValidationError({self.page_query_param: [message]})
+        return super().paginate_queryset(queryset, request, view)
+
     def get_page_size(self, request: Any) -> int:
         """A page size that is not a whole number from 1 to max_page_size is a 400, not silently ignored."""
         raw = request.query_params.getlist(self.page_size_query_param)
