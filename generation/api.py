@@ -16,8 +16,10 @@ from rest_framework.views import APIView
 
 from generation import keys, selectors, services
 from generation.models import BatchSource
+from generation.scheduler import estimates
 from generation.serializers import (
     BatchCreateSerializer,
+    BatchRetrySerializer,
     BatchSerializer,
     GenerationSerializer,
     ProviderKeyCreateSerializer,
@@ -43,15 +45,19 @@ class BatchListCreateView(GenericAPIView):
             search=request.query_params.get("search", "").strip(),
             status=request.query_params.get("status", "").strip(),
         )
-        page = self.paginate_queryset(batches)
-        return self.get_paginated_response(BatchSerializer(page, many=True, context={"request": request}).data)
+        page = list(self.paginate_queryset(batches) or [])
+        context = {"request": request, "estimates": estimates(page)}
+        return self.get_paginated_response(BatchSerializer(page, many=True, context=context).data)
 
     @extend_schema(request=BatchCreateSerializer, responses={201: BatchSerializer})
     def post(self, request: Request) -> Response:
         data = BatchCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        spec = services.check_batch_request(**data.validated_data, user_id=request.user.pk)
-        batch = services.batch_create(owner=cast(User, request.user), spec=spec, source=BatchSource.API)
+        fields = dict(data.validated_data)
+        priority = fields.pop("priority")
+        spec = services.check_batch_request(**fields, user_id=request.user.pk)
+        owner = cast(User, request.user)
+        batch = services.batch_create(owner=owner, spec=spec, source=BatchSource.API, priority=priority)
         return Response(BatchSerializer(batch, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
 
@@ -69,11 +75,42 @@ class BatchCancelView(APIView):
         return Response(BatchSerializer(batch, context={"request": request}).data)
 
 
-class BatchRetryView(APIView):
+class BatchPauseView(APIView):
+    @extend_schema(request=None, responses=BatchSerializer, description="No new image starts; running ones finish.")
+    def post(self, request: Request, batch_id: uuid.UUID) -> Response:
+        batch = services.batch_pause(batch=selectors.batch_get(user=request.user, batch_id=batch_id))
+        return Response(BatchSerializer(batch, context={"request": request}).data)
+
+
+class BatchResumeView(APIView):
     @extend_schema(request=None, responses=BatchSerializer)
     def post(self, request: Request, batch_id: uuid.UUID) -> Response:
-        batch = services.batch_retry_failed(batch=selectors.batch_get(user=request.user, batch_id=batch_id))
+        batch = services.batch_resume(batch=selectors.batch_get(user=request.user, batch_id=batch_id))
         return Response(BatchSerializer(batch, context={"request": request}).data)
+
+
+class BatchRetryView(APIView):
+    @extend_schema(
+        request=BatchRetrySerializer,
+        responses=BatchSerializer,
+        description="Queue the failed and cancelled images of a finished batch again; images that failed for "
+        "good (content filtered, invalid request) only with `include_permanent`.",
+    )
+    def post(self, request: Request, batch_id: uuid.UUID) -> Response:
+        data = BatchRetrySerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        batch = selectors.batch_get(user=request.user, batch_id=batch_id)
+        batch = services.batch_retry_failed(batch=batch, include_permanent=data.validated_data["include_permanent"])
+        return Response(BatchSerializer(batch, context={"request": request}).data)
+
+
+class GenerationRetryView(APIView):
+    @extend_schema(request=None, responses=GenerationSerializer, description="Render one failed image again.")
+    def post(self, request: Request, generation_id: uuid.UUID) -> Response:
+        generation = selectors.generation_get(user=request.user, generation_id=generation_id)
+        services.generation_retry(generation=generation)
+        generation = selectors.generation_get(user=request.user, generation_id=generation_id)
+        return Response(GenerationSerializer(generation, context={"request": request}).data)
 
 
 class BatchGenerationsView(GenericAPIView):

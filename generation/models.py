@@ -81,6 +81,7 @@ class Batch(models.Model):
         verbose_name = _("batch")
         verbose_name_plural = _("batches")
         indexes = [models.Index(fields=["owner", "-created_at"])]
+        permissions = [("submit_high_priority", _("Can submit high-priority batches"))]
 
     def __str__(self) -> str:
         return self.name
@@ -234,6 +235,10 @@ class SpooledResult(models.Model):
     latency_ms = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
 
+    class Meta:
+        verbose_name = _("spooled result")
+        verbose_name_plural = _("spooled results")
+
     def __str__(self) -> str:
         return f"spooled result of {self.generation_id}"
 
@@ -250,6 +255,10 @@ class WorkerNode(models.Model):
     # What the node's own checks found (monitor alive, results processed), for health and the dashboard.
     state = models.JSONField(default=dict, blank=True)
 
+    class Meta:
+        verbose_name = _("worker node")
+        verbose_name_plural = _("worker nodes")
+
     def __str__(self) -> str:
         return f"{self.host}:{self.pid}"
 
@@ -259,6 +268,8 @@ class SchedulerLock(models.Model):
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     dispatched_at = models.DateTimeField(null=True, blank=True)
+    # User id -> when the scheduler last gave them a slot: ties in fair share go to the longest waiting.
+    served = models.JSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
         return "scheduler lock"
