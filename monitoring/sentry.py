@@ -49,7 +49,6 @@ def sentry_init(*, dsn: str, environment: str, release: str | None, traces_sampl
         # and stack locals (which hold the token being checked) never leave the process at all.
         max_request_body_size="never",
         include_local_variables=False,
-        send_default_pii=False,
         before_send=scrub_event,
         traces_sample_rate=traces_sample_rate,
     )

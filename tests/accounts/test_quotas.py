@@ -164,3 +164,14 @@ def test_a_retry_of_todays_batch_is_not_charged_twice(owner, small_quota, make_b
     Batch.objects.filter(pk=batch.pk).update(status="failed")
     services.batch_retry_failed(batch=Batch.objects.get(pk=batch.pk))
     assert quota_usage(user=owner).images_today == 2
+
+
+def test_retrying_single_old_images_is_charged_today_too(api, owner, small_quota, make_batch):
+    batch = make_batch(prompts=["a", "b", "c", "d"])
+    _fail_on_an_earlier_day(batch)
+    ids = list(Generation.objects.filter(batch=batch).order_by("position").values_list("id", flat=True))
+    assert api.post(f"/api/v1/generations/{ids[0]}/retry/").status_code == 200
+    assert quota_usage(user=owner).images_today == 1
+    make_batch(prompts=["x", "y", "z", "w"])
+    response = api.post(f"/api/v1/generations/{ids[1]}/retry/")
+    assert response.status_code == 429 and response.json()["error"]["details"]["quota"] == "images_per_day"
