@@ -55,3 +55,10 @@ def test_an_upload_is_stopped_while_it_streams(client, owner, settings):
     upload = SimpleUploadedFile("prompts.txt", b"a cat\n" * 1000, content_type="text/plain")
     response = client.post("/batches/new/", {"prompts_file": upload, "name": "x"})
     assert response.status_code == 413
+
+
+def test_the_web_server_stops_reading_a_body_at_the_same_limit(settings):
+    import run
+
+    command = run.web_command(run.Path("python"), "127.0.0.1", 5000, 4)
+    assert f"--max-request-body-size={settings.MAX_REQUEST_BYTES}" in command
