@@ -17,6 +17,7 @@ from imagegen.errors import NotFound
 
 def batch_list(*, user: AbstractBaseUser | AnonymousUser, search: str = "", status: str = "") -> QuerySet[Batch]:
     batches = Batch.objects.filter(owner_id=user.pk)
+    search = search.replace("\x00", "")  # no text contains NUL; PostgreSQL refuses it in a query
     if search:
         matching = Generation.objects.filter(prompt__icontains=search).values("batch_id")
         batches = batches.filter(Q(name__icontains=search) | Q(id__in=matching))

@@ -69,16 +69,22 @@ def rule_no_workers(now: datetime) -> list[Finding]:
 def rule_provider_failing(now: datetime) -> list[Finding]:
     window = now - timedelta(minutes=settings.ALERT_PROVIDER_MINUTES)
     finished = Generation.objects.filter(finished_at__gte=window).exclude(provider="")
+    failed = Q(status=GenerationStatus.FAILED)
     rows = finished.values("provider").annotate(
-        calls=Count("id"), failed=Count("id", filter=Q(status=GenerationStatus.FAILED))
+        calls=Count("id"), failed=Count("id", filter=failed), users=Count("batch__owner", filter=failed, distinct=True)
     )
     findings = []
     for row in rows:
         rate = row["failed"] / row["calls"]
-        firing = row["calls"] >= settings.ALERT_PROVIDER_MIN_CALLS and rate > settings.ALERT_PROVIDER_FAILURE_RATE
+        # One user's own broken key (or odd prompts) fails only their images: that is not an outage.
+        firing = (
+            row["calls"] >= settings.ALERT_PROVIDER_MIN_CALLS
+            and rate > settings.ALERT_PROVIDER_FAILURE_RATE
+            and row["users"] >= settings.ALERT_PROVIDER_MIN_USERS
+        )
         message = (
-            f"provider {row['provider']}: {row['failed']} of {row['calls']} images failed in the last "
-            f"{settings.ALERT_PROVIDER_MINUTES} minutes ({rate:.0%})"
+            f"provider {row['provider']}: {row['failed']} of {row['calls']} images of {row['users']} user(s) "
+            f"failed in the last {settings.ALERT_PROVIDER_MINUTES} minutes ({rate:.0%})"
         )
         findings.append(Finding(f"provider_failing:{row['provider']}", firing, message))
     return findings
