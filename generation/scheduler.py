@@ -69,11 +69,12 @@ def dispatch(*, slots: int | None = None) -> list[Dispatched]:
     now = timezone.now()
     if slots is None and worker_slots(now) <= Generation.objects.filter(status=GenerationStatus.RUNNING).count():
         return []  # every worker busy: a cheap read, no lock taken
+    # The lock row must exist before anyone locks it: two first dispatchers creating it inside
+    # their transactions would not be serialised by it (and deadlock on PostgreSQL).
+    SchedulerLock.objects.get_or_create(pk=1)
     with transaction.atomic():
         # One dispatcher at a time, on every database: PostgreSQL row lock, SQLite write lock.
-        lock = SchedulerLock.objects.select_for_update().filter(pk=1).first()
-        if lock is None:
-            lock, _created = SchedulerLock.objects.get_or_create(pk=1)
+        lock = SchedulerLock.objects.select_for_update().get(pk=1)
         running = Generation.objects.filter(status=GenerationStatus.RUNNING).count()
         free = (worker_slots(now) - running) if slots is None else slots
         if free <= 0:
