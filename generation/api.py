@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import cast
+from typing import Any, cast
 
 from django.contrib.auth.models import User
 from django.http import FileResponse
@@ -12,6 +12,8 @@ from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from generation import keys, selectors, services
@@ -26,11 +28,45 @@ from generation.serializers import (
     UsageSerializer,
 )
 from generation.views import serve_generation_file, user_provider_data
+from imagegen.pagination import KeysetPage, page_size_from
 
-LIST_FILTERS = [
-    OpenApiParameter("search", str, description="Text in the batch name or any of its prompts."),
-    OpenApiParameter("status", str, description="Only batches in this status."),
+PAGING = [
+    OpenApiParameter("cursor", str, description="The `next_cursor` of the previous page; omit for the first page."),
+    OpenApiParameter("page_size", int, description="Items per page (at most 200)."),
 ]
+LIST_FILTERS = [
+    OpenApiParameter(
+        "search", str, description="Words (by prefix) or CJK text in the batch name or any of its prompts."
+    ),
+    OpenApiParameter("status", str, description="Only batches in this status."),
+    *PAGING,
+]
+LIBRARY_FILTERS = [
+    OpenApiParameter("search", str, description="Words (by prefix) or CJK text in the image's prompt."),
+    OpenApiParameter("provider", str, description="Only images made by this provider."),
+    OpenApiParameter("model", str, description="Only images made by this model."),
+    OpenApiParameter("status", str, description="Only images in this status."),
+    *PAGING,
+]
+
+
+def keyset_response(request: Request, page: KeysetPage[Any], serializer: type[BaseSerializer]) -> Response:
+    """The list shape every list endpoint answers: count (null when not cheap), next, next_cursor, results."""
+    next_url = None
+    if page.next_cursor:
+        next_url = replace_query_param(request.build_absolute_uri(), "cursor", page.next_cursor)
+    return Response(
+        {
+            "count": page.total,
+            "next": next_url,
+            "next_cursor": page.next_cursor,
+            "results": serializer(page.items, many=True, context={"request": request}).data,
+        }
+    )
+
+
+def _param(request: Request, name: str) -> str:
+    return str(request.query_params.get(name, "")).strip()
 
 
 class BatchListCreateView(GenericAPIView):
@@ -38,13 +74,14 @@ class BatchListCreateView(GenericAPIView):
 
     @extend_schema(parameters=LIST_FILTERS, responses=BatchSerializer(many=True))
     def get(self, request: Request) -> Response:
-        batches = selectors.batch_list(
+        page = selectors.batch_page(
             user=request.user,
-            search=request.query_params.get("search", "").strip(),
-            status=request.query_params.get("status", "").strip(),
+            search=_param(request, "search"),
+            status=_param(request, "status"),
+            cursor=_param(request, "cursor"),
+            size=page_size_from(_param(request, "page_size")),
         )
-        page = self.paginate_queryset(batches)
-        return self.get_paginated_response(BatchSerializer(page, many=True, context={"request": request}).data)
+        return keyset_response(request, page, BatchSerializer)
 
     @extend_schema(request=BatchCreateSerializer, responses={201: BatchSerializer})
     def post(self, request: Request) -> Response:
@@ -80,14 +117,33 @@ class BatchGenerationsView(GenericAPIView):
     serializer_class = GenerationSerializer
 
     @extend_schema(
-        parameters=[OpenApiParameter("status", str, description="Only generations in this status.")],
+        parameters=[OpenApiParameter("status", str, description="Only generations in this status."), *PAGING],
         responses=GenerationSerializer(many=True),
     )
     def get(self, request: Request, batch_id: uuid.UUID) -> Response:
-        batch = selectors.batch_get(user=request.user, batch_id=batch_id)
-        generations = selectors.generation_list(batch=batch, status=request.query_params.get("status", ""))
-        page = self.paginate_queryset(generations)
-        return self.get_paginated_response(GenerationSerializer(page, many=True, context={"request": request}).data)
+        page = selectors.batch_generation_page(
+            batch=selectors.batch_get(user=request.user, batch_id=batch_id),
+            status=_param(request, "status"),
+            cursor=_param(request, "cursor"),
+            size=page_size_from(_param(request, "page_size")),
+        )
+        return keyset_response(request, page, GenerationSerializer)
+
+
+class LibraryView(GenericAPIView):
+    """Every image of mine across batches, newest first, with full-text search on prompts."""
+
+    serializer_class = GenerationSerializer
+
+    @extend_schema(parameters=LIBRARY_FILTERS, responses=GenerationSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        page = selectors.library_page(
+            user=request.user,
+            cursor=_param(request, "cursor"),
+            size=page_size_from(_param(request, "page_size")),
+            **{name: _param(request, name) for name in ("search", "provider", "model", "status")},
+        )
+        return keyset_response(request, page, GenerationSerializer)
 
 
 class GenerationDetailView(APIView):

@@ -10,6 +10,7 @@ urlpatterns = [
     path("batches/<uuid:batch_id>/cancel/", api.BatchCancelView.as_view(), name="api-batch-cancel"),
     path("batches/<uuid:batch_id>/retry/", api.BatchRetryView.as_view(), name="api-batch-retry"),
     path("batches/<uuid:batch_id>/generations/", api.BatchGenerationsView.as_view(), name="api-batch-generations"),
+    path("generations/", api.LibraryView.as_view(), name="api-library"),
     path("generations/<uuid:generation_id>/", api.GenerationDetailView.as_view(), name="api-generation-detail"),
     path(
         "generations/<uuid:generation_id>/image/",

@@ -13,7 +13,6 @@ from rest_framework import serializers
 
 from generation.limits import limit_for
 from generation.models import Batch, Generation, ProviderKey
-from generation.selectors import batch_cost
 
 
 class BatchCreateSerializer(serializers.Serializer):
@@ -67,8 +66,8 @@ class BatchSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.DecimalField(max_digits=12, decimal_places=5, allow_null=True))
     def get_cost_usd(self, batch: Batch) -> str | None:
-        cost = batch_cost(batch=batch)
-        return None if cost is None else str(Decimal(cost).quantize(Decimal("0.00001")))
+        # Kept on the batch by its recount; null until an image is made.
+        return str(Decimal(batch.cost_usd).quantize(Decimal("0.00001"))) if batch.completed else None
 
     def get_urls(self, batch: Batch) -> dict[str, str]:
         request = self.context["request"]

@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -310,8 +310,10 @@ def batch_refresh(*, batch_id: uuid.UUID) -> Batch:
         batch = Batch.objects.select_for_update().get(pk=batch_id)
         counts = Generation.objects.filter(batch_id=batch_id).aggregate(
             total=Count("id"),
+            cost=Sum("cost_usd"),
             **{status.value: Count("id", filter=Q(status=status)) for status in GenerationStatus},
         )
+        batch.cost_usd = counts["cost"] or 0
         batch.total = counts["total"]
         batch.completed = counts[GenerationStatus.SUCCEEDED]
         batch.failed = counts[GenerationStatus.FAILED]
@@ -324,7 +326,18 @@ def batch_refresh(*, batch_id: uuid.UUID) -> Batch:
             batch.finished_at = None
         elif batch.finished_at is None:
             batch.finished_at = now
-        batch.save(update_fields=["total", "completed", "failed", "cancelled", "status", "started_at", "finished_at"])
+        batch.save(
+            update_fields=[
+                "total",
+                "completed",
+                "failed",
+                "cancelled",
+                "cost_usd",
+                "status",
+                "started_at",
+                "finished_at",
+            ]
+        )
     return batch
 
 

@@ -26,16 +26,26 @@ from generation.serializers import provider_data
 from imagegen.errors import ApplicationError
 
 GRID_PAGE_SIZE = 100
+HISTORY_PAGE_SIZE = 20
 
 
 @login_required
 def batch_list(request: HttpRequest) -> HttpResponse:
     search = request.GET.get("q", "").strip()
     status = request.GET.get("status", "").strip()
-    batches = selectors.batch_list(user=request.user, search=search, status=status)
-    page = Paginator(batches, 20).get_page(request.GET.get("page"))
+    cursor = request.GET.get("cursor", "")
+    try:
+        page = selectors.batch_page(
+            user=request.user, search=search, status=status, cursor=cursor, size=HISTORY_PAGE_SIZE
+        )
+    except ApplicationError:  # a mangled page link: show the first page instead of an error
+        page = selectors.batch_page(user=request.user, search=search, status=status, size=HISTORY_PAGE_SIZE)
+        cursor = ""
     context = {
-        "page": page,
+        "batches": page.items,
+        "next_cursor": page.next_cursor,
+        "total": page.total,
+        "cursor": cursor,
         "search": search,
         "status": status,
         "statuses": BatchStatus.choices,
@@ -86,7 +96,7 @@ def batch_detail(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
             "batch": batch,
             "page": page,
             "pending": batch.total - batch.finished,
-            "cost": selectors.batch_cost(batch=batch),
+            "cost": batch.cost_usd if batch.completed else None,
             "parameters": json.dumps(batch.parameters, ensure_ascii=False, indent=2),
             "status_labels": {**dict(BatchStatus.choices), **dict(GenerationStatus.choices)},
         },

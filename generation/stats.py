@@ -1,0 +1,129 @@
+"""What other apps may know about generation: rollups, usage counters, queue and batch figures.
+
+Monitoring reads generation only through this module, never its tables. Every read here
+costs what its time window or its answer holds, not the size of the history: finished
+images come from `GenerationRollup` (plus the few that finished since the rollup's
+watermark), batches from the `created_at` index, the queue from the status index.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Min
+from django.utils import timezone
+
+from generation.models import (
+    PROVIDER_LATENCY_BUCKETS_MS,
+    ROLLUP_BUCKET_FIELDS,
+    Batch,
+    Generation,
+    GenerationRollup,
+    GenerationStatus,
+    RollupResolution,
+    RollupState,
+)
+from generation.rollups import EPOCH, HOUR, MINUTE, Tally, finished_between, floor, tally_finished
+
+LATENCY_BUCKETS_MS = PROVIDER_LATENCY_BUCKETS_MS
+BUCKET_FIELDS = ROLLUP_BUCKET_FIELDS
+
+
+@dataclass(frozen=True)
+class FinishedGroup:
+    """Images that finished in one slot (minute, hour, or all time) for one owner, provider and model."""
+
+    start: datetime
+    owner_id: int
+    provider: str
+    model: str
+    tally: Tally
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self.tally.counts
+
+
+def _watermark() -> datetime:
+    state = RollupState.objects.filter(id=1).values_list("rolled_up_to", flat=True).first()
+    return state or EPOCH
+
+
+def _tail(since: datetime, step: timedelta | None, **filters: Any) -> Iterable[FinishedGroup]:
+    """What finished after the rollups' watermark (a minute or two of work), grouped like the rollups."""
+    tallies = tally_finished(finished_between(max(since, _watermark()), **filters), step)
+    for (start, owner_id, provider, model), tally in tallies.items():
+        yield FinishedGroup(start, owner_id, provider, model, tally)
+
+
+def _groups(rows: Iterable[GenerationRollup]) -> Iterable[FinishedGroup]:
+    for row in rows:
+        yield FinishedGroup(row.start, row.owner_id, row.provider, row.model, Tally.of_row(row))
+
+
+def finished_groups(since: datetime, *, hourly: bool = False) -> list[FinishedGroup]:
+    """Finished images per minute (or per hour, for long ranges) since `since`, up to now."""
+    resolution, step = (RollupResolution.HOUR, HOUR) if hourly else (RollupResolution.MINUTE, MINUTE)
+    # Rows hold what finished before the watermark (an hour row, the rolled-up part of its hour);
+    # the tail adds the rest.
+    rows = GenerationRollup.objects.filter(resolution=resolution, start__gte=floor(since, step))
+    return [*_groups(rows.order_by()), *_tail(since, step)]
+
+
+def totals() -> list[FinishedGroup]:
+    """All-time figures per owner, provider and model (the rows behind the Prometheus counters)."""
+    rows = GenerationRollup.objects.filter(resolution=RollupResolution.TOTAL).order_by()
+    return [*_groups(rows), *_tail(EPOCH, None)]
+
+
+def owner_totals(*, owner_id: int) -> list[FinishedGroup]:
+    """One user's all-time figures per provider and model, including images that just finished."""
+    rows = GenerationRollup.objects.filter(resolution=RollupResolution.TOTAL, owner_id=owner_id).order_by()
+    return [*_groups(rows), *_tail(EPOCH, None, batch__owner_id=owner_id)]
+
+
+def usernames(owner_ids: Iterable[int]) -> dict[int, str]:
+    ids = set(owner_ids)
+    return dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username")) if ids else {}
+
+
+def batches_created(since: datetime) -> list[dict[str, Any]]:
+    """Batches created since `since` (their owner, source and parameters), from the created_at index."""
+    rows = Batch.objects.filter(created_at__gte=since).values_list(
+        "owner_id", "owner__username", "source", "parameters"
+    )
+    return [
+        {"owner_id": owner_id, "username": username, "source": source, "parameters": parameters}
+        for owner_id, username, source, parameters in rows
+    ]
+
+
+def batch_counts_by_source() -> dict[str, int]:
+    """All batches ever created, per source (a count over the batch table, not its images)."""
+    return dict(Batch.objects.values_list("source").annotate(n=Count("id")).order_by().values_list("source", "n"))
+
+
+def queue_counts(*, now: datetime | None = None) -> dict[str, Any]:
+    """Images waiting and running, and the age of the oldest waiting one (from the status index)."""
+    now = now or timezone.now()
+    waiting = Generation.objects.filter(status=GenerationStatus.PENDING, batch__cancel_requested_at__isnull=True)
+    oldest = waiting.aggregate(oldest=Min("created_at"))["oldest"]
+    return {
+        "queued": waiting.count(),
+        "running": Generation.objects.filter(status=GenerationStatus.RUNNING).count(),
+        "oldest_queued_seconds": round((now - oldest).total_seconds(), 1) if oldest else None,
+    }
+
+
+def table_sizes() -> dict[str, int]:
+    """Rows in the batch and generation tables (for backup manifests, not for requests)."""
+    return {"batches": Batch.objects.count(), "generations": Generation.objects.count()}
+
+
+def batch_of_generation(generation_id: uuid.UUID) -> uuid.UUID | None:
+    return Generation.objects.filter(id=generation_id).values_list("batch_id", flat=True).first()
