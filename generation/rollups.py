@@ -41,6 +41,7 @@ MINUTE_RETENTION = timedelta(days=2)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 RATE_LIMITED = "rate_limited"
 COUNT_FIELDS = ("succeeded", "failed", "cancelled", "rate_limited", "retries", "latency_count", "latency_ms_sum")
+SUMMED_FIELDS = (*COUNT_FIELDS, *ROLLUP_BUCKET_FIELDS, "cost_usd")
 FINISHED_FIELDS = (
     "finished_at", "batch__owner_id", "provider", "model", "status", "error_code", "attempts",
     "provider_latency_ms", "cost_usd",
@@ -94,11 +95,16 @@ class Tally:
 
     @classmethod
     def of_row(cls, row: GenerationRollup) -> Tally:
+        return cls.of_values({name: getattr(row, name) for name in SUMMED_FIELDS}, errors=row.errors)
+
+    @classmethod
+    def of_values(cls, values: dict[str, Any], errors: dict[str, int] | None = None) -> Tally:
+        """From a row's fields, or from `.values(...).annotate(**SUMS)` totals over many rows."""
         return cls(
-            counts={name: getattr(row, name) for name in COUNT_FIELDS},
-            buckets=[getattr(row, name) for name in ROLLUP_BUCKET_FIELDS],
-            cost_usd=row.cost_usd,
-            errors=dict(row.errors or {}),
+            counts={name: int(values[name] or 0) for name in COUNT_FIELDS},
+            buckets=[int(values[name] or 0) for name in ROLLUP_BUCKET_FIELDS],
+            cost_usd=Decimal(values["cost_usd"] or 0),
+            errors=dict(errors or {}),
         )
 
     def fields(self) -> dict[str, Any]:

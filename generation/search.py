@@ -96,6 +96,8 @@ class PromptMatches(Expression):
         self.source = exprs[0] if exprs else None
 
     def resolve_expression(self, query: Any = None, *args: Any, **kwargs: Any) -> PromptMatches:
+        if self.source is not None:  # already bound to its query (now inside a subquery)
+            return super().resolve_expression(query, *args, **kwargs)
         # On SQLite the match is by rowid, reached through the table alias of the prompt column.
         clone = PromptMatches(self.terms, query.resolve_ref("prompt"))
         clone.is_summary = self.is_summary

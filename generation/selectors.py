@@ -101,17 +101,16 @@ def library_page(
 
 def usage_summary(*, user: AbstractBaseUser | AnonymousUser) -> dict[str, Any]:
     """What the user's images have cost, in total and per provider and model (from the usage rollups)."""
-    by_model: dict[tuple[str, str], dict[str, Any]] = {}
-    for group in stats.owner_totals(owner_id=int(user.pk or 0)):
-        row = by_model.setdefault(
-            (group.provider, group.model),
-            {"provider": group.provider, "model": group.model, "images": 0, "cost_usd": Decimal("0")},
-        )
-        row["images"] += group.counts["succeeded"]
-        row["cost_usd"] += group.tally.cost_usd
-    rows = [row for _key, row in sorted(by_model.items()) if row["images"]]
+    made = [
+        (provider, model, tally)
+        for (provider, model), tally in sorted(stats.owner_totals(owner_id=int(user.pk or 0)).items())
+        if tally.counts["succeeded"]
+    ]
     return {
-        "images": sum(row["images"] for row in rows),
-        "cost_usd": sum((row["cost_usd"] for row in rows), Decimal("0")),
-        "by_model": rows,
+        "images": sum(tally.counts["succeeded"] for _p, _m, tally in made),
+        "cost_usd": sum((tally.cost_usd for _p, _m, tally in made), Decimal("0")),
+        "by_model": [
+            {"provider": p, "model": m, "images": tally.counts["succeeded"], "cost_usd": tally.cost_usd}
+            for p, m, tally in made
+        ],
     }

@@ -9,13 +9,14 @@ watermark), batches from the `created_at` index, the queue from the status index
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Min
+from django.db.models import Count, Min, QuerySet, Sum
 from django.utils import timezone
 
 from generation.models import (
@@ -28,7 +29,16 @@ from generation.models import (
     RollupResolution,
     RollupState,
 )
-from generation.rollups import EPOCH, HOUR, MINUTE, Tally, finished_between, floor, tally_finished
+from generation.rollups import (
+    EPOCH,
+    HOUR,
+    MINUTE,
+    SUMMED_FIELDS,
+    Tally,
+    finished_between,
+    floor,
+    tally_finished,
+)
 
 LATENCY_BUCKETS_MS = PROVIDER_LATENCY_BUCKETS_MS
 BUCKET_FIELDS = ROLLUP_BUCKET_FIELDS
@@ -61,30 +71,83 @@ def _tail(since: datetime, step: timedelta | None, **filters: Any) -> Iterable[F
         yield FinishedGroup(start, owner_id, provider, model, tally)
 
 
-def _groups(rows: Iterable[GenerationRollup]) -> Iterable[FinishedGroup]:
-    for row in rows:
-        yield FinishedGroup(row.start, row.owner_id, row.provider, row.model, Tally.of_row(row))
+def _summed(rows: QuerySet[GenerationRollup], *keys: str) -> Iterable[dict[str, Any]]:
+    """Rollup rows added up in the database per `keys`: one row per group, whatever the range."""
+    return rows.order_by().values(*keys).annotate(**{name: Sum(name) for name in SUMMED_FIELDS})
 
 
-def finished_groups(since: datetime, *, hourly: bool = False) -> list[FinishedGroup]:
-    """Finished images per minute (or per hour, for long ranges) since `since`, up to now."""
-    resolution, step = (RollupResolution.HOUR, HOUR) if hourly else (RollupResolution.MINUTE, MINUTE)
+def _rollups(since: datetime, hourly: bool) -> QuerySet[GenerationRollup]:
     # Rows hold what finished before the watermark (an hour row, the rolled-up part of its hour);
-    # the tail adds the rest.
-    rows = GenerationRollup.objects.filter(resolution=resolution, start__gte=floor(since, step))
-    return [*_groups(rows.order_by()), *_tail(since, step)]
+    # the tail (`_tail`) adds the rest.
+    resolution, step = (RollupResolution.HOUR, HOUR) if hourly else (RollupResolution.MINUTE, MINUTE)
+    return GenerationRollup.objects.filter(resolution=resolution, start__gte=floor(since, step))
 
 
-def totals() -> list[FinishedGroup]:
-    """All-time figures per owner, provider and model (the rows behind the Prometheus counters)."""
-    rows = GenerationRollup.objects.filter(resolution=RollupResolution.TOTAL).order_by()
-    return [*_groups(rows), *_tail(EPOCH, None)]
+def finished_by_slot(since: datetime, *, hourly: bool = False) -> list[FinishedGroup]:
+    """Finished images per minute (or hour) and provider and model since `since`, up to now."""
+    groups = [
+        FinishedGroup(row["start"], 0, row["provider"], row["model"], Tally.of_values(row))
+        for row in _summed(_rollups(since, hourly), "start", "provider", "model")
+    ]
+    for group in _tail(since, HOUR if hourly else MINUTE):
+        groups.append(FinishedGroup(group.start, 0, group.provider, group.model, group.tally))
+    return groups
 
 
-def owner_totals(*, owner_id: int) -> list[FinishedGroup]:
+def finished_by_model(since: datetime, *, hourly: bool = False) -> dict[tuple[str, str], Tally]:
+    """Finished images per provider and model since `since`, with failures by error code."""
+    by_model: dict[tuple[str, str], Tally] = defaultdict(Tally)
+    rows = _rollups(since, hourly)
+    for row in _summed(rows, "provider", "model"):
+        by_model[(row["provider"], row["model"])].merge(Tally.of_values(row))
+    for provider, model, errors in rows.filter(failed__gt=0).values_list("provider", "model", "errors"):
+        by_model[(provider, model)].merge(Tally(errors=errors))
+    for group in _tail(since, None):
+        by_model[(group.provider, group.model)].merge(group.tally)
+    return dict(by_model)
+
+
+def finished_by_owner(since: datetime, *, hourly: bool = False) -> dict[int, Tally]:
+    """Finished images per user since `since`."""
+    by_owner: dict[int, Tally] = defaultdict(Tally)
+    for row in _summed(_rollups(since, hourly), "owner_id"):
+        by_owner[row["owner_id"]].merge(Tally.of_values(row))
+    for group in _tail(since, None):
+        by_owner[group.owner_id].merge(group.tally)
+    return dict(by_owner)
+
+
+def images_per_owner_per_hour(since: datetime) -> list[tuple[datetime, int, int]]:
+    """(hour, owner id, images made) since `since`, from the hourly rollups."""
+    rows = _summed(_rollups(since, True).filter(succeeded__gt=0), "start", "owner_id")
+    found = [(row["start"], row["owner_id"], int(row["succeeded"])) for row in rows]
+    found += [(g.start, g.owner_id, g.counts["succeeded"]) for g in _tail(since, HOUR) if g.counts["succeeded"]]
+    return found
+
+
+def totals_by_model() -> dict[tuple[str, str], Tally]:
+    """All-time figures per provider and model (behind the Prometheus counters): one row per user and model."""
+    return _all_time(None)
+
+
+def owner_totals(*, owner_id: int) -> dict[tuple[str, str], Tally]:
     """One user's all-time figures per provider and model, including images that just finished."""
-    rows = GenerationRollup.objects.filter(resolution=RollupResolution.TOTAL, owner_id=owner_id).order_by()
-    return [*_groups(rows), *_tail(EPOCH, None, batch__owner_id=owner_id)]
+    return _all_time(owner_id)
+
+
+def _all_time(owner_id: int | None) -> dict[tuple[str, str], Tally]:
+    rows = GenerationRollup.objects.filter(resolution=RollupResolution.TOTAL)
+    tail_filters: dict[str, Any] = {}
+    if owner_id is not None:
+        rows, tail_filters = rows.filter(owner_id=owner_id), {"batch__owner_id": owner_id}
+    by_model: dict[tuple[str, str], Tally] = defaultdict(Tally)
+    for row in _summed(rows, "provider", "model"):
+        by_model[(row["provider"], row["model"])].merge(Tally.of_values(row))
+    for provider, model, errors in rows.filter(failed__gt=0).values_list("provider", "model", "errors"):
+        by_model[(provider, model)].merge(Tally(errors=errors))
+    for group in _tail(EPOCH, None, **tail_filters):
+        by_model[(group.provider, group.model)].merge(group.tally)
+    return dict(by_model)
 
 
 def usernames(owner_ids: Iterable[int]) -> dict[int, str]:

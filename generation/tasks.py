@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from generation.queue import sweep_stale_generations
+from generation.rollups import rollup_advance
 from generation.runner import generation_run
 
 
@@ -14,3 +15,7 @@ def run_generation(generation_id: str) -> str:
 
 def sweep() -> dict[str, int]:
     return sweep_stale_generations()
+
+
+def rollup() -> dict[str, object]:
+    return rollup_advance()

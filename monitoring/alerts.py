@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Sum
 from django.utils import timezone
 
-from generation.models import Generation, GenerationStatus
+from generation import stats
 from monitoring import resources
 from monitoring.models import AlertEvent, AlertKind, AlertState, RequestStats
 from monitoring.notify import alert_notify
@@ -68,19 +68,21 @@ def rule_no_workers(now: datetime) -> list[Finding]:
 
 def rule_provider_failing(now: datetime) -> list[Finding]:
     window = now - timedelta(minutes=settings.ALERT_PROVIDER_MINUTES)
-    finished = Generation.objects.filter(finished_at__gte=window).exclude(provider="")
-    rows = finished.values("provider").annotate(
-        calls=Count("id"), failed=Count("id", filter=Q(status=GenerationStatus.FAILED))
-    )
+    by_provider: dict[str, dict[str, int]] = {}
+    for (provider, _model), tally in stats.finished_by_model(window).items():
+        if provider and tally.finished:
+            row = by_provider.setdefault(provider, {"calls": 0, "failed": 0})
+            row["calls"] += tally.finished
+            row["failed"] += tally.counts["failed"]
     findings = []
-    for row in rows:
+    for provider, row in by_provider.items():
         rate = row["failed"] / row["calls"]
         firing = row["calls"] >= settings.ALERT_PROVIDER_MIN_CALLS and rate > settings.ALERT_PROVIDER_FAILURE_RATE
         message = (
-            f"provider {row['provider']}: {row['failed']} of {row['calls']} images failed in the last "
+            f"provider {provider}: {row['failed']} of {row['calls']} images failed in the last "
             f"{settings.ALERT_PROVIDER_MINUTES} minutes ({rate:.0%})"
         )
-        findings.append(Finding(f"provider_failing:{row['provider']}", firing, message))
+        findings.append(Finding(f"provider_failing:{provider}", firing, message))
     return findings
 
 
