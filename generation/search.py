@@ -58,9 +58,10 @@ def query_terms(query: str) -> list[Term]:
     for match in _QUERY_TERMS.finditer(query[:MAX_QUERY_LENGTH].lower()):
         run = match.group()
         if _CJK_CHAR.match(run):
-            characters = tuple(c for c in run if c.isalnum())
-            if characters:
-                terms.append(Term(characters))
+            # CJK punctuation (、。「」) ends a phrase, as spaces end a word.
+            for phrase in re.split(r"[^\w]+", run):
+                if phrase:
+                    terms.append(Term(tuple(phrase)))
         else:
             terms.append(Term((run,)))
     return terms[:MAX_TERMS]

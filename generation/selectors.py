@@ -15,7 +15,7 @@ from generation import stats
 from generation.models import Batch, Generation
 from generation.search import PromptMatches, query_terms
 from imagegen.errors import NotFound
-from imagegen.pagination import KeysetPage, keyset_page
+from imagegen.pagination import KeysetPage, after, decode_cursor, encode_cursor, invalid_cursor, keyset_page
 
 # Orders that match an index exactly, ending in a unique column, so every page is a keyset range scan.
 BATCH_ORDER = ("-created_at", "-id")
@@ -93,10 +93,46 @@ def library_list(
 
 
 def library_page(
-    *, user: AbstractBaseUser | AnonymousUser, cursor: str = "", size: int, **filters: str
+    *, user: AbstractBaseUser | AnonymousUser, cursor: str = "", size: int, search: str = "", **filters: str
 ) -> KeysetPage[Generation]:
-    """One page of the library. No total: counting a whole history is what keyset pages avoid."""
-    return keyset_page(library_list(user=user, **filters), ordering=LIBRARY_ORDER, cursor=cursor, size=size)
+    """One page of the library. No total: counting a whole history is what keyset pages avoid.
+
+    A search reads its matches from the full-text index and orders them. Without one, the page
+    is read a few batches at a time, newest first along the owner's batch index, so no query
+    ever sorts more than those batches' images, however long the history.
+    """
+    generations = library_list(user=user, search=search, **filters)
+    if query_terms(search):
+        return keyset_page(generations, ordering=LIBRARY_ORDER, cursor=cursor, size=size)
+    try:
+        found = _library_chunks(generations, user=user, cursor=cursor, wanted=size + 1)
+    except (ValueError, TypeError, ValidationError):  # a cursor whose values do not fit the columns
+        invalid_cursor()
+    more = len(found) > size
+    items = found[:size]
+    return KeysetPage(items=items, next_cursor=encode_cursor(items[-1], LIBRARY_ORDER) if more else None)
+
+
+def _library_chunks(
+    generations: QuerySet[Generation], *, user: AbstractBaseUser | AnonymousUser, cursor: str, wanted: int
+) -> list[Generation]:
+    """Up to `wanted` images after `cursor`, reading 2, 8, 32, then 128 batches at a time."""
+    batches = Batch.objects.filter(owner_id=user.pk).order_by(*BATCH_ORDER)
+    if cursor:
+        values = decode_cursor(cursor, len(LIBRARY_ORDER))
+        batches = batches.filter(Q(created_at=values[0], id=values[1]) | after(BATCH_ORDER, values[:2]))
+        generations = generations.filter(after(LIBRARY_ORDER, values))
+    found: list[Generation] = []
+    chunk = 2
+    while len(found) < wanted:
+        ids = list(batches.values_list("created_at", "id")[:chunk])
+        if not ids:
+            break
+        in_chunk = generations.filter(batch_id__in=[batch_id for _created, batch_id in ids])
+        found += in_chunk.order_by(*LIBRARY_ORDER)[: wanted - len(found)]
+        batches = batches.filter(after(BATCH_ORDER, list(ids[-1])))
+        chunk = min(chunk * 4, 128)
+    return found
 
 
 def usage_summary(*, user: AbstractBaseUser | AnonymousUser) -> dict[str, Any]:

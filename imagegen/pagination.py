@@ -42,23 +42,28 @@ def _value(item: Model, path: str) -> Any:
     return value
 
 
+def encode_cursor(item: Model, ordering: Sequence[str]) -> str:
+    """The cursor that continues after `item`."""
+    return _encode([_value(item, name.lstrip("-")) for name in ordering])
+
+
 def _encode(values: list[Any]) -> str:
     plain = [v.isoformat() if isinstance(v, datetime) else v if isinstance(v, int | float) else str(v) for v in values]
     return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def _decode(cursor: str, length: int) -> list[Any]:
+def decode_cursor(cursor: str, length: int) -> list[Any]:
     """The values in a cursor; anything that is not one of ours is a 400 `invalid_cursor`."""
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, binascii.Error):
         values = None
     if not isinstance(values, list) or len(values) != length:
-        _invalid_cursor()
+        invalid_cursor()
     return values
 
 
-def _invalid_cursor() -> NoReturn:
+def invalid_cursor() -> NoReturn:
     raise ValidationFailed(
         _("This page link is not valid; start again from the first page."),
         code="invalid_cursor",
@@ -66,7 +71,7 @@ def _invalid_cursor() -> NoReturn:
     )
 
 
-def _after(ordering: Sequence[str], values: list[Any]) -> Q:
+def after(ordering: Sequence[str], values: list[Any]) -> Q:
     """Rows strictly after `values` in `ordering`, written so the first column bounds the index range."""
     fields = [(name.lstrip("-"), name.startswith("-")) for name in ordering]
     first, first_descending = fields[0]
@@ -101,14 +106,14 @@ def keyset_page(
     """One page of `queryset` in `ordering` (which must end in a unique column), after `cursor`."""
     rows = queryset.order_by(*ordering)
     if cursor:
-        values = _decode(cursor, len(ordering))
+        values = decode_cursor(cursor, len(ordering))
         try:
-            items = list(rows.filter(_after(ordering, values))[: size + 1])
+            items = list(rows.filter(after(ordering, values))[: size + 1])
         except (ValueError, TypeError, DjangoValidationError):  # values of the wrong type for their column
-            _invalid_cursor()
+            invalid_cursor()
     else:
         items = list(rows[: size + 1])
     more = len(items) > size
     items = items[:size]
-    next_cursor = _encode([_value(items[-1], name.lstrip("-")) for name in ordering]) if more else None
+    next_cursor = encode_cursor(items[-1], ordering) if more else None
     return KeysetPage(items=items, next_cursor=next_cursor, total=total() if total else None)
