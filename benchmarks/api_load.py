@@ -105,10 +105,11 @@ def seed(generations: int, rng: random.Random) -> dict[str, Any]:
     big_sizes = [BATCH_SIZE] * max(1, (generations - 500) // BATCH_SIZE)
     rare_every = max(1, (generations - 500) // RARE_PROMPTS)
     made = _seed_user(owner, big_sizes, now, rng, rare_every=rare_every)
-    _seed_user(owner, [500], now - timedelta(hours=2), rng, rare_every=0, offset=made)
+    _seed_user(owner, [500], now - timedelta(hours=2), rng, rare_every=0, offset=made, days=0.01)
     for number in range(OTHER_USERS):
         other = User.objects.create_user(f"bench-{number}")
-        _seed_user(other, [BATCH_SIZE] * (OTHER_USER_IMAGES // BATCH_SIZE), now, rng, rare_every=0)
+        # The other users were busy today: the dashboard's hour and day views have work to show.
+        _seed_user(other, [BATCH_SIZE] * (OTHER_USER_IMAGES // BATCH_SIZE), now, rng, rare_every=0, days=1)
     return {
         "token": token_create(user=owner, name="bench").secret,
         "owner_session": _session(owner),
@@ -119,10 +120,12 @@ def seed(generations: int, rng: random.Random) -> dict[str, Any]:
     }
 
 
-def _seed_user(user: Any, sizes: list[int], now: Any, rng: random.Random, *, rare_every: int, offset: int = 0) -> int:
+def _seed_user(
+    user: Any, sizes: list[int], now: Any, rng: random.Random, *, rare_every: int, offset: int = 0, days: float = 60
+) -> int:
     from generation.models import Batch, Generation
 
-    span = timedelta(days=60)
+    span = timedelta(days=days)
     made, pending_rows = offset, []
     for number, size in enumerate(sizes):
         created = now - span + span * (number + 1) / (len(sizes) + 1)
@@ -336,6 +339,33 @@ def report(phase: str, results: dict[str, Result]) -> None:
     sys.stdout.flush()
 
 
+def profile(chosen: list[Endpoint], ids: dict[str, Any], repeat: int = 20) -> None:
+    """CPU profile of each endpoint in this process (Django's test client), top entries by own time."""
+    import cProfile
+    import pstats
+
+    from django.test import Client
+
+    client = Client()
+    for endpoint in chosen:
+        extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers_for(endpoint, ids).items()}
+        call = getattr(client, endpoint.method.lower())
+
+        def once(endpoint: Endpoint = endpoint, call: Any = call, extra: dict[str, str] = extra) -> None:
+            data = endpoint.body() if endpoint.body else None
+            kwargs = {"data": data, "content_type": "application/json"} if data else {}
+            call(endpoint.path, **kwargs, **extra)
+
+        once()
+        profiler = cProfile.Profile(time.process_time)
+        profiler.enable()
+        for _ in range(repeat):
+            once()
+        profiler.disable()
+        print(f"\n=== {endpoint.name}: CPU per request")
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -363,6 +393,7 @@ def main() -> None:
     parser.add_argument("--database-url", default="", help="a scratch PostgreSQL database (emptied first)")
     parser.add_argument("--only", default="", help="comma-separated endpoint names (health_live always runs)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--profile", default="", help="comma-separated endpoints to profile in-process instead")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="imagegen-load-") as tmp:
@@ -387,6 +418,9 @@ def main() -> None:
         analyze()
         connections.close_all()
         engine = "PostgreSQL" if args.database_url else "SQLite"
+        if args.profile:
+            profile([e for e in endpoints(ids) if e.name in args.profile.split(",")], ids)
+            return
         print(f"{engine}: seeded {args.generations} + {OTHER_USERS * OTHER_USER_IMAGES} generations in {seeded:.0f} s")
 
         port = free_port()

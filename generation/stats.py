@@ -83,46 +83,58 @@ def _rollups(since: datetime, hourly: bool) -> QuerySet[GenerationRollup]:
     return GenerationRollup.objects.filter(resolution=resolution, start__gte=floor(since, step))
 
 
-def finished_by_slot(since: datetime, *, hourly: bool = False) -> list[FinishedGroup]:
-    """Finished images per minute (or hour) and provider and model since `since`, up to now."""
-    groups = [
-        FinishedGroup(row["start"], 0, row["provider"], row["model"], Tally.of_values(row))
-        for row in _summed(_rollups(since, hourly), "start", "provider", "model")
-    ]
-    for group in _tail(since, HOUR if hourly else MINUTE):
-        groups.append(FinishedGroup(group.start, 0, group.provider, group.model, group.tally))
-    return groups
+class FinishedWindow:
+    """Finished images since a moment: rollup rows summed in the database, plus the tail, read once.
 
+    Per-minute rollups for ranges within the last day, hourly ones beyond; one object serves every
+    figure a dashboard draws for that range.
+    """
 
-def finished_by_model(since: datetime, *, hourly: bool = False) -> dict[tuple[str, str], Tally]:
-    """Finished images per provider and model since `since`, with failures by error code."""
-    by_model: dict[tuple[str, str], Tally] = defaultdict(Tally)
-    rows = _rollups(since, hourly)
-    for row in _summed(rows, "provider", "model"):
-        by_model[(row["provider"], row["model"])].merge(Tally.of_values(row))
-    for provider, model, errors in rows.filter(failed__gt=0).values_list("provider", "model", "errors"):
-        by_model[(provider, model)].merge(Tally(errors=errors))
-    for group in _tail(since, None):
-        by_model[(group.provider, group.model)].merge(group.tally)
-    return dict(by_model)
+    def __init__(self, since: datetime, *, hourly: bool | None = None) -> None:
+        self.since = since
+        self.hourly = timezone.now() - since > timedelta(days=1, minutes=5) if hourly is None else hourly
+        self.step = HOUR if self.hourly else MINUTE
+        self.rows = _rollups(since, self.hourly)
+        self._tail_rows = list(finished_between(max(since, _watermark())))
 
+    def _tail(self, step: timedelta | None) -> Iterable[FinishedGroup]:
+        for (start, owner_id, provider, model), tally in tally_finished(self._tail_rows, step).items():
+            yield FinishedGroup(start, owner_id, provider, model, tally)
 
-def finished_by_owner(since: datetime, *, hourly: bool = False) -> dict[int, Tally]:
-    """Finished images per user since `since`."""
-    by_owner: dict[int, Tally] = defaultdict(Tally)
-    for row in _summed(_rollups(since, hourly), "owner_id"):
-        by_owner[row["owner_id"]].merge(Tally.of_values(row))
-    for group in _tail(since, None):
-        by_owner[group.owner_id].merge(group.tally)
-    return dict(by_owner)
+    def by_slot(self) -> list[FinishedGroup]:
+        """Per minute (or hour), provider and model."""
+        groups = [
+            FinishedGroup(row["start"], 0, row["provider"], row["model"], Tally.of_values(row))
+            for row in _summed(self.rows, "start", "provider", "model")
+        ]
+        return groups + [FinishedGroup(g.start, 0, g.provider, g.model, g.tally) for g in self._tail(self.step)]
 
+    def by_model(self) -> dict[tuple[str, str], Tally]:
+        """Per provider and model, with failures by error code."""
+        by_model: dict[tuple[str, str], Tally] = defaultdict(Tally)
+        for row in _summed(self.rows, "provider", "model"):
+            by_model[(row["provider"], row["model"])].merge(Tally.of_values(row))
+        for provider, model, errors in self.rows.filter(failed__gt=0).values_list("provider", "model", "errors"):
+            by_model[(provider, model)].merge(Tally(errors=errors))
+        for group in self._tail(None):
+            by_model[(group.provider, group.model)].merge(group.tally)
+        return dict(by_model)
 
-def images_per_owner_per_hour(since: datetime) -> list[tuple[datetime, int, int]]:
-    """(hour, owner id, images made) since `since`, from the hourly rollups."""
-    rows = _summed(_rollups(since, True).filter(succeeded__gt=0), "start", "owner_id")
-    found = [(row["start"], row["owner_id"], int(row["succeeded"])) for row in rows]
-    found += [(g.start, g.owner_id, g.counts["succeeded"]) for g in _tail(since, HOUR) if g.counts["succeeded"]]
-    return found
+    def by_owner(self) -> dict[int, Tally]:
+        """Per user."""
+        by_owner: dict[int, Tally] = defaultdict(Tally)
+        for row in _summed(self.rows, "owner_id"):
+            by_owner[row["owner_id"]].merge(Tally.of_values(row))
+        for group in self._tail(None):
+            by_owner[group.owner_id].merge(group.tally)
+        return dict(by_owner)
+
+    def images_per_owner_per_hour(self) -> list[tuple[datetime, int, int]]:
+        """(hour, owner id, images made), from the hourly rollups whatever the range."""
+        rows = _summed(_rollups(self.since, True).filter(succeeded__gt=0), "start", "owner_id")
+        found = [(row["start"], row["owner_id"], int(row["succeeded"])) for row in rows]
+        tail = self._tail(HOUR)
+        return found + [(g.start, g.owner_id, g.counts["succeeded"]) for g in tail if g.counts["succeeded"]]
 
 
 def totals_by_model() -> dict[tuple[str, str], Tally]:

@@ -69,7 +69,7 @@ def rule_no_workers(now: datetime) -> list[Finding]:
 def rule_provider_failing(now: datetime) -> list[Finding]:
     window = now - timedelta(minutes=settings.ALERT_PROVIDER_MINUTES)
     by_provider: dict[str, dict[str, int]] = {}
-    for (provider, _model), tally in stats.finished_by_model(window).items():
+    for (provider, _model), tally in stats.FinishedWindow(window).by_model().items():
         if provider and tally.finished:
             row = by_provider.setdefault(provider, {"calls": 0, "failed": 0})
             row["calls"] += tally.finished

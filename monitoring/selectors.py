@@ -100,11 +100,6 @@ def system_series(window: Window) -> dict[str, list[Any]]:
     return series
 
 
-def _hourly(since: datetime) -> bool:
-    """Long ranges read hourly rollups; the last day reads per-minute ones."""
-    return timezone.now() - since > timedelta(days=1, minutes=5)
-
-
 def rollup_percentile(buckets: list[int], fraction: float) -> float | None:
     """A percentile (ms) from the provider latency histogram, interpolated inside its bucket."""
     total = sum(buckets)
@@ -122,14 +117,19 @@ def rollup_percentile(buckets: list[int], fraction: float) -> float | None:
     return bounds[-2]
 
 
-def generation_series(window: Window) -> dict[str, Any]:
+def finished_in(window: Window) -> stats.FinishedWindow:
+    """What finished in the window, read once for every figure drawn from it."""
+    return stats.FinishedWindow(window.start, hourly=window.step >= timedelta(hours=1))
+
+
+def generation_series(window: Window, finished: stats.FinishedWindow | None = None) -> dict[str, Any]:
     """Images per minute, and per provider the p95 latency and the failures in each slot."""
     images, failed = [0] * window.slots, [0] * window.slots
     latencies: dict[str, list[list[int]]] = defaultdict(
         lambda: [[0] * len(stats.BUCKET_FIELDS) for _ in range(window.slots)]
     )
     errors: dict[str, list[int]] = defaultdict(lambda: [0] * window.slots)
-    for group in stats.finished_by_slot(window.start, hourly=window.step >= timedelta(hours=1)):
+    for group in (finished or finished_in(window)).by_slot():
         index = window.slot(group.start)
         if index is None:
             continue
@@ -178,8 +178,8 @@ def slowest_routes(since: datetime, limit: int = 10) -> list[dict[str, Any]]:
     return sorted(table, key=lambda r: (r["p95_ms"] or 0, r["mean_ms"]), reverse=True)[:limit]
 
 
-def top_users(since: datetime, limit: int = 10) -> list[dict[str, Any]]:
-    by_owner = stats.finished_by_owner(since, hourly=_hourly(since))
+def top_users(since: datetime, limit: int = 10, finished: stats.FinishedWindow | None = None) -> list[dict[str, Any]]:
+    by_owner = (finished or stats.FinishedWindow(since)).by_owner()
     batches: dict[int, int] = defaultdict(int)
     for batch in stats.batches_created(since):
         batches[batch["owner_id"]] += 1
@@ -197,10 +197,10 @@ def top_users(since: datetime, limit: int = 10) -> list[dict[str, Any]]:
     ]
 
 
-def provider_table(since: datetime) -> list[dict[str, Any]]:
+def provider_table(since: datetime, finished: stats.FinishedWindow | None = None) -> list[dict[str, Any]]:
     """Calls, failures, 429s, retries, cost and latency per provider and model; worst first."""
     table = []
-    for (provider, model), tally in stats.finished_by_model(since, hourly=_hourly(since)).items():
+    for (provider, model), tally in (finished or stats.FinishedWindow(since)).by_model().items():
         calls = tally.finished
         if not provider or not calls:
             continue
@@ -222,13 +222,13 @@ def provider_table(since: datetime) -> list[dict[str, Any]]:
     return sorted(table, key=lambda r: (r["failure_rate"], r["calls"]), reverse=True)
 
 
-def usage(since: datetime) -> dict[str, Any]:
+def usage(since: datetime, finished: stats.FinishedWindow | None = None) -> dict[str, Any]:
     batches = stats.batches_created(since)
     by_source: dict[str, int] = defaultdict(int)
     for batch in batches:
         by_source[batch["source"]] += 1
     per_day: dict[tuple[date, int], int] = defaultdict(int)
-    for hour, owner_id, images in stats.images_per_owner_per_hour(since):
+    for hour, owner_id, images in (finished or stats.FinishedWindow(since)).images_per_owner_per_hour():
         per_day[(timezone.localdate(hour), owner_id)] += images
     names = stats.usernames(owner_id for _day, owner_id in per_day)
     busiest = sorted(per_day.items(), key=lambda item: (item[0][0], item[1]), reverse=True)[:50]

@@ -71,8 +71,9 @@ def test_reads_add_what_finished_after_the_watermark(finished: Any, make_batch: 
     assert stats.totals_by_model()[("local", "procedural-v1")].counts["succeeded"] == 4
     usage = selectors.usage_summary(user=owner)
     assert usage["images"] == 4 and usage["cost_usd"] == Decimal("0.12")
-    assert stats.finished_by_owner(timezone.now() - timedelta(hours=1))[owner.pk].counts["succeeded"] == 4
-    slots = stats.finished_by_slot(timezone.now() - timedelta(hours=1))
+    window = stats.FinishedWindow(timezone.now() - timedelta(hours=1))
+    assert window.by_owner()[owner.pk].counts["succeeded"] == 4
+    slots = window.by_slot()
     assert sum(g.counts["succeeded"] for g in slots) == 4
 
 
