@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/api_load.py [--generations 100000] [--clients 20] [--seconds 5]
                                              [--database-url postgres://…/imagegen_bench] [--only batches,me]
 
-Seeds a history (one user with N generations in batches of 250, plus a 500-image batch; 20 more
-users with 1 000 each; 200 of the big user's prompts mention 蜂鳥 / hummingbird, whatever N is),
+Seeds a history (one user with N generations in batches of 250 over 60 days, plus a 500-image
+batch; 20 more users with 1 000 each during the last day; 200 of the big user's prompts mention 蜂鳥 / hummingbird, whatever N is),
 rolls the monitoring figures up, starts the real WSGI app under waitress on a free port, then
 drives every endpoint for T seconds with 1 client and with C concurrent clients (stdlib HTTP,
 keep-alive) and prints, per endpoint, requests, errors, p50/p95/p99 and the ratio of its p95 to
