@@ -81,7 +81,10 @@ class Batch(models.Model):
         verbose_name = _("batch")
         verbose_name_plural = _("batches")
         # Matches the history list's filter and order exactly, so a page is an index range scan.
-        indexes = [models.Index(fields=["owner", "-created_at", "-id"], name="batch_owner_newest")]
+        indexes = [
+            models.Index(fields=["owner", "-created_at", "-id"], name="batch_owner_newest"),
+            models.Index(fields=["owner", "status", "-created_at", "-id"], name="batch_owner_status_newest"),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -96,6 +96,10 @@ class Migration(migrations.Migration):
             index=models.Index(fields=["owner", "-created_at", "-id"], name="batch_owner_newest"),
         ),
         migrations.AddIndex(
+            model_name="batch",
+            index=models.Index(fields=["owner", "status", "-created_at", "-id"], name="batch_owner_status_newest"),
+        ),
+        migrations.AddIndex(
             model_name="generation",
             index=models.Index(fields=["finished_at"], name="generation_finished_at"),
         ),

@@ -135,3 +135,9 @@ def test_searches_use_the_full_text_index(library: Any, owner: Any) -> None:
 def test_a_batchs_images_are_read_in_order_from_its_index(library: Any) -> None:
     plan = _plan(selectors.generation_list(batch=library).order_by(*selectors.BATCH_GENERATION_ORDER)[:101])
     _assert_no_full_scan(plan)
+
+
+def test_a_status_filter_reads_its_own_index(library: Any, owner: Any) -> None:
+    plan = _plan(selectors.batch_list(user=owner, status="completed")[:21])
+    _assert_no_full_scan(plan)
+    assert "batch_owner_status_newest" in plan, plan
