@@ -4,17 +4,19 @@
                                              [--database-url postgres://…/imagegen_bench] [--only batches,me]
 
 Seeds a history (one user with N generations in batches of 250 over 60 days, plus a 500-image
-batch; 20 more users with 1 000 each during the last day; 200 of the big user's prompts mention 蜂鳥 / hummingbird, whatever N is),
-rolls the monitoring figures up, starts the real WSGI app under waitress on a free port, then
-drives every endpoint for T seconds with 1 client and with C concurrent clients (stdlib HTTP,
-keep-alive) and prints, per endpoint, requests, errors, p50/p95/p99 and the ratio of its p95 to
-/health/live's p95 measured in the same phase. SQLite in a temporary DATA_DIR by default; with
+batch; 20 more users with 1 000 each during the last day; 200 of the big user's prompts mention
+蜂鳥 / hummingbird, whatever N is), rolls the monitoring figures up, starts the real WSGI app
+under waitress on a free port, then drives every endpoint for T seconds with 1 client and with C
+concurrent clients (stdlib HTTP, keep-alive) and prints, per endpoint, requests, errors,
+p50/p95/p99 and the ratio of its p95 to /health/live's p95 measured in the same phase. SQLite in
+a temporary DATA_DIR by default (`--data-dir` keeps it and reuses it next time); with
 --database-url the database is emptied first (DROP SCHEMA public), so point it at a scratch one.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -393,10 +395,14 @@ def main() -> None:
     parser.add_argument("--database-url", default="", help="a scratch PostgreSQL database (emptied first)")
     parser.add_argument("--only", default="", help="comma-separated endpoint names (health_live always runs)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--data-dir", default="", help="keep the data here and reuse it on the next run")
     parser.add_argument("--profile", default="", help="comma-separated endpoints to profile in-process instead")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="imagegen-load-") as tmp:
+    kept = contextlib.nullcontext(args.data_dir) if args.data_dir else None
+    with kept or tempfile.TemporaryDirectory(prefix="imagegen-load-") as tmp:
+        Path(tmp).mkdir(parents=True, exist_ok=True)
+        ids_file = Path(tmp) / "bench-ids.json"
         env = server_env(Path(tmp), args.database_url)
         os.environ.update(env)
         if not args.database_url:
@@ -407,12 +413,17 @@ def main() -> None:
         from django.core.management import call_command
         from django.db import connections
 
-        reset_database(args.database_url)
-        call_command("migrate", verbosity=0)
+        started = time.monotonic()
+        if ids_file.exists():  # a kept --data-dir: reuse its history
+            ids = json.loads(ids_file.read_text())
+            call_command("migrate", verbosity=0)
+        else:
+            reset_database(args.database_url)
+            call_command("migrate", verbosity=0)
+            ids = seed(args.generations, random.Random(args.seed))
+            ids_file.write_text(json.dumps(ids))
         call_command("collectstatic", interactive=False, verbosity=0)
         call_command("compile_catalogs", verbosity=0)
-        started = time.monotonic()
-        ids = seed(args.generations, random.Random(args.seed))
         seeded = time.monotonic() - started
         roll_up()
         analyze()
