@@ -35,8 +35,8 @@ MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 # Minutes re-aggregated behind the watermark: a generation whose transaction committed late still counts.
 OVERLAP = timedelta(minutes=5)
-# One run rolls up at most this much (a first run over a long history catches up over a few runs).
-MAX_SPAN = timedelta(days=2)
+# One run rolls up at most this much: a first run over a long history catches up a week a minute.
+MAX_SPAN = timedelta(days=7)
 MINUTE_RETENTION = timedelta(days=2)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 RATE_LIMITED = "rate_limited"
