@@ -18,8 +18,10 @@ from rest_framework.views import APIView
 
 from generation import keys, selectors, services
 from generation.models import BatchSource
+from generation.scheduler import estimates
 from generation.serializers import (
     BatchCreateSerializer,
+    BatchRetrySerializer,
     BatchSerializer,
     GenerationSerializer,
     ProviderKeyCreateSerializer,
@@ -50,7 +52,9 @@ LIBRARY_FILTERS = [
 ]
 
 
-def keyset_response(request: Request, page: KeysetPage[Any], serializer: type[BaseSerializer]) -> Response:
+def keyset_response(
+    request: Request, page: KeysetPage[Any], serializer: type[BaseSerializer], context: dict[str, Any] | None = None
+) -> Response:
     """The list shape every list endpoint answers: count (null when not cheap), next, next_cursor, results."""
     next_url = None
     if page.next_cursor:
@@ -60,7 +64,7 @@ def keyset_response(request: Request, page: KeysetPage[Any], serializer: type[Ba
             "count": page.total,
             "next": next_url,
             "next_cursor": page.next_cursor,
-            "results": serializer(page.items, many=True, context={"request": request}).data,
+            "results": serializer(page.items, many=True, context={"request": request, **(context or {})}).data,
         }
     )
 
@@ -81,14 +85,17 @@ class BatchListCreateView(GenericAPIView):
             cursor=_param(request, "cursor"),
             size=page_size_from(_param(request, "page_size")),
         )
-        return keyset_response(request, page, BatchSerializer)
+        return keyset_response(request, page, BatchSerializer, {"estimates": estimates(page.items)})
 
     @extend_schema(request=BatchCreateSerializer, responses={201: BatchSerializer})
     def post(self, request: Request) -> Response:
         data = BatchCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        spec = services.check_batch_request(**data.validated_data, user_id=request.user.pk)
-        batch = services.batch_create(owner=cast(User, request.user), spec=spec, source=BatchSource.API)
+        fields = dict(data.validated_data)
+        priority = fields.pop("priority")
+        spec = services.check_batch_request(**fields, user_id=request.user.pk)
+        owner = cast(User, request.user)
+        batch = services.batch_create(owner=owner, spec=spec, source=BatchSource.API, priority=priority)
         return Response(BatchSerializer(batch, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
 
@@ -106,11 +113,42 @@ class BatchCancelView(APIView):
         return Response(BatchSerializer(batch, context={"request": request}).data)
 
 
-class BatchRetryView(APIView):
+class BatchPauseView(APIView):
+    @extend_schema(request=None, responses=BatchSerializer, description="No new image starts; running ones finish.")
+    def post(self, request: Request, batch_id: uuid.UUID) -> Response:
+        batch = services.batch_pause(batch=selectors.batch_get(user=request.user, batch_id=batch_id))
+        return Response(BatchSerializer(batch, context={"request": request}).data)
+
+
+class BatchResumeView(APIView):
     @extend_schema(request=None, responses=BatchSerializer)
     def post(self, request: Request, batch_id: uuid.UUID) -> Response:
-        batch = services.batch_retry_failed(batch=selectors.batch_get(user=request.user, batch_id=batch_id))
+        batch = services.batch_resume(batch=selectors.batch_get(user=request.user, batch_id=batch_id))
         return Response(BatchSerializer(batch, context={"request": request}).data)
+
+
+class BatchRetryView(APIView):
+    @extend_schema(
+        request=BatchRetrySerializer,
+        responses=BatchSerializer,
+        description="Queue the failed and cancelled images of a finished batch again; images that failed for "
+        "good (content filtered, invalid request) only with `include_permanent`.",
+    )
+    def post(self, request: Request, batch_id: uuid.UUID) -> Response:
+        data = BatchRetrySerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        batch = selectors.batch_get(user=request.user, batch_id=batch_id)
+        batch = services.batch_retry_failed(batch=batch, include_permanent=data.validated_data["include_permanent"])
+        return Response(BatchSerializer(batch, context={"request": request}).data)
+
+
+class GenerationRetryView(APIView):
+    @extend_schema(request=None, responses=GenerationSerializer, description="Render one failed image again.")
+    def post(self, request: Request, generation_id: uuid.UUID) -> Response:
+        generation = selectors.generation_get(user=request.user, generation_id=generation_id)
+        services.generation_retry(generation=generation)
+        generation = selectors.generation_get(user=request.user, generation_id=generation_id)
+        return Response(GenerationSerializer(generation, context={"request": request}).data)
 
 
 class BatchGenerationsView(GenericAPIView):

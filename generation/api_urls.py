@@ -9,9 +9,16 @@ urlpatterns = [
     path("batches/<uuid:batch_id>/", api.BatchDetailView.as_view(), name="api-batch-detail"),
     path("batches/<uuid:batch_id>/cancel/", api.BatchCancelView.as_view(), name="api-batch-cancel"),
     path("batches/<uuid:batch_id>/retry/", api.BatchRetryView.as_view(), name="api-batch-retry"),
+    path("batches/<uuid:batch_id>/pause/", api.BatchPauseView.as_view(), name="api-batch-pause"),
+    path("batches/<uuid:batch_id>/resume/", api.BatchResumeView.as_view(), name="api-batch-resume"),
     path("batches/<uuid:batch_id>/generations/", api.BatchGenerationsView.as_view(), name="api-batch-generations"),
     path("generations/", api.LibraryView.as_view(), name="api-library"),
     path("generations/<uuid:generation_id>/", api.GenerationDetailView.as_view(), name="api-generation-detail"),
+    path(
+        "generations/<uuid:generation_id>/retry/",
+        api.GenerationRetryView.as_view(),
+        name="api-generation-retry",
+    ),
     path(
         "generations/<uuid:generation_id>/image/",
         api.GenerationFileView.as_view(field="image"),

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from generation.models import BatchPriority
 from generation.prompts import split_lines
 from generation.providers import configured_providers
 
@@ -62,6 +63,15 @@ class BatchForm(forms.Form):
         label=_("Seed"), required=False, min_value=0, max_value=2**32 - 1, help_text=_("Empty for random seeds.")
     )
 
+    priority = forms.TypedChoiceField(
+        label=_("Priority"),
+        coerce=int,
+        required=False,
+        empty_value=BatchPriority.NORMAL,
+        initial=BatchPriority.NORMAL,
+        help_text=_("Orders your own batches; everyone shares the workers fairly whatever the priority."),
+    )
+
     fallbacks = forms.MultipleChoiceField(
         label=_("Fallback providers"),
         required=False,
@@ -69,9 +79,13 @@ class BatchForm(forms.Form):
         help_text=_("Tried in this order when the chosen model keeps failing with temporary errors."),
     )
 
-    def __init__(self, *args: Any, user_id: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user_id: int | None = None, high_priority: bool = False, **kwargs: Any) -> None:
         kwargs.setdefault("label_suffix", "")  # labels sit above their inputs, as on every other form
         super().__init__(*args, **kwargs)
+        priorities = [(value, label) for value, label in BatchPriority.choices]
+        if not high_priority:
+            priorities = [(value, label) for value, label in priorities if value != BatchPriority.HIGH]
+        cast(forms.TypedChoiceField, self.fields["priority"]).choices = priorities
         choices = model_choices(user_id)
         cast(forms.ChoiceField, self.fields["model"]).choices = choices
         cast(forms.MultipleChoiceField, self.fields["fallbacks"]).choices = choices

@@ -15,8 +15,6 @@ across machines. A provider's 429 sets a cooldown that every worker honours.
 from __future__ import annotations
 
 import random
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,14 +25,13 @@ from django.utils import timezone
 from generation.models import PermitKind, ProviderCooldown, ProviderPermit
 
 RPM_WINDOW = timedelta(seconds=60)
-POLL_SECONDS = (0.05, 0.2)
+PERMIT_BACKSTOP_SECONDS = 60
 
 
 @dataclass(frozen=True)
 class SlotOutcome:
     granted: bool
     retry_at: datetime | None = None  # when a slot is known to free up (rpm window, cooldown)
-    cancelled: bool = False
 
 
 def limit_for(provider: str, kind: str) -> int:
@@ -42,13 +39,18 @@ def limit_for(provider: str, kind: str) -> int:
 
 
 def provider_slot_acquire(*, provider: str, holder: str) -> SlotOutcome:
-    """Take a concurrency permit and an rpm permit for one call, or neither."""
+    """Take a concurrency permit and an rpm permit for one call, or neither; never waits.
+
+    The scheduler takes the permits when it hands a generation to a worker, so no worker sits
+    waiting for a slot: a provider at its cap or cooling down is skipped, not waited on.
+    """
     now = timezone.now()
     cooldown = provider_cooldown_until(provider=provider, now=now)
     if cooldown is not None:
         return SlotOutcome(False, retry_at=cooldown)
-    lease = now + timedelta(seconds=settings.GENERATION_LEASE_SECONDS)
-    if not _take(provider, PermitKind.CONCURRENCY, holder, now, lease):
+    # Liveness, not this backstop, frees the permit of a dead worker (generation.lifecycle).
+    backstop = now + timedelta(seconds=settings.GENERATION_TASK_TIMEOUT + PERMIT_BACKSTOP_SECONDS)
+    if not _take(provider, PermitKind.CONCURRENCY, holder, now, backstop):
         return SlotOutcome(False)
     if not _take(provider, PermitKind.RPM, holder, now, now + RPM_WINDOW):
         provider_slot_release(provider=provider, holder=holder)
@@ -56,30 +58,26 @@ def provider_slot_acquire(*, provider: str, holder: str) -> SlotOutcome:
     return SlotOutcome(True)
 
 
-def provider_slot_wait(*, provider: str, holder: str, is_cancelled: Callable[[], bool], max_wait: float) -> SlotOutcome:
-    """Poll for a slot for up to `max_wait` seconds; give up early when the next free one is later."""
-    deadline = time.monotonic() + max_wait
-    while True:
-        outcome = provider_slot_acquire(provider=provider, holder=holder)
-        if outcome.granted:
-            return outcome
-        if is_cancelled():
-            return SlotOutcome(False, cancelled=True)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or (outcome.retry_at and (outcome.retry_at - timezone.now()).total_seconds() > remaining):
-            return outcome
-        time.sleep(random.uniform(*POLL_SECONDS))  # noqa: S311 - jitter, not cryptography
-
-
 def provider_slot_release(*, provider: str, holder: str) -> None:
     """Give back the concurrency permit (rpm permits run out their minute on their own)."""
-    ProviderPermit.objects.filter(provider=provider, kind=PermitKind.CONCURRENCY, holder=holder).update(
-        holder="", expires_at=timezone.now()
-    )
+    provider_slots_release(holders=[holder], provider=provider)
+
+
+def provider_slots_release(*, holders: list[str], provider: str | None = None) -> int:
+    """Give back the concurrency permits of these holders (finished, cancelled or dead attempts)."""
+    permits = ProviderPermit.objects.filter(kind=PermitKind.CONCURRENCY, holder__in=holders)
+    if provider is not None:
+        permits = permits.filter(provider=provider)
+    return permits.update(holder="", expires_at=timezone.now())
+
+
+def provider_is_blocked(*, provider: str, now: datetime | None = None) -> bool:
+    """Cooling down after a 429: the scheduler skips it until then."""
+    return provider_cooldown_until(provider=provider, now=now) is not None
 
 
 def provider_cooldown_set(*, provider: str, seconds: float, reason: str = "") -> datetime:
-    """Hold every call to `provider` for `seconds` (never shortening a longer cooldown already set)."""
+    """Hold every call to `provider` for exactly `seconds` (a longer cooldown already set stays)."""
     until = timezone.now() + timedelta(seconds=seconds)
     ProviderCooldown.objects.get_or_create(provider=provider, defaults={"until": until, "reason": reason[:200]})
     ProviderCooldown.objects.filter(provider=provider, until__lt=until).update(until=until, reason=reason[:200])

@@ -85,6 +85,7 @@ class Batch(models.Model):
             models.Index(fields=["owner", "-created_at", "-id"], name="batch_owner_newest"),
             models.Index(fields=["owner", "status", "-created_at", "-id"], name="batch_owner_status_newest"),
         ]
+        permissions = [("submit_high_priority", _("Can submit high-priority batches"))]
 
     def __str__(self) -> str:
         return self.name
@@ -265,6 +266,8 @@ class SchedulerLock(models.Model):
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     dispatched_at = models.DateTimeField(null=True, blank=True)
+    # User id -> when the scheduler last gave them a slot: ties in fair share go to the longest waiting.
+    served = models.JSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
         return "scheduler lock"

@@ -14,7 +14,11 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from generation.limits import limit_for
-from generation.models import Batch, Generation, ProviderKey
+from generation.models import Batch, BatchPriority, Generation, ProviderKey
+from generation.scheduler import QueueEstimate, estimates
+
+PRIORITY_NAMES: dict[str, int] = {"low": BatchPriority.LOW, "normal": BatchPriority.NORMAL, "high": BatchPriority.HIGH}
+PRIORITY_LABELS: dict[int, str] = {value: name for name, value in PRIORITY_NAMES.items()}
 
 
 class BatchCreateSerializer(serializers.Serializer):
@@ -46,6 +50,24 @@ class BatchCreateSerializer(serializers.Serializer):
         help_text="Providers to move to, in order, when a generation keeps failing with transient errors: "
         "`provider` or `provider:model`.",
     )
+    priority = serializers.ChoiceField(
+        choices=list(PRIORITY_NAMES),
+        required=False,
+        default="normal",
+        help_text="Order of work among your own batches (users share the workers fairly whatever the priority). "
+        "`high` is for staff and users given the permission.",
+    )
+
+    def validate_priority(self, value: str) -> int:
+        return PRIORITY_NAMES[value]
+
+
+class BatchRetrySerializer(serializers.Serializer):
+    include_permanent = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Also retry images that failed for good (content filtered, invalid request).",
+    )
 
 
 _PLACEHOLDER = uuid.UUID(int=0)
@@ -64,25 +86,56 @@ def object_url(context: Mapping[str, Any], name: str, pk: uuid.UUID) -> str:
 class BatchSerializer(serializers.ModelSerializer):
     progress = serializers.FloatField(read_only=True)
     pending = serializers.SerializerMethodField()
+    priority = serializers.SerializerMethodField()
+    paused = serializers.SerializerMethodField()
+    queue_position = serializers.SerializerMethodField(
+        help_text="0 while its images are being made; n when n-1 of your batches go first; null when not queued."
+    )
+    eta_seconds = serializers.SerializerMethodField(
+        help_text="Estimated seconds until the batch ends, from recent provider latency and your share of the "
+        "workers; null when finished, paused or unknown."
+    )
     cost_usd = serializers.SerializerMethodField(help_text="Estimated cost of the images made so far, in USD.")
     urls = serializers.SerializerMethodField()
 
     class Meta:
         model = Batch
         fields = [
-            "id", "name", "status", "provider", "model", "parameters", "source",
+            "id", "name", "status", "priority", "paused", "provider", "model", "parameters", "source",
             "total", "completed", "failed", "cancelled", "pending", "progress", "cost_usd",
-            "created_at", "started_at", "finished_at", "urls",
+            "queue_position", "eta_seconds", "created_at", "started_at", "finished_at", "urls",
         ]  # fmt: skip
         read_only_fields = fields
 
     def get_pending(self, batch: Batch) -> int:
         return batch.total - batch.finished
 
-    @extend_schema_field(serializers.DecimalField(max_digits=12, decimal_places=5, allow_null=True))
-    def get_cost_usd(self, batch: Batch) -> str | None:
-        # Kept on the batch by its recount; null until an image is made.
-        return str(Decimal(batch.cost_usd).quantize(Decimal("0.00001"))) if batch.completed else None
+    @extend_schema_field(serializers.ChoiceField(choices=list(PRIORITY_NAMES)))
+    def get_priority(self, batch: Batch) -> str:
+        return PRIORITY_LABELS[batch.priority]
+
+    def get_paused(self, batch: Batch) -> bool:
+        return batch.paused_at is not None
+
+    def _estimate(self, batch: Batch) -> QueueEstimate | None:
+        known = self.context.get("estimates")
+        if known is None or batch.pk not in known:
+            known = estimates([batch])
+        return known.get(batch.pk)
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_queue_position(self, batch: Batch) -> int | None:
+        estimate = self._estimate(batch)
+        return estimate.queue_position if estimate else None
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_eta_seconds(self, batch: Batch) -> int | None:
+        estimate = self._estimate(batch)
+        return estimate.eta_seconds if estimate else None
+
+    @extend_schema_field(serializers.DecimalField(max_digits=12, decimal_places=5))
+    def get_cost_usd(self, batch: Batch) -> str:
+        return str(Decimal(batch.cost_usd).quantize(Decimal("0.00001")))
 
     def get_urls(self, batch: Batch) -> dict[str, str]:
         return {
@@ -97,12 +150,14 @@ class GenerationSerializer(serializers.ModelSerializer):
     image_url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
+    retryable = serializers.SerializerMethodField()
 
     class Meta:
         model = Generation
         fields = [
             "id", "batch_id", "position", "status", "prompt", "negative_prompt", "seed", "width", "height",
             "provider", "model", "quality", "cost_usd", "attempts", "not_before", "provider_latency_ms", "content_hash",
+            "retryable",
             "image_url", "thumbnail_url", "error",
             "metadata", "created_at", "started_at", "finished_at",
         ]  # fmt: skip
@@ -119,10 +174,18 @@ class GenerationSerializer(serializers.ModelSerializer):
     def get_thumbnail_url(self, generation: Generation) -> str | None:
         return self._file_url(generation, "thumbnail")
 
-    def get_error(self, generation: Generation) -> dict[str, str] | None:
+    def get_error(self, generation: Generation) -> dict[str, Any] | None:
         if not generation.error_code:
             return None
-        return {"code": generation.error_code, "message": generation.error_message}
+        return {
+            "code": generation.error_code,
+            "message": generation.error_message,
+            "permanent": generation.error_permanent,
+        }
+
+    def get_retryable(self, generation: Generation) -> bool:
+        """Whether `POST /generations/<id>/retry/` would accept it now."""
+        return generation.status in ("failed", "cancelled")
 
 
 class ModelInfoSerializer(serializers.Serializer):

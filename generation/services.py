@@ -10,13 +10,13 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.quotas import quota_reserve
-from generation import queue
-from generation.models import Batch, BatchSource, BatchStatus, Generation, GenerationStatus
+from generation import lifecycle, tasks
+from generation.models import Batch, BatchPriority, BatchSource, Generation, GenerationStatus
+from generation.parameters import BatchParameters, Fallback
 from generation.prompts import expand_prompts
 from generation.providers import configured_providers
 from generation.providers.base import ModelInfo, Provider
@@ -39,7 +39,7 @@ class BatchSpec:
     width: int
     height: int
     seed: int | None
-    parameters: dict[str, Any]
+    parameters: BatchParameters
 
 
 def check_batch_request(
@@ -54,7 +54,6 @@ def check_batch_request(
     height: int | None = None,
     seed: int | None = None,
     template: bool = False,
-    parameters: dict[str, Any] | None = None,
     options: dict[str, Any] | None = None,
     fallbacks: list[str] | None = None,
     user_id: int | None = None,
@@ -80,10 +79,22 @@ def check_batch_request(
         raise _invalid("seed", _("Seed must be between 0 and %(max)d.") % {"max": MAX_SEED})
     if negative_prompt and not chosen_model.supports_negative_prompt:
         raise _invalid("negative_prompt", _("This model does not take a negative prompt."))
-    extra: dict[str, Any] = {"options": _check_options(chosen_model, options or {})}
+    clean_options = _check_options(chosen_model, options or {})
+    chosen_fallbacks: list[Fallback] = []
     if fallbacks:
         primary = (chosen_provider.name, chosen_model.id)
-        extra["fallbacks"] = _check_fallbacks(fallbacks, primary=primary, size=size, prompts=expanded, user_id=user_id)
+        chosen_fallbacks = _check_fallbacks(fallbacks, primary=primary, size=size, prompts=expanded, user_id=user_id)
+    parameters = BatchParameters(
+        width=size[0],
+        height=size[1],
+        negative_prompt=negative_prompt.strip(),
+        images_per_prompt=images_per_prompt,
+        seed=seed,
+        options=clean_options,
+        fallbacks=tuple(chosen_fallbacks),
+        prompt_lines=tuple(prompts),
+        template=template,
+    )
     return BatchSpec(
         name=(name.strip() or expanded[0])[:200],
         provider=chosen_provider,
@@ -94,7 +105,7 @@ def check_batch_request(
         width=size[0],
         height=size[1],
         seed=seed,
-        parameters={**(parameters or {}), **extra},
+        parameters=parameters,
     )
 
 
@@ -137,12 +148,12 @@ def _check_options(model: ModelInfo, options: dict[str, Any]) -> dict[str, Any]:
 
 def _check_fallbacks(
     fallbacks: list[str], *, primary: tuple[str, str], size: tuple[int, int], prompts: list[str], user_id: int | None
-) -> list[dict[str, Any]]:
-    """Each fallback as {provider, model, options}: configured, distinct, and able to render this batch."""
+) -> list[Fallback]:
+    """Each fallback: configured, distinct, and able to render this batch."""
     if len(fallbacks) > MAX_FALLBACKS:
         message = _("At most %(max)d fallback providers.") % {"max": MAX_FALLBACKS}
         raise _invalid("fallbacks", message, code="too_many_fallbacks")
-    chosen: list[dict[str, Any]] = []
+    chosen: list[Fallback] = []
     seen = {primary}
     for entry in fallbacks:
         name, _sep, model_id = str(entry).partition(":")
@@ -155,7 +166,7 @@ def _check_fallbacks(
             message = _("Fallback %(entry)s cannot render this batch (size or prompt length).") % {"entry": entry}
             raise _invalid("fallbacks", message, code="unsuitable_fallback")
         seen.add((provider.name, model.id))
-        chosen.append({"provider": provider.name, "model": model.id, "options": {}})
+        chosen.append(Fallback(provider=provider.name, model=model.id))
     return chosen
 
 
@@ -205,17 +216,12 @@ def _check_size(model: ModelInfo, width: int | None, height: int | None) -> tupl
     return size
 
 
-def batch_create(*, owner: User, spec: BatchSpec, source: str = BatchSource.API) -> Batch:
-    """Write the batch and one generation per image, then queue them once the rows are committed."""
+def batch_create(
+    *, owner: User, spec: BatchSpec, source: str = BatchSource.API, priority: int = BatchPriority.NORMAL
+) -> Batch:
+    """Write the batch and one generation per image; the scheduler hands them to workers after commit."""
+    check_priority(user=owner, priority=priority)
     now = timezone.now()
-    parameters = {
-        **spec.parameters,
-        "negative_prompt": spec.negative_prompt,
-        "images_per_prompt": spec.images_per_prompt,
-        "width": spec.width,
-        "height": spec.height,
-        "seed": spec.seed,
-    }
     with transaction.atomic():
         # Locks the owner's quota row first, so concurrent submissions cannot overspend.
         quota_reserve(user=owner, images=len(spec.prompts) * spec.images_per_prompt)
@@ -224,8 +230,9 @@ def batch_create(*, owner: User, spec: BatchSpec, source: str = BatchSource.API)
             name=spec.name,
             provider=spec.provider.name,
             model=spec.model.id,
-            parameters=parameters,
+            parameters=spec.parameters.to_json(),
             source=source,
+            priority=priority,
             total=len(spec.prompts) * spec.images_per_prompt,
             created_at=now,
         )
@@ -241,7 +248,6 @@ def batch_create(*, owner: User, spec: BatchSpec, source: str = BatchSource.API)
                 seed=_seed(spec.seed, copy),
                 provider=spec.provider.name,
                 model=spec.model.id,
-                enqueued_at=now,
                 created_at=now,
             )
             for index, (prompt, copy) in enumerate(
@@ -249,9 +255,17 @@ def batch_create(*, owner: User, spec: BatchSpec, source: str = BatchSource.API)
             )
         ]
         Generation.objects.bulk_create(generations, batch_size=500)
-        ids = [g.id for g in generations]
-        transaction.on_commit(lambda: queue.enqueue_generations(ids, batch_id=batch.pk))
+        transaction.on_commit(tasks.dispatch_now)
     return batch
+
+
+def check_priority(*, user: User, priority: int) -> None:
+    """Anyone may lower their batch's priority; `high` is for staff and users given the permission."""
+    if priority not in BatchPriority.values:
+        raise _invalid("priority", _("Priority must be low, normal or high."), code="invalid_priority")
+    if priority == BatchPriority.HIGH and not (user.is_staff or user.has_perm("generation.submit_high_priority")):
+        message = _("High priority is for staff and users given the permission; use normal or low.")
+        raise _invalid("priority", message, code="priority_not_allowed")
 
 
 def _seed(base: int | None, copy: int) -> int:
@@ -261,95 +275,56 @@ def _seed(base: int | None, copy: int) -> int:
 
 
 def batch_cancel(*, batch: Batch) -> Batch:
-    """Stop a batch: pending generations are cancelled at once; running ones finish."""
+    """Stop a batch: pending generations are cancelled at once; running ones finish or are cancelled."""
     if not batch.is_active:
-        raise Conflict(_("Only a queued or running batch can be cancelled."), code="batch_not_active")
-    now = timezone.now()
-    with transaction.atomic():
-        Batch.objects.filter(pk=batch.pk).update(cancel_requested_at=now)
-        batch.generations.filter(status=GenerationStatus.PENDING).update(
-            status=GenerationStatus.CANCELLED, finished_at=now, error_code="cancelled"
-        )
-    return batch_refresh(batch_id=batch.pk)
+        raise Conflict(_("Only a queued, running or paused batch can be cancelled."), code="batch_not_active")
+    return lifecycle.batch_cancel(batch=batch)
 
 
-def batch_retry_failed(*, batch: Batch) -> Batch:
-    """Queue every failed or cancelled generation of a finished batch again, from a clean slate."""
-    if batch.is_active:
-        raise Conflict(_("This batch is still running; wait until it ends."), code="batch_active")
-    retry = [GenerationStatus.FAILED, GenerationStatus.CANCELLED]
-    now = timezone.now()
-    with transaction.atomic():
-        ids = list(batch.generations.filter(status__in=retry).values_list("id", flat=True))
-        if not ids:
-            raise Conflict(_("This batch has no failed or cancelled images to retry."), code="nothing_to_retry")
-        quota_reserve(user=batch.owner, images=len(ids))
-        Generation.objects.filter(id__in=ids).update(
-            status=GenerationStatus.PENDING,
-            attempts=0,
-            provider_index=0,
-            provider="",
-            model="",
-            not_before=None,
-            error_code="",
-            error_message="",
-            lease_expires_at=None,
-            enqueued_at=now,
-            finished_at=None,
-        )
-        Batch.objects.filter(pk=batch.pk).update(cancel_requested_at=None, finished_at=None)
-        transaction.on_commit(lambda: queue.enqueue_generations(ids, batch_id=batch.pk))
-    return batch_refresh(batch_id=batch.pk)
+def batch_pause(*, batch: Batch) -> Batch:
+    """Hold a batch: no new image starts until it is resumed; images already running finish."""
+    if not batch.is_active or batch.paused_at is not None:
+        raise Conflict(_("Only a queued or running batch can be paused."), code="batch_not_pausable")
+    return lifecycle.batch_pause(batch=batch)
 
 
-def batch_refresh(*, batch_id: uuid.UUID) -> Batch:
-    """Recount a batch's generations and derive its status: the only place status is decided."""
-    with transaction.atomic():
-        # Count under the batch's row lock: of two workers finishing at once, the later one
-        # counts after the earlier one has saved, so a stale count never has the last word.
-        batch = Batch.objects.select_for_update().get(pk=batch_id)
-        counts = Generation.objects.filter(batch_id=batch_id).aggregate(
-            total=Count("id"),
-            cost=Sum("cost_usd"),
-            **{status.value: Count("id", filter=Q(status=status)) for status in GenerationStatus},
-        )
-        batch.cost_usd = counts["cost"] or 0
-        batch.total = counts["total"]
-        batch.completed = counts[GenerationStatus.SUCCEEDED]
-        batch.failed = counts[GenerationStatus.FAILED]
-        batch.cancelled = counts[GenerationStatus.CANCELLED]
-        batch.status = derive_status(counts, cancel_requested=batch.cancel_requested_at is not None)
-        now = timezone.now()
-        if batch.status != BatchStatus.QUEUED and batch.started_at is None:
-            batch.started_at = now
-        if batch.status in (BatchStatus.QUEUED, BatchStatus.RUNNING):
-            batch.finished_at = None
-        elif batch.finished_at is None:
-            batch.finished_at = now
-        batch.save(
-            update_fields=[
-                "total",
-                "completed",
-                "failed",
-                "cancelled",
-                "cost_usd",
-                "status",
-                "started_at",
-                "finished_at",
-            ]
-        )
+def batch_resume(*, batch: Batch) -> Batch:
+    if batch.paused_at is None or not batch.is_active:
+        raise Conflict(_("Only a paused batch can be resumed."), code="batch_not_paused")
+    batch = lifecycle.batch_resume(batch=batch)
+    transaction.on_commit(tasks.dispatch_now)
     return batch
 
 
-def derive_status(counts: dict[str, int], *, cancel_requested: bool) -> str:
-    total = counts["total"]
-    succeeded = counts[GenerationStatus.SUCCEEDED]
-    unfinished = counts[GenerationStatus.PENDING] + counts[GenerationStatus.RUNNING]
-    if unfinished:
-        untouched = counts[GenerationStatus.PENDING] == total
-        return BatchStatus.QUEUED if untouched else BatchStatus.RUNNING
-    if succeeded == total:
-        return BatchStatus.COMPLETED
-    if cancel_requested:
-        return BatchStatus.CANCELLED
-    return BatchStatus.FAILED if succeeded == 0 else BatchStatus.PARTIAL
+def batch_retry_failed(*, batch: Batch, include_permanent: bool = False) -> Batch:
+    """Queue the failed and cancelled images of a finished batch again, from a clean slate.
+
+    Failures no retry can fix (content filtered, invalid request) stay unless `include_permanent`.
+    """
+    if batch.is_active:
+        raise Conflict(_("This batch is still running; wait until it ends."), code="batch_active")
+    retry = batch.generations.filter(status__in=[GenerationStatus.FAILED, GenerationStatus.CANCELLED])
+    if not include_permanent:
+        retry = retry.filter(error_permanent=False)
+    ids = list(retry.values_list("id", flat=True))
+    if not ids:
+        raise Conflict(_("This batch has no failed or cancelled images to retry."), code="nothing_to_retry")
+    return _requeue(batch, ids)
+
+
+def generation_retry(*, generation: Generation) -> Batch:
+    """Render one failed or cancelled image again (even a permanent failure: the user asked for it)."""
+    if generation.status not in (GenerationStatus.FAILED, GenerationStatus.CANCELLED):
+        raise Conflict(_("Only a failed or cancelled image can be retried."), code="generation_not_retryable")
+    batch = Batch.objects.get(pk=generation.batch_id)
+    if batch.cancel_requested_at is not None and batch.is_active:
+        raise Conflict(_("This batch is being cancelled; wait until it ends."), code="batch_active")
+    return _requeue(batch, [generation.pk])
+
+
+def _requeue(batch: Batch, ids: list[uuid.UUID]) -> Batch:
+    with transaction.atomic():
+        quota_reserve(user=batch.owner, images=len(ids))
+        batch = lifecycle.generations_requeue(batch=batch, generation_ids=ids)
+        transaction.on_commit(tasks.dispatch_now)
+    return batch

@@ -21,6 +21,10 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_AFTER_IHDR = 8 + 4 + 4 + 13 + 4  # signature, then IHDR's length, type, 13 data bytes and CRC
 
 
+class StorageUnavailable(Exception):
+    """Writing to storage failed (full disk, store down): the image itself is fine, keep it."""
+
+
 @dataclass(frozen=True)
 class StoredImage:
     image_name: str
@@ -46,8 +50,7 @@ def store_image(*, data: bytes, base_name: str, text: dict[str, Any]) -> StoredI
     }
     png_bytes = _png_with_text(data, image, texts)
     width, height = image.size
-    image_name = default_storage.save(f"images/{base_name}.png", ContentFile(png_bytes))
-    thumbnail_name = default_storage.save(f"thumbnails/{base_name}.webp", ContentFile(_thumbnail(image)))
+    image_name, thumbnail_name = _save_pair(base_name, png_bytes, _thumbnail(image))
     return StoredImage(
         image_name=image_name,
         thumbnail_name=thumbnail_name,
@@ -55,6 +58,28 @@ def store_image(*, data: bytes, base_name: str, text: dict[str, Any]) -> StoredI
         width=width,
         height=height,
     )
+
+
+def _save_pair(base_name: str, png_bytes: bytes, thumbnail_bytes: bytes) -> tuple[str, str]:
+    """Write image and thumbnail, or neither: a failed write leaves no partial file behind."""
+    wanted = (f"images/{base_name}.png", f"thumbnails/{base_name}.webp")
+    saved: list[str] = []
+    try:
+        saved.append(default_storage.save(wanted[0], ContentFile(png_bytes)))
+        saved.append(default_storage.save(wanted[1], ContentFile(thumbnail_bytes)))
+    except Exception as exc:  # any storage backend's failure: OSError, botocore errors...
+        for name in {*saved, *wanted[len(saved) :]}:
+            _delete_quietly(name)
+        raise StorageUnavailable(f"{type(exc).__name__}: {exc}") from exc
+    return saved[0], saved[1]
+
+
+def _delete_quietly(name: str) -> None:
+    try:
+        if default_storage.exists(name):
+            default_storage.delete(name)
+    except Exception:  # noqa: S110 - best effort: the sweeper removes what is left
+        pass
 
 
 def _png_with_text(data: bytes, image: Image.Image, texts: dict[str, str]) -> bytes:

@@ -1,20 +1,92 @@
-"""django-q2 tasks: thin wrappers that take an id and call a service."""
+"""django-q2 tasks and the hand-off to the broker: thin wrappers around the engine's services.
+
+Task names are defined here once; the queue, the schedules and the monitoring signals use them.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 import uuid
 
-from generation.queue import sweep_stale_generations
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django_q.conf import Conf
+
+from generation import engine, queue, runner, scheduler
 from generation.rollups import rollup_advance
-from generation.runner import generation_run
+
+logger = logging.getLogger(__name__)
+
+RUN_TASK = "generation.tasks.run_generation"
+MAINTAIN_TASK = "generation.tasks.sweep"
+ROLLUP_TASK = "generation.tasks.rollup"
+_inline = threading.local()
 
 
-def run_generation(generation_id: str) -> str:
-    return generation_run(generation_id=uuid.UUID(generation_id))
+def run_generation(generation_id: str, attempt: int | None = None) -> str:
+    """Render one dispatched attempt, then hand the freed slot to the next piece of work."""
+    status = "rescheduled"  # a task queued before the scheduler existed carries no attempt
+    if attempt is not None:
+        status = runner.generation_run(generation_id=uuid.UUID(generation_id), attempt=int(attempt))
+    dispatch_now()
+    return status
 
 
 def sweep() -> dict[str, int]:
-    return sweep_stale_generations()
+    """Scheduled every minute as a safety net; each node's own loop does the same every second."""
+    result = engine.maintain()
+    result["dispatched"] = dispatch_now()
+    return result
+
+
+def dispatch_now() -> int:
+    """Give due work to free workers; with the synchronous queue (tests, Q_SYNC) run it right here.
+
+    Never raises: work that could not be dispatched now stays pending and the node loop retries.
+    """
+    if Conf.SYNC:
+        return _drain_inline()
+    try:
+        dispatched = scheduler.dispatch()
+        if dispatched:
+            transaction.on_commit(lambda: queue.push(RUN_TASK, dispatched))
+        return len(dispatched)
+    except Exception:
+        logger.exception("Dispatching failed; the node loop will try again")
+        return 0
+
+
+def _wait_for_short_backoff() -> bool:
+    """Inline, a retry due within GENERATION_RETRY_INLINE_SECONDS is waited for, as a worker would."""
+    due = scheduler.next_due_retry()
+    if due is None:
+        return False
+    wait = (due - timezone.now()).total_seconds()
+    if wait > settings.GENERATION_RETRY_INLINE_SECONDS:
+        return False
+    time.sleep(max(0.0, wait))
+    return True
+
+
+def _drain_inline() -> int:
+    if getattr(_inline, "draining", False):
+        return 0  # a task run inline asked for more work: the loop below goes on with it
+    _inline.draining = True
+    count = 0
+    try:
+        while True:
+            dispatched = scheduler.dispatch(slots=1)
+            if not dispatched and not _wait_for_short_backoff():
+                break
+            for item in dispatched:
+                runner.generation_run(generation_id=item.generation_id, attempt=item.attempt)
+            count += len(dispatched)
+    finally:
+        _inline.draining = False
+    return count
 
 
 def rollup() -> dict[str, object]:

@@ -20,8 +20,9 @@ from django.views.decorators.http import require_POST
 
 from generation import keys, selectors, services
 from generation.forms import BatchForm, ProviderKeyForm
-from generation.models import BatchSource, BatchStatus, Generation, GenerationStatus
+from generation.models import Batch, BatchSource, BatchStatus, Generation, GenerationStatus
 from generation.providers import configured_providers
+from generation.scheduler import estimates
 from generation.serializers import provider_data
 from imagegen.errors import ApplicationError
 
@@ -63,11 +64,13 @@ def _filter_query(*, search: str, status: str) -> str:
 
 @login_required
 def batch_new(request: HttpRequest) -> HttpResponse:
-    form = BatchForm(request.POST or None, request.FILES or None, user_id=request.user.pk)
+    user = cast(User, request.user)
+    form = BatchForm(request.POST or None, request.FILES or None, user_id=user.pk, high_priority=can_go_first(user))
     if request.method == "POST" and form.is_valid():
         try:
             spec = services.check_batch_request(**form.batch_request())
-            batch = services.batch_create(owner=cast(User, request.user), spec=spec, source=BatchSource.PORTAL)
+            priority = form.cleaned_data["priority"]
+            batch = services.batch_create(owner=user, spec=spec, source=BatchSource.PORTAL, priority=priority)
         except ApplicationError as error:
             field = next(iter(error.details), None)
             field = BatchForm.FIELD_FOR_ERROR.get(field or "", field)
@@ -77,6 +80,10 @@ def batch_new(request: HttpRequest) -> HttpResponse:
             return redirect("generation:batch_detail", batch_id=batch.pk)
     context = {"form": form, "providers": user_provider_data(request.user.pk), "posted_options": form.model_options()}
     return render(request, "generation/batch_new.html", context)
+
+
+def can_go_first(user: User) -> bool:
+    return user.is_staff or user.has_perm("generation.submit_high_priority")
 
 
 def user_provider_data(user_id: int | None) -> list[dict[str, object]]:
@@ -96,7 +103,8 @@ def batch_detail(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
             "batch": batch,
             "page": page,
             "pending": batch.total - batch.finished,
-            "cost": batch.cost_usd if batch.completed else None,
+            "cost": batch.cost_usd,
+            "estimate": estimates([batch]).get(batch.pk),
             "parameters": json.dumps(batch.parameters, ensure_ascii=False, indent=2),
             "status_labels": {**dict(BatchStatus.choices), **dict(GenerationStatus.choices)},
         },
@@ -112,7 +120,37 @@ def batch_cancel(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
 @login_required
 @require_POST
 def batch_retry(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
-    return _batch_action(request, batch_id, services.batch_retry_failed, _("Failed images queued again."))
+    include_permanent = request.POST.get("include_permanent") == "1"
+
+    def retry(*, batch: Batch) -> Batch:
+        return services.batch_retry_failed(batch=batch, include_permanent=include_permanent)
+
+    return _batch_action(request, batch_id, retry, _("Failed images queued again."))
+
+
+@login_required
+@require_POST
+def batch_pause(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
+    return _batch_action(request, batch_id, services.batch_pause, _("Batch paused: no new image starts."))
+
+
+@login_required
+@require_POST
+def batch_resume(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
+    return _batch_action(request, batch_id, services.batch_resume, _("Batch resumed."))
+
+
+@login_required
+@require_POST
+def generation_retry(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
+    generation = selectors.generation_get(user=request.user, generation_id=generation_id)
+    try:
+        services.generation_retry(generation=generation)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, _("The image is queued again."))
+    return redirect("generation:generation_detail", generation_id=generation.pk)
 
 
 def _batch_action(request: HttpRequest, batch_id: uuid.UUID, action: object, done: str) -> HttpResponse:

@@ -49,7 +49,6 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_q",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
@@ -57,6 +56,9 @@ INSTALLED_APPS = [
     "accounts",
     "generation",
     "monitoring",
+    # After generation, so that generation's `manage.py qcluster` (a node with its liveness loop)
+    # is the one that runs.
+    "django_q",
 ]
 
 MIDDLEWARE = [
@@ -158,6 +160,8 @@ Q_CLUSTER: dict[str, object] = {
     "sync": env.bool("Q_SYNC", default=False),
     "poll": 0.2,
     "bulk": env.int("Q_BULK", default=1),
+    # Lets each node see its result backlog, to tell a wedged django-q monitor (generation.engine).
+    "qsize": True,
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
@@ -166,17 +170,34 @@ else:
 
 # --- Generation ------------------------------------------------------------------
 
-# A claimed generation is leased to one worker; after the lease the sweeper may hand it on.
-GENERATION_LEASE_SECONDS = env.int("GENERATION_LEASE_SECONDS", default=GENERATION_TASK_TIMEOUT + 30)
 GENERATION_MAX_ATTEMPTS = env.int("GENERATION_MAX_ATTEMPTS", default=3)
-# A pending generation with no queued task for this long is enqueued again by the sweeper.
-GENERATION_REQUEUE_AFTER_SECONDS = env.int("GENERATION_REQUEUE_AFTER_SECONDS", default=120)
+# Scheduler (generation/scheduler.py): images one user may have in flight at once (0 = only fair share).
+MAX_RUNNING_PER_USER = env.int("MAX_RUNNING_PER_USER", default=0)
+# Tasks each node may hold beyond its worker count, so a worker finds its next image waiting.
+SCHEDULER_PREFETCH = env.int("SCHEDULER_PREFETCH", default=2)
+# An attempt handed to the broker but not started by a worker in this time is handed on again.
+SCHEDULER_DISPATCH_LEASE_SECONDS = env.int("SCHEDULER_DISPATCH_LEASE_SECONDS", default=20)
+# Batches the scheduler looks at per round (the oldest first, within priority).
+SCHEDULER_MAX_BATCHES = env.int("SCHEDULER_MAX_BATCHES", default=500)
+# Liveness (generation/engine.py): each qcluster node's loop runs this often...
+ENGINE_TICK_SECONDS = env.float("ENGINE_TICK_SECONDS", default=1.0)
+ENGINE_REPAIR_EVERY_TICKS = env.int("ENGINE_REPAIR_EVERY_TICKS", default=5)
+# ...and a node whose heartbeat is older than this is dead: its claims and permits are handed on.
+WORKER_DEAD_AFTER_SECONDS = env.int("WORKER_DEAD_AFTER_SECONDS", default=15)
+# A result backlog in django-q that has not shrunk for this long means its monitor is wedged.
+ENGINE_RESULTS_STALL_SECONDS = env.float("ENGINE_RESULTS_STALL_SECONDS", default=20.0)
+# Storing an image: quick retries in the worker, then the answer is spooled and stored later
+# (no second provider call), giving up after this many tries.
+STORAGE_INLINE_RETRIES = env.int("STORAGE_INLINE_RETRIES", default=2)
+STORAGE_MAX_TRIES = env.int("STORAGE_MAX_TRIES", default=30)
 MAX_PROMPTS_PER_BATCH = env.int("MAX_PROMPTS_PER_BATCH", default=1000)
 MAX_IMAGES_PER_PROMPT = env.int("MAX_IMAGES_PER_PROMPT", default=8)
 MAX_PROMPT_LENGTH = env.int("MAX_PROMPT_LENGTH", default=4000)
 THUMBNAIL_SIZE = env.int("THUMBNAIL_SIZE", default=256)
 # Artificial latency of the offline renderer, to exercise progress and worker failure locally.
 LOCAL_PROVIDER_DELAY = env.float("LOCAL_PROVIDER_DELAY", default=0.0)
+# Share of the offline renderer's calls that fail with a transient error (fault injection; 0 = none).
+LOCAL_PROVIDER_FAIL_RATE = env.float("LOCAL_PROVIDER_FAIL_RATE", default=0.0)
 DEFAULT_PROVIDER = env.str("DEFAULT_PROVIDER", default="local")
 
 # --- Image providers (generation/providers/, docs/providers.md) ---------------------------------
@@ -213,12 +234,14 @@ PROVIDER_LIMITS = {
     "automatic1111": _provider_limits("a1111", 1, 0),
     "replicate": _provider_limits("replicate", 8, 600),
 }
-# How long a worker waits for a free slot before handing the generation back to the queue.
-PROVIDER_SLOT_WAIT_SECONDS = env.float("PROVIDER_SLOT_WAIT_SECONDS", default=20.0)
+# A 429 pauses its provider for exactly Retry-After (this when it sends none) and spends no
+# attempt; a generation stays rate limited at most this long before it fails over or fails.
+PROVIDER_DEFAULT_COOLDOWN_SECONDS = env.float("PROVIDER_DEFAULT_COOLDOWN_SECONDS", default=5.0)
+GENERATION_RATE_LIMIT_BUDGET_SECONDS = env.int("GENERATION_RATE_LIMIT_BUDGET_SECONDS", default=600)
 # Retries of transient failures: exponential backoff base * 2^(attempt-1), capped, with jitter.
 GENERATION_RETRY_BASE_SECONDS = env.float("GENERATION_RETRY_BASE_SECONDS", default=2.0)
 GENERATION_RETRY_MAX_SECONDS = env.float("GENERATION_RETRY_MAX_SECONDS", default=120.0)
-# A retry due within this many seconds waits in the worker; a later one is re-queued by the sweeper.
+# With the synchronous queue (Q_SYNC, tests), a retry due within this many seconds is waited for.
 GENERATION_RETRY_INLINE_SECONDS = env.float("GENERATION_RETRY_INLINE_SECONDS", default=10.0)
 # Estimated prices in USD (see generation/costs.py for the key format); PROVIDER_PRICES (JSON) overrides.
 PROVIDER_PRICES: dict[str, float] = {

@@ -34,6 +34,7 @@ def request_metrics_start_empty(request: Any, monkeypatch: Any) -> None:
 def fast_settings(settings: Any, tmp_path: Path) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.GENERATION_RETRY_BASE_SECONDS = 0.05  # retries run inline in tests: keep them quick
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     cache.clear()  # local-memory caches outlive a settings override; every test starts empty

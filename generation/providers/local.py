@@ -96,6 +96,11 @@ class LocalProvider:
     def generate(self, request: GenerationRequest) -> list[GeneratedImage]:
         if settings.LOCAL_PROVIDER_DELAY:
             time.sleep(settings.LOCAL_PROVIDER_DELAY)
+        if settings.LOCAL_PROVIDER_FAIL_RATE and random.random() < settings.LOCAL_PROVIDER_FAIL_RATE:
+            # Fault injection for trying retries, fallbacks and alerts without a real provider.
+            raise ProviderError(
+                "server_error", "Simulated transient failure (LOCAL_PROVIDER_FAIL_RATE).", retryable=True
+            )
         if (request.width, request.height) not in SIZES:
             raise ProviderError(
                 "unsupported_size", f"Size {request.width}x{request.height} is not offered.", retryable=False

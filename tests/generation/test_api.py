@@ -168,6 +168,74 @@ class TestActions:
 
     def test_actions_need_post(self, api, done):
         assert api.get(f"/api/v1/batches/{done.pk}/cancel/").status_code == 405
+        assert api.get(f"/api/v1/batches/{done.pk}/pause/").status_code == 405
+        assert api.get(f"/api/v1/generations/{done.generations.first().pk}/retry/").status_code == 405
+
+    def test_pause_then_resume(self, api, make_batch, django_capture_on_commit_callbacks):
+        batch = make_batch(run=False)
+        body = api.post(f"/api/v1/batches/{batch.pk}/pause/").json()
+        assert (body["status"], body["paused"], body["queue_position"], body["eta_seconds"]) == (
+            "paused",
+            True,
+            None,
+            None,
+        )
+        assert error(api.post(f"/api/v1/batches/{batch.pk}/pause/"))["code"] == "batch_not_pausable"
+        with django_capture_on_commit_callbacks(execute=True):
+            body = api.post(f"/api/v1/batches/{batch.pk}/resume/").json()
+        assert body["paused"] is False
+        assert api.get(f"/api/v1/batches/{batch.pk}/").json()["status"] == "completed"
+        assert error(api.post(f"/api/v1/batches/{batch.pk}/resume/"))["code"] == "batch_not_paused"
+
+    def test_retry_one_image(self, api, make_batch, django_capture_on_commit_callbacks):
+        batch = make_batch(run=False)
+        api.post(f"/api/v1/batches/{batch.pk}/cancel/")
+        generation = batch.generations.first()
+        with django_capture_on_commit_callbacks(execute=True):
+            body = api.post(f"/api/v1/generations/{generation.pk}/retry/").json()
+        assert body["id"] == str(generation.pk)
+        generation.refresh_from_db()
+        assert generation.status == "succeeded"
+        assert api.get(f"/api/v1/batches/{batch.pk}/").json()["completed"] == 1
+
+    def test_retry_of_a_succeeded_image_is_409(self, api, done):
+        response = api.post(f"/api/v1/generations/{done.generations.first().pk}/retry/")
+        assert (response.status_code, error(response)["code"]) == (409, "generation_not_retryable")
+
+    def test_retry_takes_include_permanent(self, api, make_batch):
+        batch = make_batch(run=False)
+        api.post(f"/api/v1/batches/{batch.pk}/cancel/")
+        response = api.post(f"/api/v1/batches/{batch.pk}/retry/", {"include_permanent": "maybe"}, format="json")
+        assert (response.status_code, error(response)["code"]) == (400, "validation_error")
+
+
+class TestPriority:
+    def test_a_batch_takes_low_or_normal_priority(self, api):
+        body = api.post("/api/v1/batches/", {"prompts": ["x"], "priority": "low"}, format="json").json()
+        assert body["priority"] == "low"
+        assert api.post("/api/v1/batches/", {"prompts": ["x"]}, format="json").json()["priority"] == "normal"
+
+    def test_high_priority_is_refused_to_an_ordinary_user(self, api):
+        response = api.post("/api/v1/batches/", {"prompts": ["x"], "priority": "high"}, format="json")
+        assert (response.status_code, error(response)["code"]) == (400, "priority_not_allowed")
+        assert error(response)["details"]["priority"]
+
+    def test_staff_and_permitted_users_may_ask_for_high(self, staff, owner):
+        from django.contrib.auth.models import Permission
+
+        from tests.conftest import api_client_for
+
+        staff_body = api_client_for(staff).post(
+            "/api/v1/batches/", {"prompts": ["x"], "priority": "high"}, format="json"
+        )
+        assert staff_body.json()["priority"] == "high"
+        owner.user_permissions.add(Permission.objects.get(codename="submit_high_priority"))
+        response = api_client_for(owner).post("/api/v1/batches/", {"prompts": ["x"], "priority": "high"}, format="json")
+        assert response.status_code == 201
+
+    def test_an_unknown_priority_is_a_400(self, api):
+        response = api.post("/api/v1/batches/", {"prompts": ["x"], "priority": "urgent"}, format="json")
+        assert (response.status_code, error(response)["code"]) == (400, "validation_error")
 
 
 class TestIsolation:
@@ -180,6 +248,9 @@ class TestIsolation:
             ("get", "/api/v1/batches/{batch}/generations/"),
             ("post", "/api/v1/batches/{batch}/cancel/"),
             ("post", "/api/v1/batches/{batch}/retry/"),
+            ("post", "/api/v1/batches/{batch}/pause/"),
+            ("post", "/api/v1/batches/{batch}/resume/"),
+            ("post", "/api/v1/generations/{generation}/retry/"),
             ("get", "/api/v1/generations/{generation}/"),
             ("get", "/api/v1/generations/{generation}/image/"),
             ("get", "/api/v1/generations/{generation}/thumbnail/"),

@@ -7,9 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from generation import limits
-from generation.models import Generation, ProviderPermit
-from generation.runner import generation_run
+from generation import limits, tasks
+from generation.models import ProviderPermit
 
 
 @pytest.fixture
@@ -68,31 +67,21 @@ def test_zero_means_unlimited(db, settings):
     assert not ProviderPermit.objects.exists()
 
 
-def test_waiting_for_a_slot_stops_when_the_batch_is_cancelled(db, capped):
-    acquire("a"), acquire("b")
-    outcome = limits.provider_slot_wait(provider="local", holder="c", is_cancelled=lambda: True, max_wait=5)
-    assert outcome.cancelled
-
-
-def test_waiting_gives_up_at_once_when_the_next_free_slot_is_too_far(db, capped):
-    limits.provider_cooldown_set(provider="local", seconds=60)
-    outcome = limits.provider_slot_wait(provider="local", holder="c", is_cancelled=lambda: False, max_wait=5)
-    assert not outcome.granted and outcome.retry_at
-
-
-def test_a_generation_with_no_free_slot_goes_back_to_the_queue_without_spending_an_attempt(
-    make_batch, capped, settings
-):
-    settings.PROVIDER_SLOT_WAIT_SECONDS = 0.2
-    settings.GENERATION_RETRY_INLINE_SECONDS = 0
+def test_a_provider_at_its_cap_is_skipped_without_spending_an_attempt(make_batch, capped, run_queue):
     acquire("other-1"), acquire("other-2")
-    batch = make_batch(run=False, prompts=["x"])
+    batch = make_batch(prompts=["x"])  # the scheduler finds no free permit: nothing starts
     generation = batch.generations.get()
-    assert generation_run(generation_id=generation.pk) == "pending"
-    generation.refresh_from_db()
     assert (generation.status, generation.attempts, generation.error_code) == ("pending", 0, "")
-    assert generation.not_before is not None
     limits.provider_slot_release(provider="local", holder="other-1")
-    Generation.objects.filter(pk=generation.pk).update(not_before=None)
-    assert generation_run(generation_id=generation.pk) == "succeeded"
+    with run_queue():
+        tasks.dispatch_now()
+    generation.refresh_from_db()
+    assert (generation.status, generation.attempts) == ("succeeded", 1)
     assert limits.provider_in_flight(provider="local") == 1  # only "other-2" still holds one
+
+
+def test_a_cooling_provider_is_skipped_until_its_cooldown_ends(make_batch, db):
+    limits.provider_cooldown_set(provider="local", seconds=60)
+    generation = make_batch(prompts=["x"]).generations.get()
+    assert (generation.status, generation.attempts) == ("pending", 0)
+    assert limits.provider_is_blocked(provider="local")

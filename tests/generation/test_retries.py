@@ -1,4 +1,4 @@
-"""Retries of transient provider failures: backoff, Retry-After, provider cooldown, parking for the sweeper."""
+"""Retries of transient provider failures: backoff, Retry-After, provider cooldown, the 429 time budget."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from generation import scheduler, tasks
+from generation.lifecycle import retry_delay
 from generation.models import Generation, GenerationStatus, ProviderCooldown
 from generation.providers.base import ProviderError
-from generation.queue import sweep_stale_generations
-from generation.runner import generation_claim, retry_delay
 from generation.services import batch_cancel
 from tests.fakeserver import Reply
 from tests.generation.providerfakes import png_bytes, server
@@ -74,32 +74,48 @@ def test_a_429_waits_for_retry_after_and_cools_the_whole_provider_down(server, m
     server.route("POST", PATH, handler)
     generation = openai_batch(make_batch).generations.get()
     assert generation.status == "succeeded"
+    assert generation.attempts == 1, "a 429 spends no attempt"
     assert handler.times[1] - handler.times[0] >= 0.95
     assert ProviderCooldown.objects.get(provider="openai").until > timezone.now() - timedelta(seconds=5)
 
 
-def test_a_long_retry_after_parks_the_generation_until_the_sweeper_finds_it_due(server, make_batch):
+def test_a_429_pauses_the_provider_for_exactly_retry_after_and_waits_in_the_table(server, make_batch):
     server.route("POST", PATH, scripted(Reply(429, {"error": {"message": "slow"}}, {"Retry-After": "600"}), OK))
+    before = timezone.now()
     batch = openai_batch(make_batch)
     generation = batch.generations.get()
-    assert (generation.status, generation.enqueued_at, generation.error_code) == ("pending", None, "rate_limited")
-    assert generation.not_before > timezone.now() + timedelta(seconds=590)
-    assert sweep_stale_generations()["retried"] == 0  # not due yet
+    assert (generation.status, generation.attempts, generation.error_code) == ("pending", 0, "rate_limited")
+    until = ProviderCooldown.objects.get(provider="openai").until
+    assert before + timedelta(seconds=599) <= until <= timezone.now() + timedelta(seconds=601)
+    assert generation.not_before == until
+    assert tasks.dispatch_now() == 0  # not due yet: no worker is given it
     past = timezone.now() - timedelta(seconds=1)
     Generation.objects.filter(pk=generation.pk).update(not_before=past)
     ProviderCooldown.objects.update(until=past)
-    assert sweep_stale_generations()["retried"] == 1
+    assert tasks.dispatch_now() == 1
     generation.refresh_from_db()
-    assert (generation.status, generation.attempts) == ("succeeded", 2)
+    assert (generation.status, generation.attempts) == ("succeeded", 1)
 
 
-def test_a_generation_is_not_claimed_before_its_not_before(make_batch):
+def test_rate_limits_spend_a_time_budget_and_then_fail(server, make_batch, settings):
+    settings.GENERATION_RATE_LIMIT_BUDGET_SECONDS = 0
+    server.route("POST", PATH, Reply(429, {"error": {"message": "slow"}}, {"Retry-After": "1"}))
+    batch = openai_batch(make_batch)
+    Generation.objects.filter(batch=batch).update(not_before=None)
+    ProviderCooldown.objects.all().delete()
+    tasks.dispatch_now()
+    generation = batch.generations.get()
+    assert (generation.status, generation.error_code) == ("failed", "rate_limited")
+    assert generation.error_permanent is False, "a rate limit is worth retrying later"
+
+
+def test_a_generation_is_not_dispatched_before_its_not_before(make_batch):
     batch = make_batch(run=False, prompts=["x"])
     generation = batch.generations.get()
     Generation.objects.filter(pk=generation.pk).update(not_before=timezone.now() + timedelta(minutes=5))
-    assert generation_claim(generation_id=generation.pk) is None
+    assert scheduler.dispatch(slots=1) == []
     Generation.objects.filter(pk=generation.pk).update(not_before=timezone.now() - timedelta(seconds=1))
-    assert generation_claim(generation_id=generation.pk) is not None
+    assert [d.generation_id for d in scheduler.dispatch(slots=1)] == [generation.pk]
 
 
 def test_cancelling_a_batch_stops_a_generation_waiting_for_its_retry(server, make_batch):

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import io
-from datetime import timedelta
 
 import pytest
 from django.core.files.storage import default_storage
-from django.utils import timezone
 from PIL import Image
 
-from generation import runner
+from generation import lifecycle, runner, scheduler, tasks
 from generation.models import BatchStatus, Generation, GenerationStatus
 from generation.providers.base import ProviderError
 from generation.providers.local import LocalProvider
+
+
+def dispatch_one():
+    [dispatched] = scheduler.dispatch(slots=1)
+    return dispatched
+
+
+def run_next() -> str:
+    """Dispatch the next attempt and run it as a worker would (retries then drain inline)."""
+    item = dispatch_one()
+    return tasks.run_generation(str(item.generation_id), item.attempt)
 
 
 @pytest.fixture
@@ -23,7 +32,7 @@ def pending(make_batch):
 
 
 def test_a_generation_is_rendered_once_with_its_parameters_in_the_png(pending):
-    assert runner.generation_run(generation_id=pending.pk) == GenerationStatus.SUCCEEDED
+    assert run_next() == GenerationStatus.SUCCEEDED
     pending.refresh_from_db()
     assert (pending.status, pending.attempts, pending.provider, pending.model) == (
         "succeeded",
@@ -45,28 +54,29 @@ def test_a_generation_is_rendered_once_with_its_parameters_in_the_png(pending):
 
 
 def test_a_second_delivery_of_the_same_task_does_nothing(pending):
-    runner.generation_run(generation_id=pending.pk)
-    assert runner.generation_run(generation_id=pending.pk) == "skipped"
+    item = dispatch_one()
+    assert runner.generation_run(generation_id=item.generation_id, attempt=item.attempt) == "succeeded"
+    assert runner.generation_run(generation_id=item.generation_id, attempt=item.attempt) == "skipped"
     pending.refresh_from_db()
     assert pending.attempts == 1
     assert len(default_storage.listdir(f"images/{pending.batch_id}")[1]) == 1
 
 
-def test_a_generation_leased_to_a_live_worker_cannot_be_claimed(pending):
-    assert runner.generation_claim(generation_id=pending.pk) is not None
-    assert runner.generation_claim(generation_id=pending.pk) is None
+def test_a_dispatched_generation_is_not_dispatched_twice(pending):
+    assert dispatch_one().generation_id == pending.pk
+    assert scheduler.dispatch(slots=1) == []
 
 
-def test_an_expired_lease_can_be_taken_over(pending):
-    runner.generation_claim(generation_id=pending.pk)
-    Generation.objects.filter(pk=pending.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-    taken = runner.generation_claim(generation_id=pending.pk)
-    assert taken is not None and taken.attempts == 2
+def test_a_handed_on_attempt_cannot_start(pending):
+    item = dispatch_one()
+    Generation.objects.filter(pk=pending.pk).update(attempts=2)  # the engine handed it to attempt 2
+    assert runner.generation_run(generation_id=item.generation_id, attempt=item.attempt) == "skipped"
 
 
 def test_a_superseded_attempt_discards_its_image(pending):
-    """A worker whose lease was taken over must not overwrite the new owner's row."""
-    stale = runner.generation_claim(generation_id=pending.pk)
+    """A worker whose attempt was handed on must not overwrite the new owner's row."""
+    item = dispatch_one()
+    stale = lifecycle.generation_start(generation_id=item.generation_id, attempt=item.attempt, worker="w|1")
     Generation.objects.filter(pk=pending.pk).update(attempts=2)  # another worker took over
     assert runner._render(stale) == "superseded"
     pending.refresh_from_db()
@@ -79,7 +89,7 @@ def test_a_permanent_provider_error_fails_at_once(pending, monkeypatch):
         raise ProviderError("content_filtered", "The prompt was refused.", retryable=False)
 
     monkeypatch.setattr(LocalProvider, "generate", refuse)
-    assert runner.generation_run(generation_id=pending.pk) == GenerationStatus.FAILED
+    assert run_next() == GenerationStatus.FAILED
     pending.refresh_from_db()
     assert (pending.attempts, pending.error_code, pending.error_message) == (
         1,
@@ -98,7 +108,7 @@ def test_a_transient_error_is_retried_until_attempts_run_out(pending, monkeypatc
         raise ProviderError("server_error", "Upstream 503.", retryable=True)
 
     monkeypatch.setattr(LocalProvider, "generate", flaky)
-    runner.generation_run(generation_id=pending.pk)  # the queue is synchronous: retries run inline
+    run_next()  # the queue is synchronous: retries run inline
     pending.refresh_from_db()
     assert len(calls) == 3
     assert (pending.status, pending.attempts, pending.error_code) == ("failed", 3, "server_error")
@@ -115,7 +125,7 @@ def test_a_transient_error_then_success_records_the_success(pending, monkeypatch
         return original(self, request)
 
     monkeypatch.setattr(LocalProvider, "generate", once_flaky)
-    runner.generation_run(generation_id=pending.pk)
+    run_next()
     pending.refresh_from_db()
     assert (pending.status, pending.attempts, pending.error_code) == ("succeeded", 2, "")
 
@@ -123,7 +133,7 @@ def test_a_transient_error_then_success_records_the_success(pending, monkeypatch
 def test_a_bug_in_rendering_never_strands_the_generation(pending, monkeypatch, settings):
     settings.GENERATION_MAX_ATTEMPTS = 1
     monkeypatch.setattr(LocalProvider, "generate", lambda self, request: 1 / 0)
-    assert runner.generation_run(generation_id=pending.pk) == GenerationStatus.FAILED
+    assert run_next() == GenerationStatus.FAILED
     pending.refresh_from_db()
     assert pending.error_code == "internal_error"
     assert "ZeroDivisionError" in pending.error_message
@@ -134,7 +144,7 @@ def test_garbage_instead_of_an_image_is_an_invalid_image_error(pending, monkeypa
 
     settings.GENERATION_MAX_ATTEMPTS = 1
     monkeypatch.setattr(LocalProvider, "generate", lambda self, r: [GeneratedImage(b"<html>", "image/png")])
-    runner.generation_run(generation_id=pending.pk)
+    run_next()
     pending.refresh_from_db()
     assert (pending.status, pending.error_code) == ("failed", "invalid_image")
 
@@ -144,6 +154,6 @@ def test_a_cancelled_batch_is_not_rendered(make_batch):
 
     batch = batch_cancel(batch=make_batch(run=False))
     generation = batch.generations.first()
-    assert runner.generation_run(generation_id=generation.pk) == "skipped"
+    assert scheduler.dispatch(slots=1) == []
     generation.refresh_from_db()
     assert generation.status == GenerationStatus.CANCELLED

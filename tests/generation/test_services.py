@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from generation import services
+from generation import lifecycle, services
 from generation.models import BatchStatus, Generation, GenerationStatus
 from imagegen.errors import Conflict, ValidationFailed
 
@@ -127,7 +127,7 @@ class TestBatchRetryFailed:
         Generation.objects.filter(batch=batch, position=1).update(
             status=GenerationStatus.FAILED, error_code="server_error", attempts=3
         )
-        services.batch_refresh(batch_id=batch.pk)
+        lifecycle.batch_refresh(batch_id=batch.pk)
         batch.refresh_from_db()
         assert batch.status == BatchStatus.PARTIAL
         with run_queue():
@@ -178,4 +178,17 @@ def counts(**values):
     ],
 )
 def test_batch_status_is_derived_from_its_generations(values, cancel_requested, expected):
-    assert services.derive_status(counts(**values), cancel_requested=cancel_requested) == expected
+    assert lifecycle.derive_status(counts(**values), cancel_requested=cancel_requested) == expected
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"pending": 3}, "paused"),
+        ({"pending": 1, "succeeded": 2}, "paused"),
+        ({"pending": 1, "running": 1}, "running"),  # what already runs finishes
+        ({"succeeded": 3}, "completed"),
+    ],
+)
+def test_a_paused_batch_shows_paused_until_its_running_images_end(values, expected):
+    assert lifecycle.derive_status(counts(**values), cancel_requested=False, paused=True) == expected

@@ -171,7 +171,7 @@ class TestBatchPages:
     def test_cancel_a_finished_batch_shows_a_message(self, owner_client, make_batch):
         batch = make_batch()
         response = owner_client.post(reverse("generation:batch_cancel", args=[batch.pk]), follow=True)
-        assert "Only a queued or running batch can be cancelled." in response.content.decode()
+        assert "Only a queued, running or paused batch can be cancelled." in response.content.decode()
 
     def test_retry_from_the_portal(self, owner_client, make_batch):
         from generation.services import batch_cancel

@@ -26,9 +26,37 @@
     badge.className = "status status-" + batch.status;
     badge.dataset.status = batch.status;
     badge.textContent = labels[batch.status] || batch.status;
-    active = batch.status === "queued" || batch.status === "running";
+    active = batch.status === "queued" || batch.status === "running" || batch.status === "paused";
     document.getElementById("cancel-form").hidden = !active;
+    document.getElementById("pause-form").hidden = !active || batch.paused;
+    document.getElementById("resume-form").hidden = !active || !batch.paused;
     document.getElementById("retry-form").hidden = active || batch.failed + batch.cancelled === 0;
+    renderQueueNote(batch);
+  }
+
+  function duration(seconds) {
+    const lang = document.documentElement.lang || "en";
+    const [value, unit] =
+      seconds < 60 ? [Math.max(1, Math.round(seconds)), "second"]
+      : seconds < 3600 ? [Math.ceil(seconds / 60), "minute"]
+      : [Math.round(seconds / 360) / 10, "hour"];
+    return new Intl.NumberFormat(lang, { style: "unit", unit: unit, unitDisplay: "long" }).format(value);
+  }
+
+  function renderQueueNote(batch) {
+    const note = document.getElementById("queue-note");
+    const parts = [];
+    if (batch.paused && active) {
+      parts.push(note.dataset.paused);
+    } else if (batch.queue_position === 0) {
+      parts.push(note.dataset.running);
+    } else if (batch.queue_position) {
+      parts.push(note.dataset.waiting.replace("__N__", batch.queue_position - 1));
+    }
+    if (active && !batch.paused && batch.eta_seconds !== null && batch.eta_seconds !== undefined) {
+      parts.push(note.dataset.eta.replace("__TIME__", duration(batch.eta_seconds)));
+    }
+    note.textContent = parts.join(" ");
   }
 
   function renderTile(generation) {
@@ -80,5 +108,10 @@
   }
 
   setProgress(parseFloat(document.getElementById("bar-fill").dataset.progress));
+  const eta = document.getElementById("eta");
+  if (eta) {
+    const note = document.getElementById("queue-note");
+    eta.textContent = note.dataset.eta.replace("__TIME__", duration(Number(eta.dataset.seconds)));
+  }
   if (active) window.setTimeout(poll, POLL_MS);
 })();

@@ -1,0 +1,247 @@
+"""The scheduler: which pending generation a free worker starts next.
+
+The generations table is the queue; the broker only carries work a worker can start now. When
+a slot frees up (an image ends, a batch arrives, a node's loop ticks), `dispatch` picks the next
+generations under one lock:
+
+- fair share between users: the user with the fewest images in flight goes first, ties to the
+  user served longest ago, and nobody goes past MAX_RUNNING_PER_USER;
+- within a user, batch priority (high, normal, low), then the oldest batch, then position;
+- provider aware: the provider permits are taken here, so a provider at its cap or cooling down
+  is skipped (its work waits in the table) and never holds a worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Avg, Count, Q, Sum
+from django.utils import timezone
+
+from generation import lifecycle, limits
+from generation.models import (
+    Batch,
+    BatchStatus,
+    Generation,
+    GenerationStatus,
+    ProviderCooldown,
+    SchedulerLock,
+    WorkerNode,
+)
+
+logger = logging.getLogger(__name__)
+
+SCHEDULABLE = (BatchStatus.QUEUED, BatchStatus.RUNNING)
+DEFAULT_SECONDS_PER_IMAGE = 10.0
+
+
+@dataclass(frozen=True)
+class Dispatched:
+    generation_id: uuid.UUID
+    attempt: int
+    batch_id: uuid.UUID
+
+
+def worker_slots(now: datetime | None = None) -> int:
+    """Worker processes of the live nodes, plus a little prefetch per node to hide broker latency."""
+    fresh = (now or timezone.now()) - timedelta(seconds=settings.WORKER_DEAD_AFTER_SECONDS)
+    nodes = WorkerNode.objects.filter(heartbeat_at__gte=fresh).aggregate(workers=Sum("workers"), nodes=Count("id"))
+    if not nodes["nodes"]:
+        return 0
+    return int(nodes["workers"] or 0) + int(nodes["nodes"]) * settings.SCHEDULER_PREFETCH
+
+
+def dispatch(*, slots: int | None = None) -> list[Dispatched]:
+    """Claim the next generations for `slots` free worker slots (default: the live nodes' free slots).
+
+    The caller puts what is returned on the broker once this transaction has committed.
+    """
+    now = timezone.now()
+    SchedulerLock.objects.get_or_create(pk=1)
+    with transaction.atomic():
+        # One dispatcher at a time, on every database: PostgreSQL row lock, SQLite write lock.
+        lock = SchedulerLock.objects.select_for_update().get(pk=1)
+        running = Generation.objects.filter(status=GenerationStatus.RUNNING).count()
+        free = (worker_slots(now) - running) if slots is None else slots
+        if free <= 0:
+            return []
+        served = dict(lock.served or {})
+        picked = _pick(free, now, served)
+        if picked:
+            SchedulerLock.objects.filter(pk=1).update(dispatched_at=now, served=served)
+    return picked
+
+
+class _Round:
+    """The state of one dispatch round: who is in flight, who was served last, what is blocked."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        in_flight = (
+            Generation.objects.filter(status=GenerationStatus.RUNNING)
+            .order_by()
+            .values_list("batch__owner_id")
+            .annotate(n=Count("id"))
+        )
+        self.in_flight: dict[int, int] = defaultdict(int, {owner: n for owner, n in in_flight})
+        self.blocked: set[str] = set(ProviderCooldown.objects.filter(until__gt=now).values_list("provider", flat=True))
+        batches = Batch.objects.filter(
+            status__in=SCHEDULABLE, paused_at__isnull=True, cancel_requested_at__isnull=True
+        ).order_by("-priority", "created_at")
+        self.queues: dict[int, list[uuid.UUID]] = defaultdict(list)
+        for batch_id, owner_id in batches.values_list("id", "owner_id")[: settings.SCHEDULER_MAX_BATCHES]:
+            self.queues[owner_id].append(batch_id)
+
+    def next_user(self, served: dict[str, float]) -> int | None:
+        cap = settings.MAX_RUNNING_PER_USER or math.inf
+        users = [user for user, batches in self.queues.items() if batches and self.in_flight[user] < cap]
+        if not users:
+            return None
+        return min(users, key=lambda user: (self.in_flight[user], served.get(str(user), 0.0)))
+
+
+def _pick(free: int, now: datetime, served: dict[str, float]) -> list[Dispatched]:
+    """Fill `free` slots; `served` (user -> when last served) is updated and trimmed in place."""
+    state = _Round(now)
+    for key in [key for key in served if int(key) not in state.queues]:
+        del served[key]
+    picked: list[Dispatched] = []
+    while len(picked) < free:
+        owner = state.next_user(served)
+        if owner is None:
+            break
+        dispatched = _next_of_user(state, owner)
+        if dispatched is None:
+            state.queues.pop(owner)
+            continue
+        picked.append(dispatched)
+        state.in_flight[owner] += 1
+        served[str(owner)] = now.timestamp() + len(picked)
+    return picked
+
+
+def _next_of_user(state: _Round, user: int) -> Dispatched | None:
+    """The user's next startable generation, with its provider permit taken; None when there is none."""
+    batches = state.queues[user]
+    due = Q(not_before__isnull=True) | Q(not_before__lte=state.now)
+    while batches:
+        batch_id = batches[0]
+        candidate = (
+            Generation.objects.filter(due, batch_id=batch_id, status=GenerationStatus.PENDING)
+            .exclude(provider__in=state.blocked)
+            .order_by("position")
+            .values_list("id", "provider", "attempts")
+            .first()
+        )
+        if candidate is None:
+            batches.pop(0)  # nothing startable in this batch now: waiting retries or blocked providers
+            continue
+        generation_id, provider, attempts = candidate
+        permit = lifecycle.holder(generation_id, attempts + 1)
+        if not limits.provider_slot_acquire(provider=provider, holder=permit).granted:
+            state.blocked.add(provider)  # at its cap or cooling down: skip it, not wait on it
+            continue
+        attempt = lifecycle.generation_dispatch(generation_id=generation_id, now=state.now)
+        if attempt is None:
+            limits.provider_slot_release(provider=provider, holder=permit)
+            continue
+        return Dispatched(generation_id=generation_id, attempt=attempt, batch_id=batch_id)
+    return None
+
+
+def next_due_retry() -> datetime | None:
+    """When the earliest waiting retry of a schedulable batch becomes due."""
+    waiting = Generation.objects.filter(
+        status=GenerationStatus.PENDING,
+        not_before__isnull=False,
+        batch__status__in=SCHEDULABLE,
+        batch__paused_at__isnull=True,
+        batch__cancel_requested_at__isnull=True,
+    )
+    return waiting.order_by("not_before").values_list("not_before", flat=True).first()
+
+
+# --- where a batch stands in the queue -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueEstimate:
+    queue_position: int | None  # 0 while its images are being made; n = n-th in its owner's line
+    eta_seconds: int | None
+
+
+def estimates(batches: list[Batch]) -> dict[uuid.UUID, QueueEstimate]:
+    """Queue position and time left for active batches, from recent provider latency and fair share.
+
+    An estimate, not a promise: it assumes every user with work keeps an equal share of the
+    workers (capped by MAX_RUNNING_PER_USER) and that images take as long as the recent ones.
+    """
+    active = [batch for batch in batches if batch.is_active]
+    if not active:
+        return {}
+    owners = {batch.owner_id for batch in active}
+    lines = _owner_lines(owners)
+    share = _share_per_user()
+    result = {}
+    for batch in active:
+        line = lines.get(batch.owner_id, [])
+        ahead = 0
+        position = None
+        for index, (batch_id, remaining, started) in enumerate(line):
+            if batch_id == batch.pk:
+                position = 0 if started else 1 + sum(1 for _b, _r, s in line[:index] if not s)
+                break
+            ahead += remaining
+        if batch.status == BatchStatus.PAUSED or position is None:
+            result[batch.pk] = QueueEstimate(queue_position=None, eta_seconds=None)
+            continue
+        remaining = batch.total - batch.finished
+        eta = None if share == 0 else int((ahead + remaining) * seconds_per_image(batch.provider) / share)
+        result[batch.pk] = QueueEstimate(queue_position=position, eta_seconds=eta)
+    return result
+
+
+def _owner_lines(owners: set[int]) -> dict[int, list[tuple[uuid.UUID, int, bool]]]:
+    """Each owner's schedulable batches in dispatch order: (id, images left, has started)."""
+    rows = (
+        Batch.objects.filter(
+            owner_id__in=owners, status__in=SCHEDULABLE, paused_at__isnull=True, cancel_requested_at__isnull=True
+        )
+        .order_by("-priority", "created_at")
+        .values_list("id", "owner_id", "total", "completed", "failed", "cancelled", "status")
+    )
+    lines: dict[int, list[tuple[uuid.UUID, int, bool]]] = defaultdict(list)
+    for batch_id, owner_id, total, completed, failed, cancelled, status in rows[: settings.SCHEDULER_MAX_BATCHES]:
+        lines[owner_id].append((batch_id, total - completed - failed - cancelled, status == BatchStatus.RUNNING))
+    return lines
+
+
+def _share_per_user() -> float:
+    slots = worker_slots()
+    if slots == 0:
+        return 0.0
+    users = (
+        Batch.objects.filter(status__in=SCHEDULABLE, paused_at__isnull=True, cancel_requested_at__isnull=True)
+        .values("owner_id")
+        .distinct()
+        .count()
+    )
+    share = slots / max(1, users)
+    return float(min(share, settings.MAX_RUNNING_PER_USER or share))
+
+
+def seconds_per_image(provider: str) -> float:
+    """Mean provider latency of the provider's last images (the last hour), or a default."""
+    since = timezone.now() - timedelta(hours=1)
+    recent = Generation.objects.filter(
+        provider=provider, status=GenerationStatus.SUCCEEDED, finished_at__gte=since
+    ).order_by("-finished_at")[:50]
+    mean = Generation.objects.filter(pk__in=recent.values("pk")).aggregate(ms=Avg("provider_latency_ms"))["ms"]
+    return DEFAULT_SECONDS_PER_IMAGE if mean is None else max(0.05, float(mean) / 1000)
