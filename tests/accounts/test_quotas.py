@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from accounts.models import UserQuota
 from accounts.quotas import quota_reserve, quota_usage, quota_window
+from generation.lifecycle import batch_refresh
 from generation.models import Batch, Generation, GenerationStatus
-from generation.services import batch_refresh
 from imagegen.errors import TooManyRequests
 
 BATCHES = "/api/v1/batches/"
