@@ -30,7 +30,6 @@ _QUERY_TERMS = re.compile(f"[{CJK_RANGES}]+|[^\\W_{CJK_RANGES}]+")
 MAX_TERMS = 12
 MAX_QUERY_LENGTH = 200
 
-FTS_TABLE = "generation_search"
 SQLITE_FUNCTION = "imagegen_search_text"
 POSTGRES_INDEX = "generation_prompt_search"
 POSTGRES_DOCUMENT = (
