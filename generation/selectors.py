@@ -101,9 +101,12 @@ def library_page(
     is read a few batches at a time, newest first along the owner's batch index, so no query
     ever sorts more than those batches' images, however long the history.
     """
-    generations = library_list(user=user, search=search, **filters)
     if query_terms(search):
+        generations = library_list(user=user, search=search, **filters)
         return keyset_page(generations, ordering=LIBRARY_ORDER, cursor=cursor, size=size)
+    # The chunks name the owner's batches themselves: no owner condition on the images, which
+    # would invite the database to walk every batch of the owner instead of the chunk's.
+    generations = Generation.objects.filter(**{k: v for k, v in filters.items() if v}).select_related("batch")
     try:
         found = _library_chunks(generations, user=user, cursor=cursor, wanted=size + 1)
     except (ValueError, TypeError, ValidationError):  # a cursor whose values do not fit the columns
@@ -119,9 +122,10 @@ def _library_chunks(
     """Up to `wanted` images after `cursor`, reading 2, 8, 32, then 128 batches at a time."""
     batches = Batch.objects.filter(owner_id=user.pk).order_by(*BATCH_ORDER)
     if cursor:
-        values = decode_cursor(cursor, len(LIBRARY_ORDER))
-        batches = batches.filter(Q(created_at=values[0], id=values[1]) | after(BATCH_ORDER, values[:2]))
-        generations = generations.filter(after(LIBRARY_ORDER, values))
+        created, batch_id, position = decode_cursor(cursor, len(LIBRARY_ORDER))
+        batches = batches.filter(Q(created_at=created, id=batch_id) | after(BATCH_ORDER, [created, batch_id]))
+        # Within the cursor's own batch, only the images after it; later batches are read whole.
+        generations = generations.exclude(batch_id=batch_id, position__lte=position)
     found: list[Generation] = []
     chunk = 2
     while len(found) < wanted:
