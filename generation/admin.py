@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.audit import audit_record
 from generation import services
-from generation.models import Batch, Generation
+from generation.models import Batch, Generation, WorkerNode
 from imagegen.errors import ApplicationError
 
 
@@ -46,18 +46,27 @@ class BatchAdmin(admin.ModelAdmin):
         "provider",
         "model",
         "status",
+        "priority",
         "total",
         "completed",
         "failed",
         "source",
         "created_at",
     ]
-    list_filter = ["status", "provider", "source", "created_at"]
+    list_filter = ["status", "priority", "provider", "source", "created_at"]
     search_fields = ["name", "owner__username", "id"]
     readonly_fields = [f.name for f in Batch._meta.fields]
     date_hierarchy = "created_at"
     inlines = [GenerationInline]
-    actions = ["cancel", "retry_failed"]
+    actions = ["cancel", "pause", "resume", "retry_failed"]
+
+    @admin.action(description=_("Pause selected batches"))
+    def pause(self, request: HttpRequest, queryset: QuerySet[Batch]) -> None:
+        _apply(self, request, queryset, services.batch_pause)
+
+    @admin.action(description=_("Resume selected batches"))
+    def resume(self, request: HttpRequest, queryset: QuerySet[Batch]) -> None:
+        _apply(self, request, queryset, services.batch_resume)
 
     @admin.action(description=_("Cancel selected batches"))
     def cancel(self, request: HttpRequest, queryset: QuerySet[Batch]) -> None:
@@ -73,11 +82,27 @@ class BatchAdmin(admin.ModelAdmin):
 
 @admin.register(Generation)
 class GenerationAdmin(admin.ModelAdmin):
-    list_display = ["prompt", "batch", "status", "seed", "attempts", "error_code", "provider_latency_ms", "finished_at"]
+    list_display = [
+        "prompt", "batch", "status", "seed", "attempts", "worker", "error_code", "provider_latency_ms", "finished_at",
+    ]  # fmt: skip
     list_filter = ["status", "error_code", "batch__provider"]
     search_fields = ["prompt", "batch__name", "id"]
     readonly_fields = [f.name for f in Generation._meta.fields]
     list_select_related = ["batch"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(WorkerNode)
+class WorkerNodeAdmin(admin.ModelAdmin):
+    """The running `qcluster` nodes and what their own checks found (read only: they write themselves)."""
+
+    list_display = ["id", "host", "pid", "workers", "started_at", "heartbeat_at", "state"]
+    readonly_fields = [f.name for f in WorkerNode._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False

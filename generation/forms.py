@@ -67,7 +67,6 @@ class BatchForm(forms.Form):
         label=_("Priority"),
         coerce=int,
         required=False,
-        empty_value=BatchPriority.NORMAL,
         initial=BatchPriority.NORMAL,
         help_text=_("Orders your own batches; everyone shares the workers fairly whatever the priority."),
     )
@@ -92,6 +91,10 @@ class BatchForm(forms.Form):
         cast(forms.ChoiceField, self.fields["size"]).choices = size_choices(user_id)
         self.fields["size"].initial = "512x512"
         self.user_id = user_id
+
+    def clean_priority(self) -> int:
+        value = self.cleaned_data.get("priority")
+        return BatchPriority.NORMAL if value in (None, "") else int(value)
 
     def clean_prompts_file(self) -> str:
         upload = self.cleaned_data.get("prompts_file")

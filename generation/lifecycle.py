@@ -101,14 +101,15 @@ def still_ours(generation: Generation) -> Q:
 # --- dispatch and start --------------------------------------------------------------------------
 
 
-def generation_dispatch(*, generation_id: uuid.UUID, now: datetime) -> int | None:
-    """Claim a due pending generation for a worker; the attempt number, or None if someone else did.
+def generation_dispatch(*, generation_id: uuid.UUID, attempts: int, now: datetime) -> int | None:
+    """Claim a due pending generation for a worker; the new attempt number, or None if it changed.
 
-    Called by the scheduler inside its transaction, after it took the provider permit.
+    Called by the scheduler inside its transaction, after it took the provider permit; `attempts`
+    is what the scheduler read, so the claim also fences against any change since.
     """
     due = Q(not_before__isnull=True) | Q(not_before__lte=now)
     claimed = (
-        Generation.objects.filter(due, pk=generation_id, status=GenerationStatus.PENDING)
+        Generation.objects.filter(due, pk=generation_id, status=GenerationStatus.PENDING, attempts=attempts)
         .filter(attempts__lt=attempts_allowed_expression())
         .update(
             status=GenerationStatus.RUNNING,
@@ -119,9 +120,7 @@ def generation_dispatch(*, generation_id: uuid.UUID, now: datetime) -> int | Non
             started_at=Coalesce(F("started_at"), now),
         )
     )
-    if not claimed:
-        return None
-    return int(Generation.objects.filter(pk=generation_id).values_list("attempts", flat=True)[0])
+    return attempts + 1 if claimed else None
 
 
 @reconnecting
@@ -152,9 +151,32 @@ def generation_succeed(
     latency_ms: int,
     quality: str,
     cost: Decimal | None,
+    from_spool: bool = False,
 ) -> bool:
     """Record the image; False when this attempt no longer holds the row (the caller drops its files)."""
-    finished = Generation.objects.filter(still_ours(generation)).update(
+    with transaction.atomic():  # one commit: on SQLite every commit queues for the write lock
+        finished = _record_success(generation, image_name, thumbnail_name, content_hash, seed, metadata,
+                                   latency_ms, quality, cost)  # fmt: skip
+        if from_spool:
+            SpooledResult.objects.filter(generation_id=generation.pk).delete()
+        _release_permit(generation)
+    if not finished:
+        logger.warning("Generation %s was taken over by another attempt; result discarded", generation.pk)
+    return bool(finished)
+
+
+def _record_success(
+    generation: Generation,
+    image_name: str,
+    thumbnail_name: str,
+    content_hash: str,
+    seed: int,
+    metadata: dict[str, Any],
+    latency_ms: int,
+    quality: str,
+    cost: Decimal | None,
+) -> int:
+    return Generation.objects.filter(still_ours(generation)).update(
         status=GenerationStatus.SUCCEEDED,
         image=image_name,
         thumbnail=thumbnail_name,
@@ -171,16 +193,16 @@ def generation_succeed(
         lease_expires_at=None,
         finished_at=timezone.now(),
     )
-    SpooledResult.objects.filter(generation_id=generation.pk).delete()
-    _release_permit(generation)
-    if not finished:
-        logger.warning("Generation %s was taken over by another attempt; result discarded", generation.pk)
-    return bool(finished)
 
 
 @reconnecting
 def generation_fail(*, generation: Generation, error: ProviderError) -> str:
     """Decide what a failed attempt leads to: cancel, wait out a 429, retry, fail over or fail for good."""
+    with transaction.atomic():
+        return _fail(generation, error)
+
+
+def _fail(generation: Generation, error: ProviderError) -> str:
     _release_permit(generation)
     if error.code == "cancelled" or _cancel_requested(generation.batch_id):
         return _finish(generation, GenerationStatus.CANCELLED, code="cancelled", message=error.message)

@@ -241,6 +241,10 @@ class SpooledResult(models.Model):
     latency_ms = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
 
+    class Meta:
+        verbose_name = _("spooled result")
+        verbose_name_plural = _("spooled results")
+
     def __str__(self) -> str:
         return f"spooled result of {self.generation_id}"
 
@@ -256,6 +260,10 @@ class WorkerNode(models.Model):
     heartbeat_at = models.DateTimeField(default=timezone.now, db_index=True)
     # What the node's own checks found (monitor alive, results processed), for health and the dashboard.
     state = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("worker node")
+        verbose_name_plural = _("worker nodes")
 
     def __str__(self) -> str:
         return f"{self.host}:{self.pid}"

@@ -62,7 +62,7 @@ def _render(generation: Generation) -> str:
     spooled = SpooledResult.objects.filter(generation_id=generation.pk).first()
     if spooled is not None:
         answer = Answer(bytes(spooled.data), spooled.seed, dict(spooled.metadata), spooled.latency_ms)
-        return _store_and_record(generation, answer)
+        return _store_and_record(generation, answer, from_spool=True)
     provider = get_provider(generation.provider, user_id=generation.batch.owner_id)
     if provider is None:
         message = f"Provider {generation.provider} is not configured."
@@ -87,7 +87,7 @@ class Answer:
         self.data, self.seed, self.metadata, self.latency_ms = data, seed, metadata, latency_ms
 
 
-def _store_and_record(generation: Generation, answer: Answer) -> str:
+def _store_and_record(generation: Generation, answer: Answer, *, from_spool: bool = False) -> str:
     try:
         stored = _store_with_retries(generation, answer)
     except ProviderError as error:  # not an image: the provider's fault, retried as such
@@ -123,6 +123,7 @@ def _store_and_record(generation: Generation, answer: Answer) -> str:
         latency_ms=answer.latency_ms,
         quality=quality,
         cost=cost,
+        from_spool=from_spool,
     )
     if not recorded:
         delete_files(stored.image_name, stored.thumbnail_name)

@@ -13,6 +13,7 @@ generations under one lock:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import uuid
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Avg, Count, Q, Sum
 from django.utils import timezone
@@ -50,12 +52,13 @@ class Dispatched:
 
 
 def worker_slots(now: datetime | None = None) -> int:
-    """Worker processes of the live nodes, plus a little prefetch per node to hide broker latency."""
+    """Worker processes of the live nodes, plus SCHEDULER_PREFETCH tasks per worker to hide broker latency."""
     fresh = (now or timezone.now()) - timedelta(seconds=settings.WORKER_DEAD_AFTER_SECONDS)
     nodes = WorkerNode.objects.filter(heartbeat_at__gte=fresh).aggregate(workers=Sum("workers"), nodes=Count("id"))
     if not nodes["nodes"]:
         return 0
-    return int(nodes["workers"] or 0) + int(nodes["nodes"]) * settings.SCHEDULER_PREFETCH
+    workers = int(nodes["workers"] or 0)
+    return workers + math.ceil(workers * settings.SCHEDULER_PREFETCH)
 
 
 def dispatch(*, slots: int | None = None) -> list[Dispatched]:
@@ -64,6 +67,8 @@ def dispatch(*, slots: int | None = None) -> list[Dispatched]:
     The caller puts what is returned on the broker once this transaction has committed.
     """
     now = timezone.now()
+    if slots is None and worker_slots(now) <= Generation.objects.filter(status=GenerationStatus.RUNNING).count():
+        return []  # every worker busy: a cheap read, no lock taken
     SchedulerLock.objects.get_or_create(pk=1)
     with transaction.atomic():
         # One dispatcher at a time, on every database: PostgreSQL row lock, SQLite write lock.
@@ -148,7 +153,7 @@ def _next_of_user(state: _Round, user: int) -> Dispatched | None:
         if not limits.provider_slot_acquire(provider=provider, holder=permit).granted:
             state.blocked.add(provider)  # at its cap or cooling down: skip it, not wait on it
             continue
-        attempt = lifecycle.generation_dispatch(generation_id=generation_id, now=state.now)
+        attempt = lifecycle.generation_dispatch(generation_id=generation_id, attempts=attempts, now=state.now)
         if attempt is None:
             limits.provider_slot_release(provider=provider, holder=permit)
             continue
@@ -238,7 +243,20 @@ def _share_per_user() -> float:
 
 
 def seconds_per_image(provider: str) -> float:
-    """Mean provider latency of the provider's last images (the last hour), or a default."""
+    """Mean provider latency of the provider's last images (the last hour), or a default; cached 30 s."""
+    key = f"scheduler:seconds-per-image:{provider}"
+    try:
+        cached = cache.get(key)
+    except Exception:  # the cache (Redis) is down: estimates still work, uncached
+        cached = None
+    if cached is None:
+        cached = _mean_latency(provider)
+        with contextlib.suppress(Exception):
+            cache.set(key, cached, 30)
+    return float(cached)
+
+
+def _mean_latency(provider: str) -> float:
     since = timezone.now() - timedelta(hours=1)
     recent = Generation.objects.filter(
         provider=provider, status=GenerationStatus.SUCCEEDED, finished_at__gte=since

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import sys
 from pathlib import Path
 
 import environ
@@ -173,8 +175,9 @@ else:
 GENERATION_MAX_ATTEMPTS = env.int("GENERATION_MAX_ATTEMPTS", default=3)
 # Scheduler (generation/scheduler.py): images one user may have in flight at once (0 = only fair share).
 MAX_RUNNING_PER_USER = env.int("MAX_RUNNING_PER_USER", default=0)
-# Tasks each node may hold beyond its worker count, so a worker finds its next image waiting.
-SCHEDULER_PREFETCH = env.int("SCHEDULER_PREFETCH", default=2)
+# Tasks per worker handed out ahead, so a worker finds its next image waiting (0 = none: fairest,
+# but each image then waits for the broker's poll).
+SCHEDULER_PREFETCH = env.float("SCHEDULER_PREFETCH", default=1.0)
 # An attempt handed to the broker but not started by a worker in this time is handed on again.
 SCHEDULER_DISPATCH_LEASE_SECONDS = env.int("SCHEDULER_DISPATCH_LEASE_SECONDS", default=20)
 # Batches the scheduler looks at per round (the oldest first, within priority).
@@ -389,16 +392,41 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-    if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
-        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Health probes (run.py, systemd, a load balancer) talk plain HTTP to the app itself.
+SECURE_REDIRECT_EXEMPT = [r"^health(/live|/ready)?$"]
+
+# --- Reverse proxies ----------------------------------------------------------------------------
+
+# Reverse proxies (IPs or CIDR networks) whose X-Forwarded-For/-Proto/-Host are believed; from
+# anybody else these headers are removed (imagegen.proxy, applied in imagegen.wsgi). Empty: the
+# TCP peer is the client and the scheme is what it connected with.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+for _entry in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_entry.strip(), strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"TRUSTED_PROXIES: {_entry!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/8)."
+        ) from None
+if TRUSTED_PROXIES:
+    # Only reaches Django from a trusted proxy: imagegen.proxy strips it from everyone else.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if env.bool("TRUST_X_FORWARDED_PROTO", default=False) and not TRUSTED_PROXIES:
+    raise ImproperlyConfigured(
+        "TRUST_X_FORWARDED_PROTO is replaced by TRUSTED_PROXIES: list the reverse proxy's address "
+        "(e.g. TRUSTED_PROXIES=127.0.0.1) and remove TRUST_X_FORWARDED_PROTO."
+    )
 
 # --- Logging and errors -------------------------------------------------------------------------
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_DIR = Path(env.str("LOG_DIR", default=str(DATA_DIR / "logs")))
 LOG_DIR.mkdir(parents=True, exist_ok=True)
-# json: one JSON object per line (request id, user id, batch id, duration); plain: for reading by eye.
-LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+# The file under LOG_DIR gets everything as JSON lines (request id, user id, batch id, duration).
+# The terminal (stdout) gets warnings and errors only, unless LOG_CONSOLE_LEVEL says otherwise,
+# as JSON or, by default on a terminal, as plain lines for reading by eye.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if sys.stdout.isatty() else "json")
+LOG_CONSOLE_LEVEL = env.str("LOG_CONSOLE_LEVEL", default="WARNING")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -411,6 +439,7 @@ LOGGING = {
             "class": "logging.StreamHandler",
             "stream": "ext://sys.stdout",
             "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "level": LOG_CONSOLE_LEVEL,
         },
         # Web and worker processes share the file; this handler locks it so rotation is safe.
         "file": {
@@ -423,7 +452,12 @@ LOGGING = {
         },
     },
     "root": {"handlers": ["console", "file"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "django.server": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django.server": {"level": "WARNING"},
+        # 4xx answers ("Not Found: ...") are in the request log already; 5xx are still errors here.
+        "django.request": {"level": "ERROR"},
+    },
 }
 
 SENTRY_DSN = env.str("SENTRY_DSN", default="")
@@ -479,5 +513,3 @@ API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="120/min")
 LOGIN_RATE_LIMIT = env.str("LOGIN_RATE_LIMIT", default="5/15min")
 # Counters live in Redis when REDIS_URL is set, else in the database; keys start with this prefix.
 RATE_LIMIT_KEY_PREFIX = env.str("RATE_LIMIT_KEY_PREFIX", default=f"{CACHE_KEY_PREFIX}:rl")
-# Reverse proxies (IPs or CIDR networks) whose X-Forwarded-For is believed; nobody else's is.
-TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])

@@ -59,6 +59,8 @@ class RequestMonitoringMiddleware:
                 "status": response.status_code,
                 "duration_ms": round(duration_ms, 2),
                 "user_id": user_id_of(request),
+                # The real client behind a trusted proxy (imagegen.proxy rewrote REMOTE_ADDR).
+                "client_ip": request.META.get("REMOTE_ADDR"),
             },
         )
 

@@ -199,3 +199,52 @@ class TestBatchPages:
 
     def test_unknown_batch_is_404(self, owner_client):
         assert owner_client.get(reverse("generation:batch_detail", args=[uuid.uuid4()])).status_code == 404
+
+
+class TestEngineControls:
+    def test_pause_and_resume_from_the_portal(self, owner_client, make_batch):
+        batch = make_batch(run=False)
+        page = owner_client.post(reverse("generation:batch_pause", args=[batch.pk]), follow=True).content.decode()
+        assert "Batch paused" in page and 'id="resume-form"' in page
+        batch.refresh_from_db()
+        assert batch.status == "paused"
+        page = owner_client.post(reverse("generation:batch_resume", args=[batch.pk]), follow=True).content.decode()
+        assert "Batch resumed." in page
+
+    def test_pausing_a_finished_batch_says_why_not(self, owner_client, make_batch):
+        batch = make_batch()
+        page = owner_client.post(reverse("generation:batch_pause", args=[batch.pk]), follow=True).content.decode()
+        assert "Only a queued or running batch can be paused." in page
+
+    def test_retry_one_image_from_its_page(self, owner_client, make_batch):
+        from generation.services import batch_cancel
+
+        batch = batch_cancel(batch=make_batch(run=False))
+        generation = batch.generations.first()
+        page = owner_client.get(reverse("generation:generation_detail", args=[generation.pk])).content.decode()
+        assert "Retry this image" in page
+        response = owner_client.post(reverse("generation:generation_retry", args=[generation.pk]))
+        assert response.status_code == 302
+        generation.refresh_from_db()
+        assert generation.status in ("pending", "succeeded")
+
+    def test_another_users_batch_cannot_be_paused(self, client, other_user, make_batch):
+        batch = make_batch(run=False)
+        client.force_login(other_user)
+        assert client.post(reverse("generation:batch_pause", args=[batch.pk])).status_code == 404
+
+    def test_high_priority_is_offered_to_staff_only(self, owner_client, client, staff):
+        form = owner_client.get(reverse("generation:batch_new")).content.decode()
+        assert 'name="priority"' in form and '<option value="2"' not in form
+        client.force_login(staff)
+        assert '<option value="2"' in client.get(reverse("generation:batch_new")).content.decode()
+
+    def test_a_queued_batch_shows_its_place_in_line(self, owner_client, make_batch):
+        from generation.models import WorkerNode
+
+        WorkerNode.objects.create(id="node:x:1:a", host="x", pid=1, workers=2)
+        make_batch(run=False)
+        second = make_batch(run=False)
+        page = owner_client.get(reverse("generation:batch_detail", args=[second.pk])).content.decode()
+        assert "In line: 1 of your batches go first." in page
+        assert 'id="eta" data-seconds=' in page

@@ -39,6 +39,7 @@ def cluster_env(data_dir: Path, **overrides: str) -> dict[str, str]:
         Q_SYNC="false",
         SECRET_KEY=settings.SECRET_KEY,  # tasks are signed with it
         PYTHONUNBUFFERED="1",
+        LOG_CONSOLE_LEVEL="INFO",  # tests read django-q's start-up lines (e.g. the monitor's pid)
     )
     env.update(overrides)
     return env

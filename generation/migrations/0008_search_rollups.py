@@ -39,7 +39,7 @@ def remove_schedule(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
-        ("generation", "0006_scheduler_fair_share"),
+        ("generation", "0007_verbose_names_for_engine_models"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
