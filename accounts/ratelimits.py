@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import math
 import re
+import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import RateLimitCounter
 from imagegen.errors import TooManyRequests
+
+logger = logging.getLogger(__name__)
 
 # Each named limit reads its setting when used, so tests and operators change it in one place.
 RATE_SETTINGS = {
@@ -100,20 +105,63 @@ def _key(name: str, ident: str) -> str:
     return f"{settings.RATE_LIMIT_KEY_PREFIX}:{name}:{digest}"
 
 
+class RateLimitUnavailable(TooManyRequests):
+    """The store that counts requests (Redis, or the database) cannot be read or written.
+
+    A TooManyRequests, so every caller that handles a refusal handles this one too; but a 503 with
+    its own code, since it is our fault, not the client's.
+    """
+
+    status_code = 503
+    default_code = "rate_limit_unavailable"
+
+
+# How often, at most, each process logs that the store is down (requests let through or refused).
+STORE_DOWN_LOG_SECONDS = 60.0
+STORE_RETRY_AFTER_SECONDS = 30
+
+
 def rate_limit_hit(*, name: str, ident: str) -> Hit:
-    """Count one request against `name` for `ident`, atomically, and say whether it is allowed."""
+    """Count one request against `name` for `ident`, atomically, and say whether it is allowed.
+
+    Raises `rate_limit_unavailable` (503) when the store cannot count it.
+    """
+    try:
+        return _count(name, ident)
+    except _store_errors() as exc:
+        _store_down_log.note(name, exc, let_through=False)
+        raise _unavailable(name) from exc
+
+
+def rate_limit_enforce(*, name: str, ident: str, fail_open: bool = False) -> Hit | None:
+    """Count one request and raise `rate_limited` (429 with Retry-After) when it is over the limit.
+
+    When the store is down the request is refused with `rate_limit_unavailable` (503), unless
+    `fail_open` (safe, read-only requests): then it is let through uncounted and None is returned.
+    Either way it is logged, as one WARNING per STORE_DOWN_LOG_SECONDS, not one per request.
+    """
+    try:
+        hit = _count(name, ident)
+    except _store_errors() as exc:
+        _store_down_log.note(name, exc, let_through=fail_open)
+        if fail_open:
+            return None
+        raise _unavailable(name) from exc
+    if not hit.allowed:
+        raise rate_limited_error(hit)
+    return hit
+
+
+def _count(name: str, ident: str) -> Hit:
     rate = rate_for(name)
     key = _key(name, ident)
     count, seconds_left = _redis_hit(key, rate) if settings.REDIS_URL else _db_hit(key, rate)
     return Hit(name=name, rate=rate, count=count, retry_after=max(1, math.ceil(seconds_left)))
 
 
-def rate_limit_enforce(*, name: str, ident: str) -> Hit:
-    """Count one request and raise `rate_limited` (429 with Retry-After) when it is over the limit."""
-    hit = rate_limit_hit(name=name, ident=ident)
-    if not hit.allowed:
-        raise rate_limited_error(hit)
-    return hit
+def _unavailable(name: str) -> RateLimitUnavailable:
+    message = _("Requests cannot be counted right now, so this one is refused; reading still works. Try again shortly.")
+    return RateLimitUnavailable(message, retry_after=STORE_RETRY_AFTER_SECONDS, details={"limit": name})
 
 
 def rate_limited_error(hit: Hit) -> TooManyRequests:
@@ -123,7 +171,17 @@ def rate_limited_error(hit: Hit) -> TooManyRequests:
 
 
 def rate_limit_refund(*, name: str, ident: str) -> None:
-    """Give back one counted request (e.g. a login attempt that turned out to be the right password)."""
+    """Give back one counted request (e.g. a login attempt that turned out to be the right password).
+
+    Best effort: when the store is down the attempt simply stays counted.
+    """
+    try:
+        _refund(name, ident)
+    except _store_errors() as exc:
+        _store_down_log.note(name, exc, let_through=True)
+
+
+def _refund(name: str, ident: str) -> None:
     key = _key(name, ident)
     if settings.REDIS_URL:
         _redis().eval(REDIS_REFUND, 1, key)
@@ -132,7 +190,19 @@ def rate_limit_refund(*, name: str, ident: str) -> None:
 
 
 def rate_limit_peek(*, name: str, ident: str) -> Hit:
-    """The current window without counting anything (for the account page and /api/v1/me/)."""
+    """The current window without counting anything (for the account page and /api/v1/me/).
+
+    A read-only view must not fail with the store: then nothing is being counted, and it says 0 used.
+    """
+    try:
+        return _peek(name, ident)
+    except _store_errors() as exc:
+        _store_down_log.note(name, exc, let_through=True)
+        rate = rate_for(name)
+        return Hit(name=name, rate=rate, count=0, retry_after=rate.seconds)
+
+
+def _peek(name: str, ident: str) -> Hit:
     rate = rate_for(name)
     key = _key(name, ident)
     if settings.REDIS_URL:
@@ -148,11 +218,55 @@ def rate_limit_peek(*, name: str, ident: str) -> Hit:
     return Hit(name=name, rate=rate, count=count, retry_after=max(1, math.ceil(seconds_left)))
 
 
+class _StoreDownLog:
+    """One WARNING per STORE_DOWN_LOG_SECONDS while the store is down, not one per request: it
+    counts the requests let through uncounted and those refused since the last one."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.logged_at: float | None = None
+        self.let_through = self.refused = 0
+
+    def note(self, name: str, exc: BaseException | None, *, let_through: bool) -> None:
+        with self.lock:
+            if let_through:
+                self.let_through += 1
+            else:
+                self.refused += 1
+            now = time.monotonic()
+            if self.logged_at is not None and now - self.logged_at < STORE_DOWN_LOG_SECONDS:
+                return
+            passed, refused = self.let_through, self.refused
+            self.let_through, self.refused, self.logged_at = 0, 0, now
+        logger.warning(
+            "Rate-limit store unavailable (%s: %s): %d read-only request(s) let through uncounted, "
+            "%d refused, since the last report (%s)",
+            type(exc).__name__,
+            exc,
+            passed,
+            refused,
+            name,
+            extra={"rate_limit": name, "let_through": passed, "refused": refused},
+        )
+
+
+_store_down_log = _StoreDownLog()
+
+
+def _store_errors() -> tuple[type[Exception], ...]:
+    """What a store that is down raises: Redis connection and timeout errors, database errors
+    (SQLite "database or disk is full" or "database is locked", a lost PostgreSQL connection)."""
+    import redis
+
+    return (redis.RedisError, DatabaseError)
+
+
 @functools.lru_cache(maxsize=4)
 def _redis_client(url: str) -> Any:
     import redis
 
-    return redis.Redis.from_url(url, socket_timeout=5)
+    # Short timeouts: a Redis that does not answer must not hold every request for long.
+    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
 
 
 def _redis() -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,7 +12,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -20,6 +21,8 @@ from accounts.audit import audit_record, client_ip
 from accounts.models import ApiToken, Profile
 from accounts.ratelimits import rate_limit_hit, rate_limit_refund, rate_limited_error
 from imagegen.errors import ApplicationError, ValidationFailed
+
+logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "ig_"  # noqa: S105 - a public marker, not a secret
 # Writing last_used_at on every request would turn reads into writes; once a minute is plenty.
@@ -95,7 +98,11 @@ def token_authenticate(*, raw: str) -> ApiToken | None:
         return None
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        try:
+            with transaction.atomic():
+                ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        except DatabaseError as exc:  # a database that takes no writes (full disk) must not fail reads
+            logger.warning("Could not note that token %s was used: %s", token.prefix, exc)
         token.last_used_at = now
     return token
 

@@ -86,7 +86,7 @@ def login_verify(request: HttpRequest) -> HttpResponse:
             device = two_factor.two_factor_verify(user=user, token=form.cleaned_data["token"])
         except TooManyRequests as error:
             form.add_error(None, error.message)
-            status = 429
+            status = error.status_code  # 429, or 503 when the rate-limit store is down
         else:
             if device is not None:
                 pending = request.session.pop(PENDING_LOGIN_KEY)
@@ -174,7 +174,7 @@ class PasswordResetView(auth_views.PasswordResetView):
             rate_limit_enforce(name="login_attempts", ident=f"reset:{client_ip(self.request)}")
         except TooManyRequests as error:
             form.add_error(None, error.message)
-            return self.render_to_response(self.get_context_data(form=form), status=429)
+            return self.render_to_response(self.get_context_data(form=form), status=error.status_code)
         audit_record(event="password.reset_requested", request=self.request, email=form.cleaned_data["email"])
         return super().form_valid(form)
 

@@ -344,7 +344,8 @@ def _finish(generation: Generation, status: str, *, code: str, message: str) -> 
 
 
 def _release_permit(generation: Generation) -> None:
-    limits.provider_slots_release(holders=[holder(generation.pk, generation.attempts)])
+    if limits.limit_for(generation.provider, "concurrency") > 0:  # an unlimited provider holds none
+        limits.provider_slots_release(holders=[holder(generation.pk, generation.attempts)])
 
 
 def _cancel_requested(batch_id: uuid.UUID) -> bool:

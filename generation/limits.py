@@ -38,14 +38,16 @@ def limit_for(provider: str, kind: str) -> int:
     return int(settings.PROVIDER_LIMITS.get(provider, {}).get(kind, 0) or 0)
 
 
-def provider_slot_acquire(*, provider: str, holder: str) -> SlotOutcome:
+def provider_slot_acquire(*, provider: str, holder: str, cooldown_checked: bool = False) -> SlotOutcome:
     """Take a concurrency permit and an rpm permit for one call, or neither; never waits.
+
+    `cooldown_checked`: the caller already knows the provider is not cooling down after a 429.
 
     The scheduler takes the permits when it hands a generation to a worker, so no worker sits
     waiting for a slot: a provider at its cap or cooling down is skipped, not waited on.
     """
     now = timezone.now()
-    cooldown = provider_cooldown_until(provider=provider, now=now)
+    cooldown = None if cooldown_checked else provider_cooldown_until(provider=provider, now=now)
     if cooldown is not None:
         return SlotOutcome(False, retry_at=cooldown)
     # Liveness, not this backstop, frees the permit of a dead worker (generation.lifecycle).

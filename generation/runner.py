@@ -59,7 +59,10 @@ def generation_run(*, generation_id: uuid.UUID, attempt: int) -> str:
 
 
 def _render(generation: Generation) -> str:
-    spooled = SpooledResult.objects.filter(generation_id=generation.pk).first()
+    # Only an attempt after a failed store can have a spooled answer: skip the lookup otherwise.
+    spooled = None
+    if generation.error_code == "storage_unavailable":
+        spooled = SpooledResult.objects.filter(generation_id=generation.pk).first()
     if spooled is not None:
         answer = Answer(bytes(spooled.data), spooled.seed, dict(spooled.metadata), spooled.latency_ms)
         return _store_and_record(generation, answer, from_spool=True)

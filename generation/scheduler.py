@@ -69,10 +69,11 @@ def dispatch(*, slots: int | None = None) -> list[Dispatched]:
     now = timezone.now()
     if slots is None and worker_slots(now) <= Generation.objects.filter(status=GenerationStatus.RUNNING).count():
         return []  # every worker busy: a cheap read, no lock taken
-    SchedulerLock.objects.get_or_create(pk=1)
     with transaction.atomic():
         # One dispatcher at a time, on every database: PostgreSQL row lock, SQLite write lock.
-        lock = SchedulerLock.objects.select_for_update().get(pk=1)
+        lock = SchedulerLock.objects.select_for_update().filter(pk=1).first()
+        if lock is None:
+            lock, _created = SchedulerLock.objects.get_or_create(pk=1)
         running = Generation.objects.filter(status=GenerationStatus.RUNNING).count()
         free = (worker_slots(now) - running) if slots is None else slots
         if free <= 0:
@@ -150,7 +151,7 @@ def _next_of_user(state: _Round, user: int) -> Dispatched | None:
             continue
         generation_id, provider, attempts = candidate
         permit = lifecycle.holder(generation_id, attempts + 1)
-        if not limits.provider_slot_acquire(provider=provider, holder=permit).granted:
+        if not limits.provider_slot_acquire(provider=provider, holder=permit, cooldown_checked=True).granted:
             state.blocked.add(provider)  # at its cap or cooling down: skip it, not wait on it
             continue
         attempt = lifecycle.generation_dispatch(generation_id=generation_id, attempts=attempts, now=state.now)

@@ -145,7 +145,9 @@ else:
         }
     }
 
-GENERATION_TASK_TIMEOUT = env.int("GENERATION_TASK_TIMEOUT", default=300)
+# Above the longest attempt (10 s connect + 120 s read + 240 s of Replicate polling + storage
+# retries = 371.5 s by default), which settings check at start (_check_timeouts below).
+GENERATION_TASK_TIMEOUT = env.int("GENERATION_TASK_TIMEOUT", default=420)
 Q_CLUSTER: dict[str, object] = {
     "name": env.str("Q_CLUSTER_NAME", default="imagegen"),
     "workers": env.int("Q_WORKERS", default=4),
@@ -160,7 +162,9 @@ Q_CLUSTER: dict[str, object] = {
     "label": "Task queue",
     "cache": "default",
     "sync": env.bool("Q_SYNC", default=False),
-    "poll": 0.2,
+    # The ORM broker's pusher checks for new tasks this often when its queue is empty: the
+    # scheduler hands out work just in time, so this is the wait between an image and the next.
+    "poll": env.float("Q_POLL", default=0.05),
     "bulk": env.int("Q_BULK", default=1),
     # Lets each node see its result backlog, to tell a wedged django-q monitor (generation.engine).
     "qsize": True,
@@ -282,6 +286,40 @@ PROVIDER_PRICES: dict[str, float] = {
 }
 # Users' own provider keys are encrypted with a Fernet key derived from this secret.
 PROVIDER_KEYS_SECRET = env.str("PROVIDER_KEYS_SECRET", default="") or SECRET_KEY
+
+
+def _check_timeouts() -> None:
+    """Refuse to start with timeouts that contradict each other (docs/operations.md, "Health checks").
+
+    One attempt runs inside one django-q task: the provider call (connect, then read; Replicate then
+    polls its prediction up to REPLICATE_MAX_WAIT_SECONDS) and the quick storage retries. A task
+    timeout shorter than that kills workers that are only waiting for an answer. The broker
+    re-delivers a task after Q_CLUSTER["retry"], so that must be longer than the task timeout too.
+    """
+    parts = {
+        "PROVIDER_CONNECT_TIMEOUT": PROVIDER_CONNECT_TIMEOUT,
+        "PROVIDER_READ_TIMEOUT": PROVIDER_READ_TIMEOUT,
+        "REPLICATE_MAX_WAIT_SECONDS": REPLICATE_MAX_WAIT_SECONDS,
+        # generation.runner waits 0.5 s, 1 s, 2 s... between storage tries.
+        "STORAGE_INLINE_RETRIES waits": 0.5 * (2**STORAGE_INLINE_RETRIES - 1),
+    }
+    longest_attempt = sum(parts.values())
+    if longest_attempt >= GENERATION_TASK_TIMEOUT:
+        terms = " + ".join(f"{name} ({value:g})" for name, value in parts.items())
+        raise ImproperlyConfigured(
+            f"GENERATION_TASK_TIMEOUT ({GENERATION_TASK_TIMEOUT}) must be greater than the longest attempt, "
+            f"{terms} = {longest_attempt:g} seconds, or workers are killed while they wait for an answer. "
+            f"Raise GENERATION_TASK_TIMEOUT above {longest_attempt:g} or lower those settings."
+        )
+    retry, timeout = Q_CLUSTER["retry"], Q_CLUSTER["timeout"]
+    if retry <= timeout:  # type: ignore[operator]
+        raise ImproperlyConfigured(
+            f"The broker's retry (GENERATION_TASK_TIMEOUT {timeout} + Q_RETRY_MARGIN = {retry}) must be greater "
+            f"than the task timeout ({timeout}), or running tasks are delivered twice. Set Q_RETRY_MARGIN above 0."
+        )
+
+
+_check_timeouts()
 
 # --- Outgoing HTTP (imagegen.http) -------------------------------------------------------
 
@@ -487,6 +525,8 @@ ALERT_PROVIDER_FAILURE_RATE = env.float("ALERT_PROVIDER_FAILURE_RATE", default=0
 ALERT_PROVIDER_MIN_CALLS = env.int("ALERT_PROVIDER_MIN_CALLS", default=5)
 ALERT_PROVIDER_MINUTES = env.int("ALERT_PROVIDER_MINUTES", default=15)
 ALERT_DISK_FREE_PERCENT = env.float("ALERT_DISK_FREE_PERCENT", default=10.0)
+# Work waits, workers are alive, yet nothing started or finished for this long: readiness fails, `stall` fires.
+STALL_ALERT_SECONDS = env.int("STALL_ALERT_SECONDS", default=120)
 BACKUP_DIR = Path(env.str("BACKUP_DIR", default=str(DATA_DIR / "backups")))
 BACKUP_KEEP = env.int("BACKUP_KEEP", default=7)
 

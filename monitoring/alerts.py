@@ -7,17 +7,18 @@ ALERT_COOLDOWN_MINUTES, so a flapping condition is one incident, not a stream of
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
 from generation import stats
-from monitoring import resources
+from monitoring import health, resources
 from monitoring.models import AlertEvent, AlertKind, AlertState, RequestStats
 from monitoring.notify import alert_notify
 
@@ -60,10 +61,9 @@ def rule_queue_age(now: datetime) -> list[Finding]:
 
 
 def rule_no_workers(now: datetime) -> list[Finding]:
-    clusters = resources.live_clusters()
-    workers = sum(len(stat.workers) for stat in clusters)
-    message = f"{workers} worker process(es) alive" if workers else "no worker cluster has reported in 30 seconds"
-    return [Finding("no_workers", workers == 0, message)]
+    # The same judgement as the readiness check: worker node heartbeats (django-q stats before any exist).
+    result = health.run_checks(["workers"])["workers"]
+    return [Finding("no_workers", not result.ok, result.detail)]
 
 
 def rule_provider_failing(now: datetime) -> list[Finding]:
@@ -93,12 +93,48 @@ def rule_disk(now: datetime) -> list[Finding]:
     return [Finding("disk_space", free_percent < settings.ALERT_DISK_FREE_PERCENT, message)]
 
 
+# --- The engine's own health: the same verdicts as the readiness checks of the same names. ---
+
+
+def rule_stall(now: datetime) -> list[Finding]:
+    verdict = health.progress_verdict(now=now)
+    return [Finding("stall", not verdict.ok, verdict.detail)]
+
+
+def rule_results_not_processed(now: datetime) -> list[Finding]:
+    verdict = health.results_verdict(now=now)
+    return [Finding("results_not_processed", not verdict.ok, verdict.detail)]
+
+
+def rule_storage_not_writable(now: datetime) -> list[Finding]:
+    result = health.run_checks(["storage"])["storage"]
+    return [Finding("storage_not_writable", not result.ok, result.detail)]
+
+
+def rule_database_not_writable(now: datetime) -> list[Finding]:
+    verdict = health.database_write_verdict()
+    return [Finding("database_not_writable", not verdict.ok, verdict.detail)]
+
+
+def rule_disk_media(now: datetime) -> list[Finding]:
+    """Free space for images, when MEDIA_ROOT is not on the data directory's file system (`disk_space` covers that)."""
+    media = next((reading for reading in health.disk_readings() if reading.name == "media"), None)
+    if media is None:
+        return [Finding("disk_space_media", False, "media is on the data directory's file system (see disk_space)")]
+    return [Finding("disk_space_media", media.low, media.describe())]
+
+
 RULES: list[Callable[[datetime], list[Finding]]] = [
     rule_error_rate,
     rule_queue_age,
     rule_no_workers,
     rule_provider_failing,
     rule_disk,
+    rule_stall,
+    rule_results_not_processed,
+    rule_storage_not_writable,
+    rule_database_not_writable,
+    rule_disk_media,
 ]
 
 
@@ -115,10 +151,35 @@ def alerts_evaluate(*, now: datetime | None = None) -> list[AlertEvent]:
     # A provider that made no calls in the window has no finding; its open alert may clear.
     for state in AlertState.objects.filter(firing=True).exclude(key__in=seen):
         findings.append(Finding(state.key, False, "no longer observed"))
-    events = [event for finding in findings if (event := _advance(finding, now))]
+    events, unrecorded = [], []
+    for finding in findings:
+        try:
+            event = _advance(finding, now)
+        except DatabaseError as exc:
+            unrecorded.append(f"{finding.key} ({type(exc).__name__}: {exc})")
+            _notify_unrecorded(finding, now)
+            continue
+        if event is not None:
+            events.append(event)
+    if unrecorded:
+        logger.error("Alert states could not be recorded: %s", "; ".join(unrecorded))
     for event in events:
         alert_notify(event=event)
     return events
+
+
+# When the database takes no writes (full disk, read-only), alert states cannot be stored; firing
+# findings are still sent, at most once per ALERT_COOLDOWN_MINUTES per rule and process.
+_unrecorded_sent: dict[str, float] = {}
+
+
+def _notify_unrecorded(finding: Finding, now: datetime) -> None:
+    last = _unrecorded_sent.get(finding.key)
+    if not finding.firing or (last is not None and time.monotonic() - last < settings.ALERT_COOLDOWN_MINUTES * 60):
+        return
+    _unrecorded_sent[finding.key] = time.monotonic()
+    message = f"{finding.message} (not recorded: the database takes no writes)"
+    alert_notify(event=AlertEvent(key=finding.key, kind=AlertKind.FIRED, message=message, created_at=now))
 
 
 def _advance(finding: Finding, now: datetime) -> AlertEvent | None:

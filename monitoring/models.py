@@ -139,3 +139,14 @@ class AlertEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} {self.kind} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class HealthProbe(models.Model):
+    """One row that the `database` health check rewrites, to prove the database still takes writes."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    written_at = models.DateTimeField(default=timezone.now)
+    written_by = models.CharField(max_length=100, blank=True)
+
+    def __str__(self) -> str:
+        return f"health probe written {self.written_at:%Y-%m-%d %H:%M:%S} by {self.written_by}"

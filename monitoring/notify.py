@@ -29,7 +29,8 @@ def alert_notify(*, event: AlertEvent) -> AlertEvent:
         except Exception as exc:  # delivery problems are reported on the dashboard
             logger.warning("Alert %s could not be sent by %s: %s", event.key, name, exc)
             event.delivery_errors.append(f"{name}: {exc}")
-    event.save(update_fields=["delivered", "delivery_errors"])
+    if event.pk is not None:  # an event the database could not store is still sent
+        event.save(update_fields=["delivered", "delivery_errors"])
     log = logger.error if event.kind == AlertKind.FIRED else logger.info
     log("Alert %s %s: %s", event.key, event.kind, event.message, extra={"alert": event.key})
     return event

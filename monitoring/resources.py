@@ -24,9 +24,17 @@ class ProcessGroup:
     rss_bytes: int
 
 
-def disk_usage() -> psutil._common.sdiskusage:
-    """Space on the file system that holds the data directory (database, media, backups)."""
-    return psutil.disk_usage(str(settings.DATA_DIR))
+def disk_usage(path: Path | str | None = None) -> psutil._common.sdiskusage:
+    """Space on the file system that holds `path` (default: the data directory: database, backups, logs)."""
+    return psutil.disk_usage(str(existing_ancestor(Path(path or settings.DATA_DIR))))
+
+
+def existing_ancestor(path: Path) -> Path:
+    """`path`, or its nearest parent that exists (MEDIA_ROOT is only created by the first image)."""
+    path = path.resolve()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
 
 
 def live_clusters() -> list[Stat]:

@@ -37,7 +37,7 @@ def _checks_response(names: list[str]) -> JsonResponse:
 @never_cache
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
-    """Database, cache, queue and workers: 503 naming the failing one (the foundation's contract)."""
+    """Database (read and write), cache, queue, storage and workers: 503 naming the failing ones."""
     return _checks_response(list(CORE))
 
 
@@ -51,7 +51,7 @@ def live(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_GET
 def ready(request: HttpRequest) -> JsonResponse:
-    """Readiness: database, cache, broker, storage, disk and workers; 503 names what failed."""
+    """Readiness: everything in /health plus disk, progress (stalls) and results; 503 names what failed."""
     return _checks_response([])
 
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import socket
+
 import pytest
+from django.core import mail
 from django.core.exceptions import ImproperlyConfigured
+from django.db import OperationalError, connection
 from django.test import RequestFactory
 from django.urls import reverse
+from rest_framework.test import APIClient
 
+from accounts import ratelimits
 from accounts.audit import client_ip
+from accounts.models import ApiToken
 from accounts.ratelimits import Rate, parse_rate, rate_limit_hit, rate_limit_peek, rate_limit_refund
 from tests.accounts.conftest import portal_login
 from tests.conftest import PASSWORD
@@ -141,3 +149,122 @@ def test_trusted_proxy_setting_makes_limits_follow_the_real_client(anon_api, db,
         "/api/v1/auth/token/", {"username": "b", "password": "x"}, HTTP_X_FORWARDED_FOR="198.51.100.2"
     )
     assert (first.status_code, second.status_code) == (401, 401)
+
+
+# --- When the store that counts is down: reads go through (logged), writes get a clear 503. ---
+
+
+@pytest.fixture
+def fresh_store_log(monkeypatch):
+    """Each test starts with no store outage reported yet in this process."""
+    log = ratelimits._StoreDownLog()
+    monkeypatch.setattr(ratelimits, "_store_down_log", log)
+    return log
+
+
+@pytest.fixture
+def redis_down(settings, fresh_store_log):
+    """Point the rate limits at a Redis port where nothing listens (connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
+
+
+@pytest.fixture
+def database_full(settings, monkeypatch, fresh_store_log):
+    """The database store fails the way SQLite does on a full disk."""
+
+    def full(*args, **kwargs):
+        raise OperationalError("database or disk is full")
+
+    settings.REDIS_URL = ""
+    monkeypatch.setattr(ratelimits, "_db_hit", full)
+    monkeypatch.setattr(ratelimits, "_peek", full)
+
+
+def store_warnings(caplog):
+    return [r for r in caplog.records if r.name == "accounts.ratelimits" and r.levelno == logging.WARNING]
+
+
+@pytest.mark.parametrize("store_down", ["redis_down", "database_full"])
+def test_reads_go_through_uncounted_when_the_store_is_down(api, store_down, request, caplog):
+    request.getfixturevalue(store_down)
+    for path in ("/api/v1/batches/", "/api/v1/me/", "/api/v1/batches/"):
+        response = api.get(path)
+        assert response.status_code == 200, response.content
+        assert "X-RateLimit-Limit" not in response
+    assert api.options("/api/v1/batches/").status_code == 200
+    assert api.get("/api/v1/me/").json()["rate_limits"]["api_requests_per_minute"]["used"] == 0
+    warnings = store_warnings(caplog)
+    assert len(warnings) == 1, "one warning for the outage, not one per request"
+    assert "let through uncounted" in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize("store_down", ["redis_down", "database_full"])
+def test_writes_are_refused_with_503_when_the_store_is_down(api, store_down, request):
+    request.getfixturevalue(store_down)
+    response = api.post("/api/v1/batches/", {"prompts": ["a red fox"]}, format="json")
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["code"] == "rate_limit_unavailable"
+    assert "reading still works" in error["message"]
+    assert error["details"] == {"limit": "api_requests_per_minute"}
+    assert response["Retry-After"] == "30"
+    assert error["request_id"] == response["X-Request-ID"]
+
+
+def test_the_outage_report_counts_what_went_through_since_the_last_one(api, redis_down, fresh_store_log, caplog):
+    api.get("/api/v1/batches/")
+    api.get("/api/v1/batches/")
+    api.delete("/api/v1/batches/00000000-0000-0000-0000-000000000000/")
+    assert len(store_warnings(caplog)) == 1
+    fresh_store_log.logged_at -= ratelimits.STORE_DOWN_LOG_SECONDS + 1  # a minute later
+    api.get("/api/v1/batches/")
+    later = store_warnings(caplog)[-1]
+    assert len(store_warnings(caplog)) == 2
+    assert "2 read-only request(s) let through uncounted, 1 refused" in later.getMessage()
+
+
+def test_logins_are_refused_while_the_store_is_down(client, owner, database_full):
+    response = portal_login(client, "owner")
+    assert response.status_code == 503
+    assert "Requests cannot be counted right now" in response.content.decode()
+    token = APIClient().post("/api/v1/auth/token/", {"username": "owner", "password": PASSWORD})
+    assert token.status_code == 503 and token.json()["error"]["code"] == "rate_limit_unavailable"
+
+
+def test_counting_resumes_when_the_store_is_back(api, settings, fresh_store_log):
+    settings.API_RATE_LIMIT = "10/min"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    real = settings.REDIS_URL
+    settings.REDIS_URL = f"redis://127.0.0.1:{closed}/0"
+    assert "X-RateLimit-Remaining" not in api.get("/api/v1/me/")
+    settings.REDIS_URL = real
+    assert api.get("/api/v1/me/")["X-RateLimit-Remaining"] == "9"
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's query_only pragma makes the database refuse writes")
+def test_reads_work_on_a_database_that_takes_no_writes(api, settings, fresh_store_log):
+    """No fakes: every write fails as on a full disk (rate-limit counter, token last-used time)."""
+    settings.REDIS_URL = ""
+    ApiToken.objects.update(last_used_at=None)  # the next request would note the token's use
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA query_only = ON")
+    try:
+        read = api.get("/api/v1/batches/")
+        write = api.post("/api/v1/batches/", {"prompts": ["a red fox"]}, format="json")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA query_only = OFF")
+    assert read.status_code == 200, read.content
+    assert write.status_code == 503 and write.json()["error"]["code"] == "rate_limit_unavailable"
+
+
+def test_password_reset_is_refused_with_a_form_error_while_the_store_is_down(client, owner, database_full):
+    response = client.post(reverse("accounts:password_reset"), {"email": owner.email or "owner@example.com"})
+    assert response.status_code == 503
+    assert "Requests cannot be counted right now" in response.content.decode()
+    assert mail.outbox == []

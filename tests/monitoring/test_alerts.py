@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core import mail
+from django.db import OperationalError
 from django.utils import timezone
 
-from generation.models import GenerationStatus
-from monitoring import alerts
-from monitoring.models import AlertEvent, AlertState, RequestStats
+from generation.models import GenerationStatus, WorkerNode
+from monitoring import alerts, health
+from monitoring.models import AlertEvent, AlertState, HealthProbe, RequestStats
 from tests.fakeserver import Reply, fake_server
 
 
@@ -118,3 +120,94 @@ def test_web_processes_evaluate_when_the_schedule_is_overdue(only: Any) -> None:
     only(alerts.rule_no_workers)
     assert alerts.alerts_evaluate_if_overdue() is True
     assert alerts.alerts_evaluate_if_overdue() is False  # just checked
+
+
+# --- The engine's health: one alert per condition, the same verdicts as readiness. ---
+
+
+@pytest.fixture
+def node(db: None) -> WorkerNode:
+    state = {"monitor_alive": True, "results_backlog": 0, "results_stalled_seconds": 0.0}
+    return WorkerNode.objects.create(
+        id="node-a", host="worker-1", pid=1, workers=2, started_at=timezone.now() - timedelta(hours=1), state=state
+    )
+
+
+@pytest.mark.django_db
+def test_stalled_work_fires_stall(only: Any, node: WorkerNode, make_batch: Any, settings: Any) -> None:
+    only(alerts.rule_stall)
+    batch = make_batch(run=False)
+    batch.generations.update(created_at=timezone.now() - timedelta(seconds=settings.STALL_ALERT_SECONDS + 60))
+    events = alerts.alerts_evaluate()
+    assert [e.key for e in events] == ["stall"]
+    assert events[0].message.startswith("stalled: 2 image(s) waiting")
+
+
+@pytest.mark.django_db
+def test_work_that_moves_does_not_fire_stall(only: Any, node: WorkerNode, make_batch: Any) -> None:
+    only(alerts.rule_stall)
+    make_batch(run=False)
+    assert alerts.alerts_evaluate() == []
+
+
+@pytest.mark.django_db
+def test_a_dead_result_monitor_fires_results_not_processed(only: Any, node: WorkerNode) -> None:
+    only(alerts.rule_results_not_processed)
+    WorkerNode.objects.update(state={"monitor_alive": False, "results_backlog": 3})
+    events = alerts.alerts_evaluate()
+    assert [e.key for e in events] == ["results_not_processed"] and "monitor is dead" in events[0].message
+
+
+@pytest.mark.django_db
+def test_unwritable_storage_fires(only: Any, settings: Any, tmp_path: Any) -> None:
+    only(alerts.rule_storage_not_writable)
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the media directory should be")
+    settings.MEDIA_ROOT = str(blocked)
+    assert [e.key for e in alerts.alerts_evaluate()] == ["storage_not_writable"]
+
+
+@pytest.mark.django_db
+def test_a_database_that_refuses_writes_fires(only: Any, monkeypatch: Any) -> None:
+    only(alerts.rule_database_not_writable)
+
+    def full_disk(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("database or disk is full")
+
+    monkeypatch.setattr(HealthProbe.objects, "bulk_create", full_disk)
+    events = alerts.alerts_evaluate()
+    assert [e.key for e in events] == ["database_not_writable"] and "disk is full" in events[0].message
+
+
+@pytest.mark.django_db
+def test_alerts_that_cannot_be_stored_are_still_sent_once(only: Any, settings: Any, monkeypatch: Any) -> None:
+    settings.ALERT_EMAILS = ["ops@example.com"]
+    only(lambda now: [alerts.Finding("database_not_writable", True, "the database does not take writes")])
+    monkeypatch.setattr(alerts, "_unrecorded_sent", {})
+
+    def cannot_store(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("database or disk is full")
+
+    monkeypatch.setattr(alerts, "_advance", cannot_store)
+    assert alerts.alerts_evaluate() == []
+    assert alerts.alerts_evaluate() == []  # the next minute: not sent again within the cooldown
+    assert len(mail.outbox) == 1
+    assert "database_not_writable" in mail.outbox[0].subject and "not recorded" in mail.outbox[0].body
+
+
+@pytest.mark.django_db
+def test_low_space_for_media_on_its_own_file_system_fires(only: Any, monkeypatch: Any, settings: Any) -> None:
+    only(alerts.rule_disk_media)
+    media = health.DiskReading(name="media", path=Path(settings.MEDIA_ROOT), free_bytes=2**20, free_percent=1.0)
+    monkeypatch.setattr(health, "disk_readings", lambda: [media])
+    events = alerts.alerts_evaluate()
+    assert [e.key for e in events] == ["disk_space_media"] and events[0].message.startswith("only media 1.0% free")
+
+
+@pytest.mark.django_db
+def test_media_on_the_data_file_system_leaves_it_to_disk_space(only: Any, settings: Any) -> None:
+    only(alerts.rule_disk_media)
+    settings.MEDIA_ROOT = str(Path(settings.DATA_DIR) / "media-not-created-yet")
+    settings.ALERT_DISK_FREE_PERCENT = 101
+    assert alerts.alerts_evaluate() == []
+    assert AlertState.objects.get(key="disk_space_media").firing is False

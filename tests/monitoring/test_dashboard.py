@@ -57,3 +57,13 @@ def test_data_reflects_generations_users_and_samples(client: Client, staff: Any,
     assert data["tables"]["providers"][0]["calls"] == 2
     assert data["usage"]["batches_by_source"] == {"api": 1} and data["usage"]["features"]["negative_prompt"] == 1
     assert data["now"]["last_sample"]["disk_total_bytes"] > 0
+
+
+@pytest.mark.django_db
+def test_the_page_names_alert_rules_in_the_users_language(client: Client, staff: Any) -> None:
+    """The firing banner and the alert history show these labels instead of the rule keys."""
+    client.force_login(staff)
+    page = client.get("/monitoring/", HTTP_ACCEPT_LANGUAGE="zh-hant").content.decode()
+    assert 'data-rule-stall="工作停滯"' in page
+    assert 'data-rule-results-not-processed="任務結果未被儲存"' in page
+    assert 'data-rule-database-not-writable="資料庫無法寫入"' in page

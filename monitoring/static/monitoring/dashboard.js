@@ -123,7 +123,7 @@
     fillTable("table-daily", data.usage.images_per_user_per_day.slice(0, 10), (r) => [[r.day], [r.user], [fmtNumber(r.images), "num"]]);
     fillTable("table-workers", data.now.workers, (r) => [[r.cluster.slice(0, 8)], [r.host], [fmtNumber(r.workers), "num"],
       [fmtDuration(r.uptime_seconds)], [fmtDuration(r.last_heartbeat_seconds)]]);
-    fillTable("table-alerts", data.alerts.history, (r) => [[new Date(r.time).toLocaleString(locale)], [r.rule],
+    fillTable("table-alerts", data.alerts.history, (r) => [[new Date(r.time).toLocaleString(locale)], [ruleLabel(r.rule)],
       [r.kind === "fired" ? text.fired : text.resolved, `kind-${r.kind}`], [r.message],
       [r.delivered.join(", ") + (r.delivery_errors.length ? ` ⚠ ${r.delivery_errors.join("; ")}` : "") || text.none]]);
   }
@@ -151,6 +151,14 @@
     tile.classList.toggle("good", state === "good");
   }
 
+  // "provider_failing:openai" reads data-rule-provider-failing, then names the provider.
+  function ruleLabel(key) {
+    const [rule, subject] = key.split(":");
+    const name = "rule" + rule.split("_").map((word) => word.charAt(0).toUpperCase() + word.slice(1)).join("");
+    const label = text[name] || rule;
+    return subject ? `${label} (${subject})` : label;
+  }
+
   function fillTiles(data) {
     const now = data.now, sample = now.last_sample;
     setTile("tile-queued", fmtNumber(now.queued));
@@ -170,7 +178,7 @@
       title.textContent = text.firingTitle;
       for (const alert of data.alerts.firing) {
         const item = document.createElement("li");
-        item.textContent = `${alert.rule}: ${alert.message}`;
+        item.textContent = `${ruleLabel(alert.rule)}: ${alert.message}`;
         list.append(item);
       }
       firing.append(title, list);
