@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 
 from generation import selectors
@@ -77,6 +79,10 @@ def test_rebuilding_the_index_keeps_every_prompt_findable(library: Any, owner: A
         pytest.skip("only SQLite's index is kept by triggers and may need a rebuild (after VACUUM)")
     search_index_rebuild(connection)
     assert len(list(selectors.library_list(user=owner, search="貓"))) == 1
+    out = io.StringIO()
+    call_command("search_reindex", stdout=out)
+    assert "rebuilt (5 prompts)" in out.getvalue()
+    assert len(list(selectors.library_list(user=owner, search="海邊"))) == 1
 
 
 def _plan(queryset: Any) -> str:
