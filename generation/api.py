@@ -30,7 +30,7 @@ from generation.serializers import (
     UsageSerializer,
 )
 from generation.views import serve_generation_file, user_provider_data
-from imagegen.pagination import KeysetPage, page_size_from
+from imagegen.pagination import KeysetPage, page_number_from, page_size_from
 
 PAGING = [
     OpenApiParameter("cursor", str, description="The `next_cursor` of the previous page; omit for the first page."),
@@ -155,15 +155,21 @@ class BatchGenerationsView(GenericAPIView):
     serializer_class = GenerationSerializer
 
     @extend_schema(
-        parameters=[OpenApiParameter("status", str, description="Only generations in this status."), *PAGING],
+        parameters=[
+            OpenApiParameter("status", str, description="Only generations in this status."),
+            OpenApiParameter("page", int, description="Without a cursor: the n-th page of `page_size` images."),
+            *PAGING,
+        ],
         responses=GenerationSerializer(many=True),
     )
     def get(self, request: Request, batch_id: uuid.UUID) -> Response:
+        size = page_size_from(_param(request, "page_size"))
         page = selectors.batch_generation_page(
             batch=selectors.batch_get(user=request.user, batch_id=batch_id),
             status=_param(request, "status"),
             cursor=_param(request, "cursor"),
-            size=page_size_from(_param(request, "page_size")),
+            size=size,
+            page_number=page_number_from(_param(request, "page")),
         )
         return keyset_response(request, page, GenerationSerializer)
 

@@ -66,10 +66,18 @@ def generation_get(*, user: AbstractBaseUser | AnonymousUser, generation_id: uui
         raise NotFound(_("No such image.")) from None
 
 
-def batch_generation_page(*, batch: Batch, status: str = "", cursor: str = "", size: int) -> KeysetPage[Generation]:
-    """One page of a batch's images in order; the total comes from the batch's own counters."""
+def batch_generation_page(
+    *, batch: Batch, status: str = "", cursor: str = "", size: int, page_number: int = 1
+) -> KeysetPage[Generation]:
+    """One page of a batch's images in order; the total comes from the batch's own counters.
+
+    Positions run 0, 1, 2... without gaps, so page n (the portal's numbered pages) starts at
+    position (n - 1) × size: an index range, like a cursor.
+    """
     total = (lambda: batch.total) if not status else None
     generations = generation_list(batch=batch, status=status)
+    if page_number > 1 and not cursor:
+        generations = generations.filter(position__gte=(page_number - 1) * size)
     return keyset_page(generations, ordering=BATCH_GENERATION_ORDER, cursor=cursor, size=size, total=total)
 
 

@@ -95,6 +95,18 @@ def page_size_from(raw: str | None, default: int = DEFAULT_PAGE_SIZE) -> int:
     return max(1, min(size, MAX_PAGE_SIZE))
 
 
+def page_number_from(raw: str | None) -> int:
+    """A 1-based page number (for lists whose positions are dense, like a batch's images)."""
+    if not raw:
+        return 1
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        raise ValidationFailed(
+            _("page must be a whole number."), details={"page": [_("A whole number is required.")]}
+        ) from None
+
+
 def keyset_page(
     queryset: QuerySet[T],
     *,

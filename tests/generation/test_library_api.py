@@ -89,3 +89,11 @@ def test_a_bad_cursor_or_page_size_is_a_400_in_the_error_shape(api: Any, make_ba
 def test_the_library_needs_a_login_and_only_reads(client: Any, api: Any) -> None:
     assert client.get(LIBRARY).status_code == 401
     assert api.post(LIBRARY, {}).status_code == 405
+
+
+def test_the_portals_numbered_pages_of_a_batch_still_work(api: Any, make_batch: Any) -> None:
+    batch = make_batch(prompts=[f"p{n}" for n in range(5)], run=False)
+    url = f"/api/v1/batches/{batch.pk}/generations/"
+    second = api.get(url, {"page_size": 2, "page": 2}).json()
+    assert [g["prompt"] for g in second["results"]] == ["p2", "p3"] and second["count"] == 5
+    assert api.get(url, {"page": "two"}).json()["error"]["details"] == {"page": ["A whole number is required."]}
