@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Min, QuerySet, Sum
+from django.db.models import Count, Exists, Min, OuterRef, QuerySet, Sum
 from django.utils import timezone
 
 from generation.models import (
@@ -189,7 +189,9 @@ def batch_counts_by_source() -> dict[str, int]:
 def queue_counts(*, now: datetime | None = None) -> dict[str, Any]:
     """Images waiting and running, and the age of the oldest waiting one (from the status index)."""
     now = now or timezone.now()
-    waiting = Generation.objects.filter(status=GenerationStatus.PENDING, batch__cancel_requested_at__isnull=True)
+    # Along the status index; the batch is looked up per waiting image, never the other way round.
+    cancelling = Batch.objects.filter(pk=OuterRef("batch_id"), cancel_requested_at__isnull=False)
+    waiting = Generation.objects.filter(status=GenerationStatus.PENDING).exclude(Exists(cancelling))
     oldest = waiting.aggregate(oldest=Min("created_at"))["oldest"]
     return {
         "queued": waiting.count(),
