@@ -6,7 +6,7 @@ import uuid
 from typing import Any, cast
 
 from django.contrib.auth.models import User
-from django.http import FileResponse
+from django.http.response import HttpResponseBase
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
@@ -201,7 +201,7 @@ class GenerationFileView(APIView):
     field = "image"
 
     @extend_schema(responses={(200, "image/png"): bytes})
-    def get(self, request: Request, generation_id: uuid.UUID) -> FileResponse:
+    def get(self, request: Request, generation_id: uuid.UUID) -> HttpResponseBase:
         generation = selectors.generation_get(user=request.user, generation_id=generation_id)
         return serve_generation_file(generation, self.field, download=request.query_params.get("download") == "1")
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, Min, OuterRef, QuerySet, Sum
 from django.utils import timezone
@@ -165,6 +166,11 @@ def _all_time(owner_id: int | None) -> dict[tuple[str, str], Tally]:
     return dict(by_model)
 
 
+def canary_owner_id() -> int | None:
+    """The synthetic canary user's id: its batches are probes, not usage, and usage figures skip them."""
+    return get_user_model().objects.filter(username=settings.CANARY_USERNAME).values_list("pk", flat=True).first()
+
+
 def usernames(owner_ids: Iterable[int]) -> dict[int, str]:
     ids = set(owner_ids)
     return dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username")) if ids else {}
@@ -172,8 +178,10 @@ def usernames(owner_ids: Iterable[int]) -> dict[int, str]:
 
 def batches_created(since: datetime) -> list[dict[str, Any]]:
     """Batches created since `since` (their owner, source and parameters), from the created_at index."""
-    rows = Batch.objects.filter(created_at__gte=since).values_list(
-        "owner_id", "owner__username", "source", "parameters"
+    rows = (
+        Batch.objects.filter(created_at__gte=since)
+        .exclude(owner__username=settings.CANARY_USERNAME)  # the canary's probes are not usage
+        .values_list("owner_id", "owner__username", "source", "parameters")
     )
     return [
         {"owner_id": owner_id, "username": username, "source": source, "parameters": parameters}
@@ -182,8 +190,9 @@ def batches_created(since: datetime) -> list[dict[str, Any]]:
 
 
 def batch_counts_by_source() -> dict[str, int]:
-    """All batches ever created, per source (a count over the batch table, not its images)."""
-    return dict(Batch.objects.values_list("source").annotate(n=Count("id")).order_by().values_list("source", "n"))
+    """All batches ever created, per source (a count over the batch table, not its images), canary excepted."""
+    batches = Batch.objects.exclude(owner__username=settings.CANARY_USERNAME)
+    return dict(batches.values_list("source").annotate(n=Count("id")).order_by().values_list("source", "n"))
 
 
 def queue_counts(*, now: datetime | None = None) -> dict[str, Any]:

@@ -6,13 +6,15 @@ import json
 import mimetypes
 import uuid
 from typing import cast
+from urllib.parse import quote
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
@@ -179,17 +181,39 @@ def generation_detail(request: HttpRequest, generation_id: uuid.UUID) -> HttpRes
     return render(request, "generation/generation_detail.html", context)
 
 
-def serve_generation_file(generation: Generation, field: str, *, download: bool = False) -> FileResponse:
-    """Stream an image or thumbnail the caller has already been allowed to see."""
+def serve_generation_file(
+    generation: Generation, field: str, *, download: bool = False
+) -> FileResponse | HttpResponseRedirect:
+    """Stream an image or thumbnail the caller has already been allowed to see.
+
+    With STORAGE_PRESIGNED_URLS the object store serves the bytes instead: the answer is a
+    redirect to a URL signed for a few minutes, handed out only after the same ownership check.
+    """
     name = getattr(generation, field).name
-    if not name or not default_storage.exists(name):
+    if not name:
         raise Http404
     content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     filename = f"{generation.batch.name[:40]}-{generation.position + 1}{name[name.rfind('.') :]}"
+    if settings.STORAGE_PRESIGNED_URLS:
+        return _presigned_redirect(name, content_type=content_type, filename=filename, download=download)
+    if not default_storage.exists(name):
+        raise Http404
     response = FileResponse(
         default_storage.open(name, "rb"), content_type=content_type, as_attachment=download, filename=filename
     )
     response["Cache-Control"] = "private, max-age=86400, immutable"
+    return response
+
+
+def _presigned_redirect(name: str, *, content_type: str, filename: str, download: bool) -> HttpResponseRedirect:
+    disposition = "attachment" if download else "inline"
+    parameters = {
+        "ResponseContentType": content_type,
+        "ResponseContentDisposition": f"{disposition}; filename*=UTF-8''{quote(filename)}",
+    }
+    url = default_storage.url(name, parameters=parameters)  # type: ignore[call-arg]
+    response = HttpResponseRedirect(url)
+    response["Cache-Control"] = "private, no-store"  # the signature expires; never cache the redirect
     return response
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from imagegen import __version__
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -94,6 +96,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "imagegen.context_processors.version",
             ],
         },
     },
@@ -370,6 +373,27 @@ STORAGES = {
 # No route serves this prefix; it only exists because Django requires a media URL.
 MEDIA_URL = "/private-media/"
 
+# Object storage (docs/deploy.md): with a bucket, images, thumbnails and derived files go to any
+# S3-compatible store (AWS S3, MinIO, Ceph RGW, Cloudflare R2) so that every node serves them.
+# The names are django-storages' own; credentials may also come from the usual AWS sources.
+AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+if AWS_STORAGE_BUCKET_NAME:
+    AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default="") or None
+    AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default="") or None
+    AWS_ACCESS_KEY_ID = env.str("AWS_ACCESS_KEY_ID", default="") or None
+    AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", default="") or None
+    AWS_LOCATION = env.str("AWS_LOCATION", default="")
+    # Path-style addressing works with every S3-compatible server; virtual hosts need DNS per bucket.
+    AWS_S3_ADDRESSING_STYLE = env.str("AWS_S3_ADDRESSING_STYLE", default="path")
+    AWS_S3_SIGNATURE_VERSION = "s3v4"
+    AWS_DEFAULT_ACL = None  # objects stay private: the bucket's policy decides, never a public-read ACL
+    AWS_QUERYSTRING_AUTH = True
+    AWS_QUERYSTRING_EXPIRE = env.int("STORAGE_PRESIGNED_SECONDS", default=300)
+    STORAGES["default"] = {"BACKEND": "storages.backends.s3.S3Storage"}
+# Downloads redirect to a short-lived presigned URL of the store instead of streaming through the
+# web process (the ownership check still comes first). Only meaningful with a bucket.
+STORAGE_PRESIGNED_URLS = env.bool("STORAGE_PRESIGNED_URLS", default=False) and bool(AWS_STORAGE_BUCKET_NAME)
+
 # --- REST API ---------------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
@@ -505,7 +529,7 @@ if SENTRY_DSN:
     sentry_init(
         dsn=SENTRY_DSN,
         environment=env.str("SENTRY_ENVIRONMENT", default="production" if PRODUCTION else "development"),
-        release=env.str("SENTRY_RELEASE", default="") or None,
+        release=env.str("SENTRY_RELEASE", default="") or f"imagegen@{__version__}",
         traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
     )
 
@@ -525,6 +549,15 @@ ALERT_PROVIDER_FAILURE_RATE = env.float("ALERT_PROVIDER_FAILURE_RATE", default=0
 ALERT_PROVIDER_MIN_CALLS = env.int("ALERT_PROVIDER_MIN_CALLS", default=5)
 ALERT_PROVIDER_MINUTES = env.int("ALERT_PROVIDER_MINUTES", default=15)
 ALERT_DISK_FREE_PERCENT = env.float("ALERT_DISK_FREE_PERCENT", default=10.0)
+# Availability (monitoring.availability): the objective, and the canary batch the probe submits.
+SLO_TARGET = env.float("SLO_TARGET", default=99.5)
+API_LATENCY_SLO_MS = env.float("API_LATENCY_SLO_MS", default=500.0)
+API_LATENCY_WINDOW_MINUTES = env.int("API_LATENCY_WINDOW_MINUTES", default=15)
+API_LATENCY_MIN_REQUESTS = env.int("API_LATENCY_MIN_REQUESTS", default=50)
+CANARY_ENABLED = env.bool("CANARY_ENABLED", default=True)
+CANARY_INTERVAL_MINUTES = env.int("CANARY_INTERVAL_MINUTES", default=5)
+CANARY_DEADLINE_SECONDS = env.int("CANARY_DEADLINE_SECONDS", default=120)
+CANARY_USERNAME = env.str("CANARY_USERNAME", default="canary")
 # Work waits, workers are alive, yet nothing started or finished for this long: readiness fails, `stall` fires.
 STALL_ALERT_SECONDS = env.int("STALL_ALERT_SECONDS", default=120)
 BACKUP_DIR = Path(env.str("BACKUP_DIR", default=str(DATA_DIR / "backups")))

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from generation import stats
 from monitoring import health, resources
-from monitoring.models import AlertEvent, AlertKind, AlertState, RequestStats
+from monitoring.models import BUCKET_FIELDS, AlertEvent, AlertKind, AlertState, RequestStats
 from monitoring.notify import alert_notify
 
 logger = logging.getLogger(__name__)
@@ -93,6 +93,55 @@ def rule_disk(now: datetime) -> list[Finding]:
     return [Finding("disk_space", free_percent < settings.ALERT_DISK_FREE_PERCENT, message)]
 
 
+# Multiwindow, multi-burn-rate alerts on the availability SLO (Google SRE workbook, "Alerting on
+# SLOs"): fast burns 2 % of a 30-day budget in an hour, slow burns 5 % in six hours. The short
+# window makes an alert clear soon after the burning stops.
+BURN_ALERTS = (
+    ("slo_burn_fast", timedelta(hours=1), timedelta(minutes=5), 14.4),
+    ("slo_burn_slow", timedelta(hours=6), timedelta(minutes=30), 6.0),
+)
+
+
+def rule_slo_burn(now: datetime) -> list[Finding]:
+    from monitoring.availability import burn_rate
+
+    findings = []
+    for key, long, short, threshold in BURN_ALERTS:
+        long_rate, short_rate = burn_rate(window=long, now=now), burn_rate(window=short, now=now)
+        if long_rate is None or short_rate is None:
+            continue
+        firing = long_rate > threshold and short_rate > threshold
+        message = (
+            f"the error budget of the {settings.SLO_TARGET}% availability objective burns {long_rate}x over "
+            f"{_span(long)} and {short_rate}x over {_span(short)} (threshold {threshold}x)"
+        )
+        findings.append(Finding(key, firing, message))
+    return findings
+
+
+def _span(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
+
+
+def rule_api_latency(now: datetime) -> list[Finding]:
+    from monitoring.request_metrics import percentile_ms
+
+    window = now - timedelta(minutes=settings.API_LATENCY_WINDOW_MINUTES)
+    rows = RequestStats.objects.filter(minute__gte=window, route__startswith="api-").exclude(
+        route__in=("api-schema", "api-docs")
+    )
+    totals = rows.aggregate(**{name: Sum(name, default=0) for name in BUCKET_FIELDS})
+    buckets = [totals[name] for name in BUCKET_FIELDS]
+    count, p95 = sum(buckets), percentile_ms(buckets, 0.95)
+    firing = count >= settings.API_LATENCY_MIN_REQUESTS and p95 is not None and p95 > settings.API_LATENCY_SLO_MS
+    message = (
+        f"API latency p95 is {p95 or 0:.0f} ms over {count} requests in the last "
+        f"{settings.API_LATENCY_WINDOW_MINUTES} minutes (objective {settings.API_LATENCY_SLO_MS:.0f} ms)"
+    )
+    return [Finding("api_latency", firing, message)]
+
+
 # --- The engine's own health: the same verdicts as the readiness checks of the same names. ---
 
 
@@ -130,6 +179,8 @@ RULES: list[Callable[[datetime], list[Finding]]] = [
     rule_no_workers,
     rule_provider_failing,
     rule_disk,
+    rule_slo_burn,
+    rule_api_latency,
     rule_stall,
     rule_results_not_processed,
     rule_storage_not_writable,

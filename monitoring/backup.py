@@ -56,7 +56,9 @@ def backup_create(*, destination: Path, keep: int) -> Path:
         with tarfile.open(partial, "w:gz") as tar:
             tar.add(staging / "manifest.json", arcname="manifest.json")
             tar.add(staging / database_file, arcname=database_file)
-            if Path(settings.MEDIA_ROOT).is_dir():
+            # Objects in a bucket stay there: the store's own versioning keeps their history
+            # (docs/deploy.md); the archive holds the database that names them.
+            if not settings.AWS_STORAGE_BUCKET_NAME and Path(settings.MEDIA_ROOT).is_dir():
                 tar.add(settings.MEDIA_ROOT, arcname="media")
             secret = Path(settings.DATA_DIR) / "secret-key"
             if secret.is_file():  # the development key: without it, encrypted values cannot be read back
@@ -121,9 +123,11 @@ def _snapshot_postgres(staging: Path) -> str:
 
 def _manifest(*, vendor: str, database_file: str) -> dict[str, Any]:
     from generation import stats
+    from monitoring.health import storage_location
 
     media = Path(settings.MEDIA_ROOT)
-    files = [path for path in media.rglob("*") if path.is_file()] if media.is_dir() else []
+    in_archive = not settings.AWS_STORAGE_BUCKET_NAME and media.is_dir()
+    files = [path for path in media.rglob("*") if path.is_file()] if in_archive else []
     return {
         "format": FORMAT_VERSION,
         "created_at": timezone.now().isoformat(),
@@ -133,6 +137,8 @@ def _manifest(*, vendor: str, database_file: str) -> dict[str, Any]:
         **stats.table_sizes(),
         "media_files": len(files),
         "media_bytes": sum(path.stat().st_size for path in files),
+        "media_storage": storage_location(),
+        "media_in_archive": in_archive,
     }
 
 

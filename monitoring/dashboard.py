@@ -6,7 +6,9 @@ from typing import Any
 
 from django.utils import timezone
 
+from imagegen import __version__
 from monitoring import selectors
+from monitoring.availability import availability_summary
 from monitoring.health import STARTED_AT
 from monitoring.models import SystemSample
 from monitoring.services import queue_reading
@@ -40,6 +42,8 @@ def dashboard_data(*, range_name: str) -> dict[str, Any]:
             "last_sample": _sample(latest),
         },
         "alerts": selectors.alert_overview(),
+        "availability": availability_summary(now=now),
+        "version": __version__,
     }
 
 

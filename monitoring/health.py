@@ -99,11 +99,20 @@ def check_queue() -> str:
 def check_storage() -> str:
     name = default_storage.save(f"health/{uuid.uuid4().hex}.txt", ContentFile(b"ok"))
     try:
-        if not default_storage.exists(name):
-            raise CheckFailed("a file written to storage cannot be found")
+        with default_storage.open(name, "rb") as stored:
+            if stored.read() != b"ok":
+                raise CheckFailed("a file written to storage reads back different")
     finally:
         default_storage.delete(name)
-    return "write and delete ok"
+    return f"{storage_location()}: write, read back and delete ok"
+
+
+def storage_location() -> str:
+    """Where files go: the bucket (and its endpoint) or the media directory."""
+    if settings.AWS_STORAGE_BUCKET_NAME:
+        endpoint = settings.AWS_S3_ENDPOINT_URL or "AWS"
+        return f"s3://{settings.AWS_STORAGE_BUCKET_NAME} at {endpoint}"
+    return f"directory {settings.MEDIA_ROOT}"
 
 
 @dataclass(frozen=True)

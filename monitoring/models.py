@@ -141,6 +141,51 @@ class AlertEvent(models.Model):
         return f"{self.key} {self.kind} at {self.created_at:%Y-%m-%d %H:%M}"
 
 
+class AvailabilitySample(models.Model):
+    """One run of the synthetic probe: did the platform answer and do work, and for how long that holds.
+
+    `seconds` is the stretch of time this sample stands for (since the previous one, at most a
+    probe gap); a stretch with no probe at all is stored as its own down sample, so availability
+    is simply up seconds over all seconds.
+    """
+
+    taken_at = models.DateTimeField(_("time"), default=timezone.now, db_index=True)
+    seconds = models.FloatField(_("seconds covered"))
+    up = models.BooleanField(_("up"))
+    web_ok = models.BooleanField(_("answered"))
+    work_ok = models.BooleanField(_("did work"), null=True, blank=True)
+    detail = models.TextField(_("detail"), blank=True)
+
+    class Meta:
+        ordering = ["-taken_at"]
+        verbose_name = _("availability sample")
+        verbose_name_plural = _("availability samples")
+
+    def __str__(self) -> str:
+        return f"{'up' if self.up else 'down'} at {self.taken_at:%Y-%m-%d %H:%M}"
+
+
+class DeployNode(models.Model):
+    """What one node reported about its configuration the last time `check_deploy` ran on it.
+
+    Nodes compare fingerprints (never the secrets themselves) to find a node that signs tasks
+    with another key, talks to another broker or writes to another store.
+    """
+
+    name = models.CharField(_("node"), max_length=200, unique=True)
+    version = models.CharField(_("version"), max_length=50)
+    fingerprints = models.JSONField(_("fingerprints"), default=dict)
+    checked_at = models.DateTimeField(_("last checked"), default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("deployment node")
+        verbose_name_plural = _("deployment nodes")
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class HealthProbe(models.Model):
     """One row that the `database` health check rewrites, to prove the database still takes writes."""
 

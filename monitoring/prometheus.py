@@ -10,13 +10,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from generation import stats
+from imagegen import __version__
 from monitoring import resources, selectors
 from monitoring.models import BUCKET_FIELDS, LATENCY_BUCKETS_MS, AlertState, RequestStats, SystemSample
 from monitoring.services import queue_reading
@@ -140,6 +148,23 @@ def usage_metrics() -> Iterator[Metric]:
     yield alerts
 
 
+def availability_metrics() -> Iterator[Metric]:
+    from monitoring.availability import WINDOWS, availability
+
+    yield GaugeMetricFamily("imagegen_slo_target_ratio", "Availability objective", value=settings.SLO_TARGET / 100)
+    ratio = GaugeMetricFamily("imagegen_availability_ratio", "Share of time up (probe)", labels=["window"])
+    budget = GaugeMetricFamily(
+        "imagegen_error_budget_remaining_ratio", "Share of the error budget left", labels=["window"]
+    )
+    for name, span in WINDOWS.items():
+        measured = availability(window=span, name=name)
+        if measured.ratio is not None and measured.budget_remaining is not None:
+            ratio.add_metric([name], measured.ratio)
+            budget.add_metric([name], measured.budget_remaining)
+    yield from (ratio, budget)
+    yield InfoMetricFamily("imagegen_build", "The running release", value={"version": __version__})
+
+
 class StoreCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         for source in (
@@ -148,6 +173,7 @@ class StoreCollector(Collector):
             queue_metrics,
             system_metrics,
             usage_metrics,
+            availability_metrics,
         ):
             yield from source()
 

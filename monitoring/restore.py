@@ -38,7 +38,8 @@ def backup_restore(
             _restore_sqlite(staging / SQLITE_FILE, target)
         else:
             _restore_postgres(staging / PG_FILE)
-        _restore_media(staging / "media", media)
+        if manifest.get("media_in_archive", True):  # else the images live on in the object store
+            _restore_media(staging / "media", media)
         _restore_secret(staging / "secret-key")
     logger.info("Restored %s", archive, extra={"archive": str(archive), "manifest": manifest})
     return manifest
@@ -67,7 +68,7 @@ def _refuse_non_empty(*, vendor: str, database_path: Path, media: Path) -> None:
         problems.append(f"the database {database_path} already has tables")
     if vendor == "postgresql" and "django_migrations" in connections["default"].introspection.table_names():
         problems.append("the PostgreSQL database already has tables")
-    if media.is_dir() and any(media.iterdir()):
+    if not settings.AWS_STORAGE_BUCKET_NAME and media.is_dir() and any(media.iterdir()):
         problems.append(f"the media directory {media} is not empty")
     if problems:
         raise BackupError("Refusing to restore: " + "; ".join(problems) + ". Use --force to overwrite.")

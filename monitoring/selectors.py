@@ -180,6 +180,7 @@ def slowest_routes(since: datetime, limit: int = 10) -> list[dict[str, Any]]:
 
 def top_users(since: datetime, limit: int = 10, finished: stats.FinishedWindow | None = None) -> list[dict[str, Any]]:
     by_owner = (finished or stats.FinishedWindow(since)).by_owner()
+    by_owner.pop(stats.canary_owner_id() or 0, None)  # the canary's probes are not usage
     batches: dict[int, int] = defaultdict(int)
     for batch in stats.batches_created(since):
         batches[batch["owner_id"]] += 1
@@ -228,7 +229,10 @@ def usage(since: datetime, finished: stats.FinishedWindow | None = None) -> dict
     for batch in batches:
         by_source[batch["source"]] += 1
     per_day: dict[tuple[date, int], int] = defaultdict(int)
+    canary = stats.canary_owner_id()
     for hour, owner_id, images in (finished or stats.FinishedWindow(since)).images_per_owner_per_hour():
+        if owner_id == canary:
+            continue
         per_day[(timezone.localdate(hour), owner_id)] += images
     names = stats.usernames(owner_id for _day, owner_id in per_day)
     busiest = sorted(per_day.items(), key=lambda item: (item[0][0], item[1]), reverse=True)[:50]

@@ -13,7 +13,7 @@ from django.utils import timezone
 from generation import stats
 from generation.queue import queue_size
 from monitoring import resources
-from monitoring.models import AlertEvent, EventCount, RequestStats, SystemSample
+from monitoring.models import AlertEvent, AvailabilitySample, EventCount, RequestStats, SystemSample
 
 logger = logging.getLogger(__name__)
 
@@ -60,15 +60,21 @@ def event_count_add(*, name: str, value: int = 1, at: datetime | None = None) ->
 
 
 def metrics_prune(*, now: datetime | None = None) -> dict[str, int]:
-    """Delete raw samples older than METRICS_RETENTION_DAYS. Batches and images are never touched."""
+    """Delete raw samples older than METRICS_RETENTION_DAYS and day-old canary batches; never users' work."""
+    from monitoring.availability import canary_prune
+
     cutoff = (now or timezone.now()) - timedelta(days=settings.METRICS_RETENTION_DAYS)
     alert_cutoff = (now or timezone.now()) - timedelta(days=max(settings.METRICS_RETENTION_DAYS, 365))
+    availability_cutoff = (now or timezone.now()) - timedelta(days=max(settings.METRICS_RETENTION_DAYS, 31))
     deleted = {
         # Minute rows only: the all-time totals (minute is null) feed the Prometheus counters.
         "request_minutes": RequestStats.objects.filter(minute__lt=cutoff).delete()[0],
         "system_samples": SystemSample.objects.filter(taken_at__lt=cutoff).delete()[0],
         "event_counts": EventCount.objects.filter(minute__lt=cutoff).delete()[0],
         "alert_events": AlertEvent.objects.filter(created_at__lt=alert_cutoff).delete()[0],
+        # The 30-day availability window needs 30 days of probes, whatever the raw retention.
+        "availability_samples": AvailabilitySample.objects.filter(taken_at__lt=availability_cutoff).delete()[0],
+        "canary_batches": canary_prune(now=now or timezone.now()),
     }
     logger.info("Pruned metrics older than %s", cutoff.isoformat(), extra={"deleted": deleted})
     return deleted

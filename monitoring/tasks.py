@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from monitoring.alerts import alerts_evaluate
+from monitoring.availability import availability_probe
 from monitoring.backup import backup_create
 from monitoring.services import metrics_prune, system_sample_record
 
@@ -23,3 +24,8 @@ def prune() -> dict[str, int]:
 
 def backup() -> str:
     return str(backup_create(destination=settings.BACKUP_DIR, keep=settings.BACKUP_KEEP))
+
+
+def probe() -> str:
+    sample = availability_probe()
+    return "skipped: probed already this minute" if sample is None else str(sample)

@@ -16,6 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from imagegen import __version__
 from imagegen.api import error_body
 from monitoring.dashboard import dashboard_data
 from monitoring.health import CORE, LIVENESS, run_checks
@@ -28,6 +29,7 @@ def _checks_response(names: list[str]) -> JsonResponse:
     failing = [name for name, result in results.items() if not result.ok]
     body = {
         "status": "ok" if not failing else "fail",
+        "version": __version__,
         "failing": failing,
         "checks": {name: result.as_dict() for name, result in results.items()},
     }

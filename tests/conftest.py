@@ -126,3 +126,15 @@ def real_queue(monkeypatch: Any) -> Iterator[None]:
 def isolated_rate_limits(settings: Any) -> None:
     """Each test counts rate limits under its own key prefix, so a shared Redis never leaks counts."""
     settings.RATE_LIMIT_KEY_PREFIX = f"test-rl-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def object_store(settings: Any) -> Iterator[Any]:
+    """default_storage on a bucket of a real S3 endpoint (moto's server), for this test."""
+    from tests.objectstore import s3_server
+
+    with s3_server() as store:
+        for name, value in store.settings().items():
+            setattr(settings, name, value)
+        settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "storages.backends.s3.S3Storage"}}
+        yield store

@@ -83,3 +83,35 @@ def test_staff_see_charts_and_tables(browser: Any, server_url: str, staff: Any, 
     page.wait_for_url("**range=week")
     page.wait_for_function("document.querySelector('#updated').textContent.length > 5")
     page.screenshot(path=str(ARTIFACTS / "monitoring-dashboard-week.png"), full_page=True)
+
+
+def test_the_availability_card_shows_each_window_and_the_budget_left(
+    browser: Any, server_url: str, staff: Any, settings: Any
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from monitoring.models import AvailabilitySample
+
+    now = timezone.now()
+    for minute in range(1000):  # 2 bad minutes in 1000: 99.8 %, 60 % of a 99.5 % budget left
+        up = minute not in (10, 20)
+        AvailabilitySample.objects.create(taken_at=now - timedelta(minutes=minute), seconds=60, up=up, web_ok=up)
+    client = Client()
+    client.force_login(staff)
+    page = browser.new_page(viewport={"width": 1300, "height": 1100})
+    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": server_url}])
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{server_url}/monitoring/")
+    page.wait_for_selector("#dashboard[data-loaded='true']", state="attached", timeout=10000)
+    card = page.locator("section.availability")
+    ARTIFACTS.mkdir(exist_ok=True)
+    card.screenshot(path=str(ARTIFACTS / "monitoring-availability.png"))
+    assert errors == []
+    rows = [row.inner_text().split("\t") for row in page.locator("#table-availability tbody tr").all()]
+    assert [row[0] for row in rows] == ["Last day", "Last 7 days", "Last 30 days"]  # Chromium asks for English
+    assert rows[0][1:3] == ["99.8%", "60%"]
+    assert "99.5%" in page.locator("#availability-target").inner_text()
+    assert page.locator("#availability-latest").inner_text().endswith(": up.")

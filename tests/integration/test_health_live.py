@@ -61,7 +61,7 @@ def test_a_killed_django_q_monitor_fails_results_while_finished_tasks_wait(
     make_batch: Any, real_queue: None, tmp_path: Path, settings: Any
 ) -> None:
     settings.ENGINE_RESULTS_STALL_SECONDS = 5  # what this process (the web side) calls stalled
-    batch = make_batch(prompts=[f"prompt {n}" for n in range(12)])
+    batch = make_batch(prompts=[f"prompt {n}" for n in range(60)])
     log = tmp_path / "cluster.log"
     # The node restarts a wedged cluster after ENGINE_RESULTS_STALL_SECONDS: long enough here to look at it.
     env = cluster_env(tmp_path, Q_WORKERS="2", LOCAL_PROVIDER_DELAY="0.3", ENGINE_RESULTS_STALL_SECONDS="120")

@@ -115,3 +115,13 @@ def test_the_database_check_commits_a_real_write(client, node):
     first = HealthProbe.objects.get().written_at
     client.get("/health")
     assert HealthProbe.objects.count() == 1 and HealthProbe.objects.get().written_at >= first
+
+
+def test_health_and_the_portal_footer_name_the_running_version(client, node, owner):
+    from imagegen import __version__
+
+    assert __version__ and __version__ != "unknown"
+    assert client.get("/health").json()["version"] == __version__
+    client.force_login(owner)
+    assert '<span class="version"' in client.get("/batches/").content.decode()
+    assert __version__ in client.get("/batches/").content.decode()

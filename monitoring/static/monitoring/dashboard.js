@@ -144,6 +144,29 @@
     }
   }
 
+  function fillAvailability(summary) {
+    const target = document.getElementById("availability-target");
+    const latest = document.getElementById("availability-latest");
+    if (!summary.measured_since) {
+      target.textContent = text.sloNone;
+      latest.textContent = "";
+    } else {
+      const burn = Object.entries(summary.burn_rates).map(([name, rate]) => `${name} ${fmtNumber(rate, 2)}×`).join(" · ");
+      target.textContent = text.slo.replace("{target}", `${fmtNumber(summary.slo_target_percent, 2)}%`)
+        .replace("{since}", new Date(summary.measured_since).toLocaleString(locale)).replace("{burn}", burn);
+      const probe = summary.latest, time = new Date(probe.taken_at).toLocaleTimeString(locale);
+      latest.textContent = probe.up ? text.probeUp.replace("{time}", time)
+        : text.probeDown.replace("{time}", time).replace("{detail}", probe.detail);
+      latest.classList.toggle("bad", !probe.up);
+    }
+    const label = { "1d": text["window-1d"], "7d": text["window-7d"], "30d": text["window-30d"] };  // dataset keeps "-1d"
+    const percent = (value, digits) => (value === null ? "–" : `${fmtNumber(value, digits)}%`);
+    fillTable("table-availability", summary.windows, (r) => [[label[r.window] || r.window],
+      [percent(r.availability_percent, 3), r.availability_percent !== null && r.availability_percent < summary.slo_target_percent ? "num bad" : "num"],
+      [percent(r.budget_remaining_percent, 1), r.budget_remaining_percent !== null && r.budget_remaining_percent < 0 ? "num bad" : "num"],
+      [`${fmtDuration(r.downtime_seconds)} / ${fmtDuration(r.allowed_downtime_seconds)}`, "num"]]);
+  }
+
   function setTile(id, value, state) {
     const tile = document.getElementById(id);
     tile.textContent = value;
@@ -197,6 +220,7 @@
       fillTiles(data);
       fillTables(data);
       fillUsage(data.usage);
+      fillAvailability(data.availability);
       document.getElementById("updated").textContent =
         text.updated.replace("{time}", new Date(data.generated_at).toLocaleTimeString(locale));
       root.dataset.loaded = "true";
