@@ -127,12 +127,18 @@ def serve(options: argparse.Namespace) -> int:
     return supervisor.run(lambda: probe(url, report.get("probe_host") or urllib.parse.urlsplit(url).netloc))
 
 
+MAX_REQUEST_BYTES = 2_621_440 + 2 * 1024 * 1024 + 64 * 1024  # == imagegen.settings.MAX_REQUEST_BYTES
+
+
 def web_command(python: Path, host: str, port: int, threads: int) -> list[str]:
     # waitress would drop every X-Forwarded-* header; imagegen.wsgi believes them from
     # TRUSTED_PROXIES only (networks, which waitress's single --trusted-proxy cannot express).
+    # Its body limit (1 GiB by default) matches settings.MAX_REQUEST_BYTES, so a chunked upload
+    # without Content-Length is cut off while it streams, not after the whole of it arrived.
     return [
         str(python), "-m", "waitress", f"--listen={host}:{port}", f"--threads={threads}",
-        "--ident=ImageGen", "--no-clear-untrusted-proxy-headers", "imagegen.wsgi:application",
+        "--ident=ImageGen", "--no-clear-untrusted-proxy-headers",
+        f"--max-request-body-size={MAX_REQUEST_BYTES}", "imagegen.wsgi:application",
     ]  # fmt: skip
 
 

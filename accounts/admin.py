@@ -9,21 +9,21 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.forms import ModelForm
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.audit import audit_record
-from accounts.models import ApiToken, AuditEvent, UserQuota
-from accounts.services import token_revoke, user_deactivate
+from accounts.models import ApiToken, AuditEvent, Authenticator, UserQuota
+from accounts.services import token_revoke, tokens_revoke_all, user_deactivate
 from accounts.two_factor import two_factor_disable
 
 QUOTA_FIELDS = ["daily_images", "max_images_per_batch", "max_active_batches"]
 WATCHED_USER_FIELDS = ["is_active", "is_staff", "is_superuser", "email", "groups", "user_permissions"]
 
 # Device secrets are never shown in the admin; staff reset a user's two-factor with an action instead.
-for device_model in (TOTPDevice, StaticDevice):
+for device_model in (Authenticator, TOTPDevice, StaticDevice):
     if admin.site.is_registered(device_model):
         admin.site.unregister(device_model)
 
@@ -77,6 +77,13 @@ class UserAdmin(DjangoUserAdmin):
         for user in queryset:
             two_factor_disable(user=user, actor=request.user, request=request)  # type: ignore[arg-type]
         self.message_user(request, _("Two-factor is off for %(count)d users.") % {"count": queryset.count()})
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:
+            user = User.objects.get(pk=id)
+            tokens_revoke_all(user=user, reason="password_set_by_admin", request=request)
+        return response
 
     def save_model(self, request: HttpRequest, obj: User, form: ModelForm, change: bool) -> None:
         super().save_model(request, obj, form, change)

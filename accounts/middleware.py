@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
@@ -28,6 +28,10 @@ class TwoFactorMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.path == reverse("admin:login"):
+            if request.user.is_authenticated and not request.user.is_staff:
+                # Signed in but not staff: sending them to the login page would bounce straight
+                # back here, for ever. Say plainly that the admin is not for them.
+                return render(request, "accounts/admin_forbidden.html", status=403)
             query = urlencode({"next": request.GET.get("next", reverse("admin:index"))})
             return redirect(f"{reverse('accounts:login')}?{query}")
         if self._needs_second_factor(request) and not request.path.startswith(OPEN_PREFIXES):

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django_otp.models import Device, ThrottlingMixin, TimestampMixin
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.crypto import secret_decrypt, secret_encrypt
+
+TOTP_KEY_PURPOSE = "imagegen totp keys"
 
 
 class ApiToken(models.Model):
@@ -109,6 +116,26 @@ class UserQuota(models.Model):
         return str(self.user)
 
 
+class QuotaCharge(models.Model):
+    """Images charged to a user's daily quota on the day they were re-queued.
+
+    A batch's images count on the day they were created (by their own rows). Images queued again
+    later (a retry of an older batch) count on the day of the retry, through one row here per
+    retry, so going back to old batches cannot spend more than today's quota.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quota_charges")
+    images = models.PositiveIntegerField()
+    charged_at = models.DateTimeField(default=timezone.now)
+    reason = models.CharField(max_length=40, default="retry")
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "charged_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.images} ({self.reason})"
+
+
 class RateLimitCounter(models.Model):
     """One rate-limit window of one key, used when no Redis is configured (see accounts.ratelimits)."""
 
@@ -119,3 +146,38 @@ class RateLimitCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.count}"
+
+
+def new_totp_key() -> str:
+    """A fresh random 20-byte TOTP secret, encrypted for storage."""
+    return secret_encrypt(os.urandom(20), purpose=TOTP_KEY_PURPOSE)
+
+
+class Authenticator(TimestampMixin, ThrottlingMixin, Device):
+    """A TOTP authenticator app, like django-otp's TOTPDevice but with its shared secret encrypted.
+
+    TOTPDevice keeps the secret in plain hex, so anyone who reads the database (a backup, a
+    replica) could generate every user's codes. Verification is TOTPDevice's own code, reading
+    the secret through `bin_key`, which decrypts it.
+    """
+
+    encrypted_key = models.TextField(default=new_totp_key)
+    step = models.PositiveSmallIntegerField(default=30)
+    t0 = models.BigIntegerField(default=0)
+    digits = models.PositiveSmallIntegerField(choices=[(6, 6), (8, 8)], default=6)
+    tolerance = models.PositiveSmallIntegerField(default=1)
+    drift = models.SmallIntegerField(default=0)
+    last_t = models.BigIntegerField(default=-1)
+
+    verify_token = TOTPDevice.verify_token
+    get_throttle_factor = TOTPDevice.get_throttle_factor
+    config_url = TOTPDevice.config_url
+    _read_str_from_settings = TOTPDevice._read_str_from_settings
+
+    class Meta(Device.Meta):
+        verbose_name = _("authenticator")
+        verbose_name_plural = _("authenticators")
+
+    @property
+    def bin_key(self) -> bytes:
+        return secret_decrypt(self.encrypted_key, purpose=TOTP_KEY_PURPOSE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,7 +15,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.models import UserQuota
+from accounts.models import QuotaCharge, UserQuota
 from imagegen.errors import TooManyRequests
 
 
@@ -81,18 +82,29 @@ def quota_limits(*, user: AbstractBaseUser | AnonymousUser) -> QuotaLimits:
 
 
 def quota_usage(*, user: AbstractBaseUser | AnonymousUser, now: datetime | None = None) -> QuotaUsage:
-    """What the user has spent today. Failed and cancelled images do not count: they are refunded."""
+    """What the user has spent today: images created today that have not failed or been cancelled
+    (those are refunded), plus every image of an earlier day queued again today (QuotaCharge)."""
     from generation.models import Batch, BatchStatus
 
     start, end = quota_window(now)
     # From the counters kept on today's batches (their images are created with them), not a recount.
     today = Batch.objects.filter(owner_id=user.pk, created_at__gte=start)
     spent = today.aggregate(n=Sum(F("total") - F("failed") - F("cancelled")))["n"] or 0
+    charged = QuotaCharge.objects.filter(user_id=int(user.pk or 0), charged_at__gte=start).aggregate(n=Sum("images"))[
+        "n"
+    ]
     active = Batch.objects.filter(owner_id=user.pk, status__in=[BatchStatus.QUEUED, BatchStatus.RUNNING])
-    return QuotaUsage(limits=quota_limits(user=user), images_today=spent, active_batches=active.count(), resets_at=end)
+    return QuotaUsage(
+        limits=quota_limits(user=user),
+        images_today=spent + (charged or 0),
+        active_batches=active.count(),
+        resets_at=end,
+    )
 
 
-def quota_reserve(*, user: AbstractBaseUser, images: int, new_batch: bool = True) -> QuotaUsage:
+def quota_reserve(
+    *, user: AbstractBaseUser, images: int, new_batch: bool = True, check_batch_size: bool = True
+) -> QuotaUsage:
     """Check that `images` more images (and one more active batch) fit the user's quotas.
 
     Call it inside the transaction that then writes the images: it locks the user's quota row,
@@ -103,10 +115,32 @@ def quota_reserve(*, user: AbstractBaseUser, images: int, new_batch: bool = True
         UserQuota.objects.bulk_create([UserQuota(user_id=user.pk)], ignore_conflicts=True)
         UserQuota.objects.select_for_update().get(user_id=user.pk)
         usage = quota_usage(user=user)
-        _check_batch_size(usage, images)
+        if check_batch_size:
+            _check_batch_size(usage, images)
         if new_batch:
             _check_active_batches(usage)
         _check_daily_images(usage, images)
+    return usage
+
+
+def quota_reserve_retry(*, user: AbstractBaseUser, generation_ids: Collection[Any]) -> QuotaUsage:
+    """Check and charge a retry of these failed or cancelled generations against today's quota.
+
+    Every retried image must fit in what is left of today's images_per_day. Images created today
+    then count again by their own rows once they are pending; images created on an earlier day are
+    charged to today in QuotaCharge (and stay charged if they fail again: the attempt was made).
+    Call it inside the transaction that re-queues the generations, before their status changes;
+    it locks the user's quota row like quota_reserve. Raises TooManyRequests `quota_exceeded`.
+    """
+    from generation.models import Generation
+
+    images = len(generation_ids)
+    with transaction.atomic():
+        usage = quota_reserve(user=user, images=images, new_batch=False, check_batch_size=False)
+        start, _end = quota_window()
+        earlier = Generation.objects.filter(id__in=list(generation_ids), created_at__lt=start).count()
+        if earlier:
+            QuotaCharge.objects.create(user_id=user.pk, images=earlier, reason="retry")
     return usage
 
 

@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 RATE_SETTINGS = {
     "api_requests_per_minute": "API_RATE_LIMIT",
     "login_attempts": "LOGIN_RATE_LIMIT",
+    "login_failures_per_account": "LOGIN_ACCOUNT_FAILURE_LIMIT",
 }
 PERIOD_SECONDS = {
     "s": 1, "sec": 1, "second": 1, "seconds": 1,

@@ -3,18 +3,19 @@
 from rest_framework import serializers
 
 from accounts.services import TOKEN_NAME_MAX_LENGTH
+from imagegen import fields
 
 MAX_EXPIRY_DAYS = 3650
 
 
 class TokenRequestSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
-    name = serializers.CharField(max_length=TOKEN_NAME_MAX_LENGTH, required=False, default="API")
-    otp = serializers.CharField(
+    username = fields.CharField(max_length=150)
+    password = fields.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
+    name = fields.CharField(max_length=TOKEN_NAME_MAX_LENGTH, required=False, default="API")
+    otp = fields.CharField(
         max_length=20, required=False, default="", help_text="Authenticator or recovery code, if 2FA is on."
     )
-    expires_in_days = serializers.IntegerField(min_value=1, max_value=MAX_EXPIRY_DAYS, required=False)
+    expires_in_days = fields.IntegerField(min_value=1, max_value=MAX_EXPIRY_DAYS, required=False)
 
 
 class TokenSerializer(serializers.Serializer):
@@ -26,9 +27,9 @@ class TokenSerializer(serializers.Serializer):
 
 
 class TokenCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=TOKEN_NAME_MAX_LENGTH)
+    name = fields.CharField(max_length=TOKEN_NAME_MAX_LENGTH)
     expires_at = serializers.DateTimeField(required=False, allow_null=True, help_text="When the token stops working.")
-    expires_in_days = serializers.IntegerField(
+    expires_in_days = fields.IntegerField(
         min_value=1, max_value=MAX_EXPIRY_DAYS, required=False, help_text="Alternative to expires_at."
     )
 
@@ -52,7 +53,7 @@ class TokenInfoSerializer(serializers.Serializer):
 class SignupSerializer(serializers.Serializer):
     username = serializers.RegexField(r"^[\w.@+-]+\Z", max_length=150)
     email = serializers.EmailField(required=False, default="", allow_blank=True)
-    password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
+    password = fields.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
 
 
 class _MeUser(serializers.Serializer):

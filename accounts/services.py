@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 
 from accounts.audit import audit_record, client_ip
 from accounts.models import ApiToken, Profile
-from accounts.ratelimits import rate_limit_hit, rate_limit_refund, rate_limited_error
+from accounts.ratelimits import rate_limit_hit, rate_limit_peek, rate_limit_refund, rate_limited_error
 from imagegen.errors import ApplicationError, ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -118,36 +118,65 @@ def token_revoke(*, token: ApiToken, actor: Actor = None, request: HttpRequest |
     return token
 
 
-def login_check_password(*, request: HttpRequest, username: str, password: str, channel: str) -> User:
-    """The user that `username` and `password` name, counted against the login_attempts limit.
+@transaction.atomic
+def tokens_revoke_all(*, user: User, reason: str, request: HttpRequest | None = None) -> int:
+    """End every active token of the user: after a password change or two-factor enrolment, a token
+    issued under the old credentials must not outlive them. Returns how many were revoked."""
+    count = ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    if count:
+        audit_record(event="token.revoked_all", user=user, request=request, reason=reason, count=count)
+    return count
 
-    Every attempt is counted per username and per client IP before the password is checked, so
-    parallel guesses cannot slip past the limit; an attempt that succeeds is given back.
+
+def login_check_password(*, request: HttpRequest, username: str, password: str, channel: str) -> User:
+    """The user that `username` and `password` name, under two limits that cannot lock the owner out.
+
+    `login_attempts` counts every attempt per client IP before the password is checked (an
+    attempt that succeeds is given back), so one address cannot guess in bulk. Failures are also
+    counted per account (`login_failures_per_account`); past that limit the account is slowed
+    down, not locked: an address that has already failed on it waits for the window to end, while
+    an address with no failure on it (the owner on a new network) is still checked.
     """
-    idents = [f"user:{username.strip().lower()}", f"ip:{client_ip(request) or 'unknown'}"]
-    _count_login_attempt(request, username, idents, channel)
+    ip = client_ip(request) or "unknown"
+    account = f"user:{username.strip().lower()}"
+    _count_login_attempt(request, username, f"ip:{ip}", channel)
+    _check_account_slowdown(request, username, account, ip, channel)
     user = authenticate(request, username=username, password=password)
     if not isinstance(user, User):
-        audit_record(event="login.failed", username=username[:150], request=request, channel=channel)
+        _record_failure(request, username, account, ip, channel)
         raise LoginFailed(_("Wrong username or password."))
-    for ident in idents:
-        rate_limit_refund(name="login_attempts", ident=ident)
+    rate_limit_refund(name="login_attempts", ident=f"ip:{ip}")
     return user
 
 
-def _count_login_attempt(request: HttpRequest, username: str, idents: list[str], channel: str) -> None:
-    """Count the attempt per username, then per IP; an attempt refused by either checks nothing.
+def _count_login_attempt(request: HttpRequest, username: str, ident: str, channel: str) -> None:
+    """Count the attempt per client IP atomically, so parallel guesses cannot slip past the limit."""
+    hit = rate_limit_hit(name="login_attempts", ident=ident)
+    if not hit.allowed:
+        audit_record(event="login.rate_limited", username=username[:150], request=request, channel=channel)
+        raise rate_limited_error(hit)
 
-    The keys are taken one after the other, and a refusal by a later key gives back the earlier
-    ones, so each key lets exactly its limit of password checks through even under concurrency.
-    """
-    for position, ident in enumerate(idents):
-        hit = rate_limit_hit(name="login_attempts", ident=ident)
-        if not hit.allowed:
-            for earlier in idents[:position]:
-                rate_limit_refund(name="login_attempts", ident=earlier)
-            audit_record(event="login.rate_limited", username=username[:150], request=request, channel=channel)
-            raise rate_limited_error(hit)
+
+def _check_account_slowdown(request: HttpRequest, username: str, account: str, ip: str, channel: str) -> None:
+    failures = rate_limit_peek(name="login_failures_per_account", ident=account)
+    if failures.allowed:
+        return
+    from_here = rate_limit_peek(name="login_failures_per_account", ident=f"{account}|ip:{ip}")
+    if from_here.count == 0:
+        return
+    rate_limit_refund(name="login_attempts", ident=f"ip:{ip}")  # nothing was checked
+    audit_record(
+        event="login.rate_limited", username=username[:150], request=request, channel=channel, reason="account"
+    )
+    raise rate_limited_error(from_here)
+
+
+def _record_failure(request: HttpRequest, username: str, account: str, ip: str, channel: str) -> None:
+    audit_record(event="login.failed", username=username[:150], request=request, channel=channel)
+    hit = rate_limit_hit(name="login_failures_per_account", ident=account)
+    rate_limit_hit(name="login_failures_per_account", ident=f"{account}|ip:{ip}")
+    if hit.count == hit.rate.limit + 1:
+        audit_record(event="login.account_slowed", username=username[:150], request=request, channel=channel)
 
 
 def profile_update(*, user: User, language: str, request: HttpRequest | None = None) -> Profile:

@@ -16,7 +16,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp.qr import write_qrcode_image
 
 from accounts.audit import audit_record
+from accounts.models import Authenticator
 from accounts.ratelimits import rate_limit_enforce, rate_limit_refund
+from accounts.services import tokens_revoke_all
 from imagegen.errors import ValidationFailed
 
 RECOVERY_CODE_COUNT = 10
@@ -32,30 +34,32 @@ def recovery_codes_left(*, user: User) -> int:
     return StaticToken.objects.filter(device__user=user, device__confirmed=True).count()
 
 
-def totp_setup_start(*, user: User) -> TOTPDevice:
+def totp_setup_start(*, user: User) -> Authenticator:
     """A fresh, unconfirmed authenticator; it does nothing until a code from it is confirmed."""
-    TOTPDevice.objects.filter(user=user, confirmed=False).delete()
-    return TOTPDevice.objects.create(user=user, name=AUTHENTICATOR_NAME, confirmed=False)
+    Authenticator.objects.filter(user=user, confirmed=False).delete()
+    return Authenticator.objects.create(user=user, name=AUTHENTICATOR_NAME, confirmed=False)
 
 
-def totp_pending_device(*, user: User) -> TOTPDevice | None:
-    return TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-id").first()
+def totp_pending_device(*, user: User) -> Authenticator | None:
+    return Authenticator.objects.filter(user=user, confirmed=False).order_by("-id").first()
 
 
-def totp_qr_data_uri(device: TOTPDevice) -> str:
+def totp_qr_data_uri(device: Authenticator) -> str:
     buffer = io.BytesIO()
     write_qrcode_image(device.config_url, buffer)
     return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def totp_secret_text(device: TOTPDevice) -> str:
+def totp_secret_text(device: Authenticator) -> str:
     """The key in base32, grouped by four, for typing into an authenticator by hand."""
     key = base64.b32encode(device.bin_key).decode().rstrip("=")
     return " ".join(key[i : i + 4] for i in range(0, len(key), 4))
 
 
 @transaction.atomic
-def totp_setup_confirm(*, user: User, token: str, request: HttpRequest | None = None) -> tuple[TOTPDevice, list[str]]:
+def totp_setup_confirm(
+    *, user: User, token: str, request: HttpRequest | None = None
+) -> tuple[Authenticator, list[str]]:
     """Turn two-factor on once the user proves the authenticator works; returns it and new recovery codes."""
     device = totp_pending_device(user=user)
     if device is None:
@@ -66,11 +70,13 @@ def totp_setup_confirm(*, user: User, token: str, request: HttpRequest | None = 
         message = _("That code is not right. Check the time on your phone and try the newest code.")
         raise ValidationFailed(message, code="invalid_otp", details={"token": [message]})
     rate_limit_refund(name="login_attempts", ident=f"otp:{user.pk}")
-    TOTPDevice.objects.filter(user=user, confirmed=True).delete()
+    Authenticator.objects.filter(user=user, confirmed=True).delete()
     device.confirmed = True
     device.save(update_fields=["confirmed"])
     codes = _new_recovery_codes(user)
     audit_record(event="two_factor.enabled", user=user, request=request)
+    # Tokens were issued without a second factor; new ones need the code (documented in docs/api.md).
+    tokens_revoke_all(user=user, reason="two_factor_enabled", request=request)
     return device, codes
 
 
@@ -94,7 +100,8 @@ def two_factor_disable(
     *, user: User, actor: AbstractBaseUser | None = None, request: HttpRequest | None = None
 ) -> None:
     """Remove every authenticator and recovery code of the user."""
-    TOTPDevice.objects.filter(user=user).delete()
+    Authenticator.objects.filter(user=user).delete()
+    TOTPDevice.objects.filter(user=user).delete()  # any left from before secrets were encrypted
     StaticDevice.objects.filter(user=user).delete()
     audit_record(event="two_factor.disabled", user=actor or user, request=request, target=user.username)
 

@@ -41,7 +41,9 @@ def _safe_next(request: HttpRequest, candidate: str) -> str:
     allowed = url_has_allowed_host_and_scheme(
         candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     )
-    return candidate if candidate and allowed else reverse(settings.LOGIN_REDIRECT_URL)
+    # Only a path on this site: a bare word such as "x" would be taken for a URL name.
+    local_path = candidate.startswith("/") and not candidate.startswith("//")
+    return candidate if local_path and allowed else reverse(settings.LOGIN_REDIRECT_URL)
 
 
 @never_cache
@@ -157,6 +159,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     def form_valid(self, form: Any) -> HttpResponse:
         response = super().form_valid(form)  # also keeps this session signed in
         audit_record(event="password.changed", user=form.user, request=self.request)
+        services.tokens_revoke_all(user=form.user, reason="password_changed", request=self.request)
         messages.success(self.request, _("Your password is changed."))
         return response
 
@@ -186,6 +189,7 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     def form_valid(self, form: Any) -> HttpResponse:
         response = super().form_valid(form)
         audit_record(event="password.reset", user=form.user, request=self.request)
+        services.tokens_revoke_all(user=form.user, reason="password_reset", request=self.request)
         return response
 
 

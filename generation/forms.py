@@ -13,9 +13,6 @@ from generation.models import BatchPriority
 from generation.prompts import split_lines
 from generation.providers import configured_providers
 
-MAX_UPLOAD_BYTES = 2 * 1024 * 1024
-
-
 OPTION_PREFIX = "option_"
 
 
@@ -100,12 +97,15 @@ class BatchForm(forms.Form):
         upload = self.cleaned_data.get("prompts_file")
         if not upload:
             return ""
-        if upload.size > MAX_UPLOAD_BYTES:
+        if upload.size > settings.MAX_UPLOAD_BYTES:
             raise forms.ValidationError(_("The file is larger than 2 MB."))
         try:
-            return upload.read().decode("utf-8-sig")
+            text = upload.read().decode("utf-8-sig")
         except UnicodeDecodeError:
             raise forms.ValidationError(_("The file is not UTF-8 text.")) from None
+        if "\x00" in text:
+            raise forms.ValidationError(_("The file contains NUL bytes; it is not a text file."))
+        return text
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -26,6 +26,7 @@ BATCH_GENERATION_ORDER = ("position",)
 def batch_list(*, user: AbstractBaseUser | AnonymousUser, search: str = "", status: str = "") -> QuerySet[Batch]:
     """The user's batches; `search` finds words or CJK text in the batch name or any of its prompts."""
     batches = Batch.objects.filter(owner_id=user.pk)
+    search = search.replace("\x00", "")  # no text contains NUL; PostgreSQL refuses it in a query
     terms = query_terms(search)
     if terms:
         named = Q()

@@ -13,37 +13,40 @@ from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from generation.keys import key_providers
 from generation.limits import limit_for
 from generation.models import Batch, BatchPriority, Generation, ProviderKey
+from generation.prompts import check_template_budget
 from generation.scheduler import QueueEstimate, estimates
+from imagegen import fields
 
 PRIORITY_NAMES: dict[str, int] = {"low": BatchPriority.LOW, "normal": BatchPriority.NORMAL, "high": BatchPriority.HIGH}
 PRIORITY_LABELS: dict[int, str] = {value: name for name, value in PRIORITY_NAMES.items()}
 
 
 class BatchCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    provider = serializers.CharField(max_length=50, required=False, default="")
-    model = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    name = fields.CharField(max_length=200, required=False, allow_blank=True, default="")
+    provider = fields.CharField(max_length=50, required=False, default="")
+    model = fields.CharField(max_length=100, required=False, allow_blank=True, default="")
     prompts = serializers.ListField(
-        child=serializers.CharField(allow_blank=True, trim_whitespace=True, max_length=20000),
+        child=fields.CharField(allow_blank=True, trim_whitespace=True, max_length=20000),
         allow_empty=False,
-        max_length=10000,
+        max_length=settings.MAX_PROMPTS_PER_BATCH,
         help_text="One prompt per item. With `template`, `{a|b}` alternatives expand into every combination.",
     )
-    template = serializers.BooleanField(required=False, default=False)
-    negative_prompt = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
-    images_per_prompt = serializers.IntegerField(required=False, default=1, min_value=1)
-    width = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
-    height = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
-    seed = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0)
+    template = fields.BooleanField(required=False, default=False)
+    negative_prompt = fields.CharField(required=False, allow_blank=True, default="", max_length=4000)
+    images_per_prompt = fields.IntegerField(required=False, default=1, min_value=1)
+    width = fields.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    height = fields.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    seed = fields.IntegerField(required=False, allow_null=True, default=None, min_value=0)
     options = serializers.DictField(
         required=False,
         default=dict,
         help_text='The model\'s own settings, e.g. {"quality": "hd"}; see `capabilities.options` in /providers/.',
     )
     fallbacks = serializers.ListField(
-        child=serializers.CharField(max_length=200),
+        child=fields.CharField(max_length=200),
         required=False,
         default=list,
         max_length=3,
@@ -61,9 +64,16 @@ class BatchCreateSerializer(serializers.Serializer):
     def validate_priority(self, value: str) -> int:
         return PRIORITY_NAMES[value]
 
+    def to_internal_value(self, data: Any) -> Any:
+        # The template budget is checked on the raw body, before each prompt is validated
+        # character by character: a 2.5 MB template request costs a few milliseconds to refuse.
+        if isinstance(data, dict) and data.get("template") is True and isinstance(data.get("prompts"), list):
+            check_template_budget([p for p in data["prompts"] if isinstance(p, str)])
+        return super().to_internal_value(data)
+
 
 class BatchRetrySerializer(serializers.Serializer):
-    include_permanent = serializers.BooleanField(
+    include_permanent = fields.BooleanField(
         required=False,
         default=False,
         help_text="Also retry images that failed for good (content filtered, invalid request).",
@@ -243,6 +253,18 @@ class ProviderKeySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+# The service checks both fields and answers unknown_provider / invalid_key; the schema states the
+# same rules so clients (and schemathesis) know them up front.
+@extend_schema_field({"type": "string", "enum": sorted(key_providers())})
+class KeyProviderField(fields.CharField):
+    pass
+
+
+@extend_schema_field({"type": "string", "minLength": 8, "maxLength": 500, "pattern": r"^\S+$"})
+class ApiKeyField(fields.CharField):
+    pass
+
+
 class ProviderKeyCreateSerializer(serializers.Serializer):
-    provider = serializers.CharField(max_length=50)
-    api_key = serializers.CharField(max_length=500, write_only=True, trim_whitespace=True)
+    provider = KeyProviderField(max_length=50, help_text="A provider that takes your own key.")
+    api_key = ApiKeyField(max_length=500, write_only=True, trim_whitespace=True)

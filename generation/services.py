@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.quotas import quota_reserve
+from accounts.quotas import quota_reserve, quota_reserve_retry
 from generation import lifecycle, tasks
 from generation.models import Batch, BatchPriority, BatchSource, Generation, GenerationStatus
 from generation.parameters import BatchParameters, Fallback
@@ -324,7 +324,7 @@ def generation_retry(*, generation: Generation) -> Batch:
 
 def _requeue(batch: Batch, ids: list[uuid.UUID]) -> Batch:
     with transaction.atomic():
-        quota_reserve(user=batch.owner, images=len(ids))
+        quota_reserve_retry(user=batch.owner, generation_ids=ids)  # charged to today, even for old batches
         batch = lifecycle.generations_requeue(batch=batch, generation_ids=ids)
         transaction.on_commit(tasks.dispatch_now)
     return batch

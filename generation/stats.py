@@ -121,6 +121,15 @@ class FinishedWindow:
             by_model[(group.provider, group.model)].merge(group.tally)
         return dict(by_model)
 
+    def by_provider_and_owner(self) -> dict[tuple[str, int], Tally]:
+        """Per provider and user (how many users a provider's failures touch)."""
+        groups: dict[tuple[str, int], Tally] = defaultdict(Tally)
+        for row in _summed(self.rows, "provider", "owner_id"):
+            groups[(row["provider"], row["owner_id"])].merge(Tally.of_values(row))
+        for group in self._tail(None):
+            groups[(group.provider, group.owner_id)].merge(group.tally)
+        return dict(groups)
+
     def by_owner(self) -> dict[int, Tally]:
         """Per user."""
         by_owner: dict[int, Tally] = defaultdict(Tally)

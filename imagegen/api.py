@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, status
@@ -46,7 +47,21 @@ def _validation_message(detail: Any) -> str:
     return str(detail)
 
 
+def _request_limit_error(exc: Exception) -> tuple[str, str, int] | None:
+    """The code, message and status for a request Django refused to read (size, field count)."""
+    if isinstance(exc, RequestDataTooBig):
+        message = _("The request body is too large.")
+        return "request_too_large", message, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        return "too_many_fields", _("The request has too many form fields or files."), status.HTTP_400_BAD_REQUEST
+    return None
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    refused = _request_limit_error(exc)
+    if refused is not None:
+        code, message, status_code = refused
+        return Response(error_body(code, message), status=status_code)
     if isinstance(exc, ApplicationError):
         app_response = Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
         if isinstance(exc, TooManyRequests) and exc.retry_after is not None:
@@ -89,6 +104,32 @@ class Pagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
 
+    def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> Any:
+        raw = request.query_params.getlist(self.page_query_param)
+        if raw and (len(raw) > 1 or not raw[0].isdigit() or int(raw[0]) < 1):
+            message = _("page must be a whole number from 1.")
+            raise exceptions.ValidationError({self.page_query_param: [message]})
+        return super().paginate_queryset(queryset, request, view)
+
+    def get_page_size(self, request: Any) -> int:
+        """A page size that is not a whole number from 1 to max_page_size is a 400, not silently ignored."""
+        raw = request.query_params.getlist(self.page_size_query_param)
+        if not raw:
+            return self.page_size or 20
+        if len(raw) > 1 or not raw[0].isdigit() or not 1 <= int(raw[0]) <= self.max_page_size:
+            message = _("page_size must be a whole number from 1 to %(max)d.") % {"max": self.max_page_size}
+            raise exceptions.ValidationError({self.page_size_query_param: [message]})
+        return int(raw[0])
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update({"minimum": 1, "maximum": self.max_page_size})
+            if parameter["name"] == self.page_query_param:
+                parameter["schema"].update({"minimum": 1})
+        return parameters
+
 
 def _wants_json(request: HttpRequest) -> bool:
     return request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", "")
@@ -100,6 +141,19 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     from django.views.defaults import page_not_found as html_not_found
 
     return html_not_found(request, exception)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Requests Django refuses before any view runs: too large, too many fields, bad host."""
+    refused = _request_limit_error(exception)
+    code, message, status_code = refused or ("bad_request", _("Bad request."), 400)
+    if _wants_json(request):
+        return JsonResponse(error_body(code, message), status=status_code)
+    from django.views.defaults import bad_request as html_bad_request
+
+    response = html_bad_request(request, exception)
+    response.status_code = status_code
+    return response
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

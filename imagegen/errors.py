@@ -31,6 +31,13 @@ class NotFound(ApplicationError, Http404):
     default_code = "not_found"
 
 
+class Forbidden(ApplicationError):
+    """The caller is known but may not do this (never used to hide another user's object: that is a 404)."""
+
+    status_code = 403
+    default_code = "permission_denied"
+
+
 class Conflict(ApplicationError):
     status_code = 409
     default_code = "conflict"

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import certifi
+import httpcore
 import httpx
 from django.conf import settings
 
@@ -52,11 +53,10 @@ def request(
     a private network; any other URL (one that came from a response or a user) must resolve to
     a public address unless its host is listed in OUTBOUND_ALLOWED_PRIVATE_HOSTS.
     """
-    if not trusted:
-        guard_url(url)
+    pinned = None if trusted else guard_url(url)
     headers = {"User-Agent": USER_AGENT, **(kwargs.pop("headers", None) or {})}
     try:
-        with httpx.Client(timeout=timeout or DEFAULT_TIMEOUT, follow_redirects=False, verify=_ssl_context()) as client:
+        with _client(timeout or DEFAULT_TIMEOUT, pinned) as client:
             return client.request(method, url, headers=headers, **kwargs)
     except httpx.TimeoutException as exc:
         raise OutboundError("timeout", f"{method} {_origin(url)} timed out ({type(exc).__name__})") from exc
@@ -72,22 +72,75 @@ def _ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
-def guard_url(url: str) -> None:
-    """Refuse URLs that are not http(s) or that resolve to private, loopback or link-local addresses."""
+def _client(timeout: httpx.Timeout | float, pinned: tuple[str, str] | None) -> httpx.Client:
+    # trust_env=False: an HTTP(S)_PROXY from the environment would connect on our behalf, unpinned.
+    transport = PinnedTransport(pinned, verify=_ssl_context(), trust_env=False) if pinned else None
+    return httpx.Client(timeout=timeout, follow_redirects=False, verify=_ssl_context(), transport=transport)
+
+
+class PinnedBackend(httpcore.SyncBackend):
+    """Connects to the address the guard checked, whatever the host name resolves to by now."""
+
+    def __init__(self, host: str, address: str) -> None:
+        self.host, self.address = host, address
+
+    def connect_tcp(self, host: str, port: int, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        if host.strip("[]").lower() != self.host:
+            raise httpcore.ConnectError(f"{host} is not the checked host {self.host}")
+        return super().connect_tcp(self.address, port, *args, **kwargs)
+
+
+class PinnedTransport(httpx.HTTPTransport):
+    """httpx's transport with its connection pool on a PinnedBackend. The URL keeps the host name,
+    so the Host header, TLS SNI and certificate check all use it; only the TCP connect is pinned
+    (resolving again at connect time would let DNS rebinding swap in a private address)."""
+
+    def __init__(self, pinned: tuple[str, str], *, verify: ssl.SSLContext, trust_env: bool) -> None:
+        super().__init__(verify=verify, trust_env=trust_env)
+        # httpx has no public option for the network backend; its pool takes one.
+        self._pool = httpcore.ConnectionPool(ssl_context=verify, network_backend=PinnedBackend(*pinned))
+
+
+def guard_url(url: str) -> tuple[str, str] | None:
+    """Refuse URLs that are not http(s) or that resolve to anything but public addresses.
+
+    Returns (host, address) to connect to: the host name is resolved here, once, and the request
+    then connects to exactly that address. None for hosts listed in OUTBOUND_ALLOWED_PRIVATE_HOSTS.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise OutboundError("invalid_url", f"Only http(s) URLs with a host are allowed: {url[:200]}")
-    host = parts.hostname
+    host = parts.hostname.lower()
     if host in settings.OUTBOUND_ALLOWED_PRIVATE_HOSTS:
-        return
+        return None
     try:
-        infos = socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80))
-    except socket.gaierror as exc:
+        infos = socket.getaddrinfo(
+            host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
+        )
+    except (socket.gaierror, UnicodeError) as exc:
         raise OutboundError("connection", f"Cannot resolve {host}: {exc}") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    for address in addresses:
+        if not address_is_public(address):
             raise OutboundError("blocked", f"{host} resolves to a non-public address ({address}).")
+    if not addresses:
+        raise OutboundError("connection", f"Cannot resolve {host}.")
+    return host, str(addresses[0])
+
+
+# IPv6 ranges that carry an IPv4 address inside (NAT64, 6to4, Teredo, IPv4-compatible and
+# IPv4-mapped): a gateway may turn them into a connection to any IPv4 address, private ones
+# included, so none of them is accepted, whatever IPv4 address they embed.
+IPV6_WRAPPING_IPV4 = tuple(
+    ipaddress.ip_network(net)
+    for net in ("64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32", "::/96", "::ffff:0:0/96")
+)
+
+
+def address_is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and any(address in net for net in IPV6_WRAPPING_IPV4):
+        return False
+    return address.is_global and not address.is_multicast
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:

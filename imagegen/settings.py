@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import os
 import sys
 from pathlib import Path
 
@@ -16,8 +18,20 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "var"))).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+# Everything this process writes (database, logs, images, backups) is for its own user only:
+# files 0600, directories 0700. Static files are served by the application itself (WhiteNoise).
+os.umask(0o077)
+
+
+def _private_dir(path: Path) -> Path:
+    """Create `path` if needed and close it to other users (also on installs made before this rule)."""
+    path.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):  # not ours to change (e.g. a mounted volume): leave it
+        path.chmod(0o700)
+    return path
+
+
+DATA_DIR = _private_dir(Path(env.str("DATA_DIR", default=str(BASE_DIR / "var"))).resolve())
 
 # --- Core -------------------------------------------------------------------
 
@@ -67,6 +81,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "monitoring.middleware.RequestMonitoringMiddleware",
+    "imagegen.request_limits.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -81,6 +96,14 @@ MIDDLEWARE = [
     "accounts.middleware.TwoFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# Bodies Django reads into memory (JSON, form fields) stay at its default 2.5 MiB; uploaded prompt
+# files at 2 MiB, stopped while they stream; anything declaring more than both is refused unread.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+MAX_UPLOAD_BYTES = 2 * 1024 * 1024
+MAX_REQUEST_BYTES = DATA_UPLOAD_MAX_MEMORY_SIZE + MAX_UPLOAD_BYTES + 64 * 1024
+FILE_UPLOAD_HANDLERS = ["imagegen.request_limits.LimitedUploadHandler"]
 
 ROOT_URLCONF = "imagegen.urls"
 WSGI_APPLICATION = "imagegen.wsgi.application"
@@ -192,6 +215,9 @@ SCHEDULER_MAX_BATCHES = env.int("SCHEDULER_MAX_BATCHES", default=500)
 # Liveness (generation/engine.py): each qcluster node's loop runs this often...
 ENGINE_TICK_SECONDS = env.float("ENGINE_TICK_SECONDS", default=1.0)
 ENGINE_REPAIR_EVERY_TICKS = env.int("ENGINE_REPAIR_EVERY_TICKS", default=5)
+# A worker that finishes an image takes the next one the scheduler picks for its slot, within one
+# task, for up to this long (and never so long that one more attempt could outlast the task timeout).
+ENGINE_CHAIN_SECONDS = env.float("ENGINE_CHAIN_SECONDS", default=60.0)
 # ...and a node whose heartbeat is older than this is dead: its claims and permits are handed on.
 WORKER_DEAD_AFTER_SECONDS = env.int("WORKER_DEAD_AFTER_SECONDS", default=15)
 # A result backlog in django-q that has not shrunk for this long means its monitor is wedged.
@@ -289,24 +315,32 @@ PROVIDER_PRICES: dict[str, float] = {
 }
 # Users' own provider keys are encrypted with a Fernet key derived from this secret.
 PROVIDER_KEYS_SECRET = env.str("PROVIDER_KEYS_SECRET", default="") or SECRET_KEY
+# Two-factor secrets are stored encrypted with a key derived from this; changing it turns 2FA off
+# in effect for everyone (their codes stop matching), so set it once.
+TOTP_KEYS_SECRET = env.str("TOTP_KEYS_SECRET", default="") or SECRET_KEY
+
+
+# One attempt runs inside one django-q task: the provider call (connect, then read; Replicate then
+# polls its prediction up to REPLICATE_MAX_WAIT_SECONDS) and the quick storage retries.
+LONGEST_ATTEMPT_PARTS = {
+    "PROVIDER_CONNECT_TIMEOUT": PROVIDER_CONNECT_TIMEOUT,
+    "PROVIDER_READ_TIMEOUT": PROVIDER_READ_TIMEOUT,
+    "REPLICATE_MAX_WAIT_SECONDS": REPLICATE_MAX_WAIT_SECONDS,
+    # generation.runner waits 0.5 s, 1 s, 2 s... between storage tries.
+    "STORAGE_INLINE_RETRIES waits": 0.5 * (2**STORAGE_INLINE_RETRIES - 1),
+}
+GENERATION_LONGEST_ATTEMPT_SECONDS = float(sum(LONGEST_ATTEMPT_PARTS.values()))
 
 
 def _check_timeouts() -> None:
     """Refuse to start with timeouts that contradict each other (docs/operations.md, "Health checks").
 
-    One attempt runs inside one django-q task: the provider call (connect, then read; Replicate then
-    polls its prediction up to REPLICATE_MAX_WAIT_SECONDS) and the quick storage retries. A task
-    timeout shorter than that kills workers that are only waiting for an answer. The broker
-    re-delivers a task after Q_CLUSTER["retry"], so that must be longer than the task timeout too.
+    A task timeout shorter than the longest attempt kills workers that are only waiting for an
+    answer. The broker re-delivers a task after Q_CLUSTER["retry"], so that must be longer than the
+    task timeout too.
     """
-    parts = {
-        "PROVIDER_CONNECT_TIMEOUT": PROVIDER_CONNECT_TIMEOUT,
-        "PROVIDER_READ_TIMEOUT": PROVIDER_READ_TIMEOUT,
-        "REPLICATE_MAX_WAIT_SECONDS": REPLICATE_MAX_WAIT_SECONDS,
-        # generation.runner waits 0.5 s, 1 s, 2 s... between storage tries.
-        "STORAGE_INLINE_RETRIES waits": 0.5 * (2**STORAGE_INLINE_RETRIES - 1),
-    }
-    longest_attempt = sum(parts.values())
+    parts = LONGEST_ATTEMPT_PARTS
+    longest_attempt = GENERATION_LONGEST_ATTEMPT_SECONDS
     if longest_attempt >= GENERATION_TASK_TIMEOUT:
         terms = " + ".join(f"{name} ({value:g})" for name, value in parts.items())
         raise ImproperlyConfigured(
@@ -359,6 +393,9 @@ STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(DATA_DIR / "media")))
+# Django chmods saved files to these itself (its default, 0644, would ignore the umask above).
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -409,6 +446,11 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.ApiRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "imagegen.parsers.LimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -421,6 +463,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The API is documented as JSON; form posts are still accepted (curl -d, the browsable tests).
+    "PARSER_WHITELIST": ["imagegen.parsers.LimitedJSONParser"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "imagegen.openapi.add_error_responses",
+    ],
 }
 
 # --- Security -------------------------------------------------------------------------------
@@ -483,7 +531,7 @@ if env.bool("TRUST_X_FORWARDED_PROTO", default=False) and not TRUSTED_PROXIES:
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_DIR = Path(env.str("LOG_DIR", default=str(DATA_DIR / "logs")))
-LOG_DIR.mkdir(parents=True, exist_ok=True)
+_private_dir(LOG_DIR)
 # The file under LOG_DIR gets everything as JSON lines (request id, user id, batch id, duration).
 # The terminal (stdout) gets warnings and errors only, unless LOG_CONSOLE_LEVEL says otherwise,
 # as JSON or, by default on a terminal, as plain lines for reading by eye.
@@ -494,7 +542,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "json": {"()": "monitoring.logs.JsonFormatter"},
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {
+            "()": "monitoring.logs.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
     },
     "handlers": {
         "console": {
@@ -548,6 +599,7 @@ ALERT_QUEUE_AGE_SECONDS = env.int("ALERT_QUEUE_AGE_SECONDS", default=900)
 ALERT_PROVIDER_FAILURE_RATE = env.float("ALERT_PROVIDER_FAILURE_RATE", default=0.5)
 ALERT_PROVIDER_MIN_CALLS = env.int("ALERT_PROVIDER_MIN_CALLS", default=5)
 ALERT_PROVIDER_MINUTES = env.int("ALERT_PROVIDER_MINUTES", default=15)
+ALERT_PROVIDER_MIN_USERS = env.int("ALERT_PROVIDER_MIN_USERS", default=2)
 ALERT_DISK_FREE_PERCENT = env.float("ALERT_DISK_FREE_PERCENT", default=10.0)
 # Availability (monitoring.availability): the objective, and the canary batch the probe submits.
 SLO_TARGET = env.float("SLO_TARGET", default=99.5)
@@ -568,7 +620,13 @@ BACKUP_KEEP = env.int("BACKUP_KEEP", default=7)
 ADMIN_USERNAME = env.str("ADMIN_USERNAME", default="admin")
 ADMIN_PASSWORD = env.str("ADMIN_PASSWORD", default="")
 
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# The console backend prints whole messages, password-reset links included: development only.
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.smtp.EmailBackend"
+    if PRODUCTION
+    else "django.core.mail.backends.console.EmailBackend",
+)
 # EMAIL_URL (e.g. smtp+tls://user:password@mail.example.com:587) configures SMTP in one variable.
 if env.str("EMAIL_URL", default=""):
     globals().update(env.email_url("EMAIL_URL"))
@@ -584,5 +642,7 @@ DEFAULT_MAX_IMAGES_PER_BATCH = env.int("DEFAULT_MAX_IMAGES_PER_BATCH", default=5
 DEFAULT_MAX_ACTIVE_BATCHES = env.int("DEFAULT_MAX_ACTIVE_BATCHES", default=25)
 API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="120/min")
 LOGIN_RATE_LIMIT = env.str("LOGIN_RATE_LIMIT", default="5/15min")
+# Past this many failures an account is slowed down (addresses that failed on it wait), never locked.
+LOGIN_ACCOUNT_FAILURE_LIMIT = env.str("LOGIN_ACCOUNT_FAILURE_LIMIT", default="10/15min")
 # Counters live in Redis when REDIS_URL is set, else in the database; keys start with this prefix.
 RATE_LIMIT_KEY_PREFIX = env.str("RATE_LIMIT_KEY_PREFIX", default=f"{CACHE_KEY_PREFIX}:rl")

@@ -36,5 +36,6 @@ urlpatterns = [
     path("", include("monitoring.urls")),
 ]
 
+handler400 = "imagegen.api.bad_request"
 handler404 = "imagegen.api.page_not_found"
 handler500 = "imagegen.api.server_error"

@@ -69,18 +69,24 @@ def rule_no_workers(now: datetime) -> list[Finding]:
 def rule_provider_failing(now: datetime) -> list[Finding]:
     window = now - timedelta(minutes=settings.ALERT_PROVIDER_MINUTES)
     by_provider: dict[str, dict[str, int]] = {}
-    for (provider, _model), tally in stats.FinishedWindow(window).by_model().items():
+    for (provider, _owner), tally in stats.FinishedWindow(window).by_provider_and_owner().items():
         if provider and tally.finished:
-            row = by_provider.setdefault(provider, {"calls": 0, "failed": 0})
+            row = by_provider.setdefault(provider, {"calls": 0, "failed": 0, "users": 0})
             row["calls"] += tally.finished
             row["failed"] += tally.counts["failed"]
+            row["users"] += bool(tally.counts["failed"])  # users with failed images
     findings = []
     for provider, row in by_provider.items():
         rate = row["failed"] / row["calls"]
-        firing = row["calls"] >= settings.ALERT_PROVIDER_MIN_CALLS and rate > settings.ALERT_PROVIDER_FAILURE_RATE
+        # One user's own broken key (or odd prompts) fails only their images: that is not an outage.
+        firing = (
+            row["calls"] >= settings.ALERT_PROVIDER_MIN_CALLS
+            and rate > settings.ALERT_PROVIDER_FAILURE_RATE
+            and row["users"] >= settings.ALERT_PROVIDER_MIN_USERS
+        )
         message = (
-            f"provider {provider}: {row['failed']} of {row['calls']} images failed in the last "
-            f"{settings.ALERT_PROVIDER_MINUTES} minutes ({rate:.0%})"
+            f"provider {provider}: {row['failed']} of {row['calls']} images of {row['users']} user(s) "
+            f"failed in the last {settings.ALERT_PROVIDER_MINUTES} minutes ({rate:.0%})"
         )
         findings.append(Finding(f"provider_failing:{provider}", firing, message))
     return findings

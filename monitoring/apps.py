@@ -11,7 +11,7 @@ class MonitoringConfig(AppConfig):
     def ready(self) -> None:
         from django_q.signals import post_execute_in_worker, pre_execute
 
-        from monitoring import task_signals
+        from monitoring import checks, task_signals  # noqa: F401 - checks register themselves
 
         pre_execute.connect(task_signals.on_pre_execute, dispatch_uid="monitoring-pre-execute")
         post_execute_in_worker.connect(task_signals.on_post_execute, dispatch_uid="monitoring-post-execute")

@@ -8,6 +8,8 @@ from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any
 
+from monitoring.sentry import scrub_text
+
 # Set by the request middleware and the task signal handlers; read by every log record.
 log_context: ContextVar[dict[str, Any] | None] = ContextVar("log_context", default=None)
 
@@ -40,4 +42,11 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return scrub_text(json.dumps(entry, ensure_ascii=False, default=str))
+
+
+class PlainFormatter(logging.Formatter):
+    """The standard one-line format for reading by eye, with credentials filtered like the JSON one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub_text(super().format(record))

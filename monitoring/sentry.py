@@ -19,6 +19,18 @@ FILTERED = "[Filtered]"
 SECRET_KEY_PARTS = ("password", "passwd", "secret", "token", "authorization", "api_key", "apikey", "dsn", "cookie")
 # Values that are credentials whatever their key is called.
 SECRET_VALUE = re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}")
+# Credentials recognisable by their shape alone: our API tokens (ig_<prefix>_<secret>) and the
+# providers' keys (OpenAI and Stability sk-..., Replicate r8_...).
+SECRET_SHAPES = re.compile(r"\b(?:ig_[0-9a-f]{12}_[A-Za-z0-9_-]{16,}|sk-[A-Za-z0-9_-]{16,}|r8_[A-Za-z0-9]{16,})")
+# `name=value` pairs in query strings and form bodies whose name says they are secret.
+SECRET_JSON_PAIR = re.compile(
+    r'(?i)("[a-z0-9_-]*(?:password|passwd|secret|token|api_key|apikey|otp)[a-z0-9_-]*\\?"\s*:\s*\\?")[^"\\]*'
+)
+# A password-reset link carries a token that lets anyone set the account's password.
+RESET_LINK = re.compile(r"(/password/reset/)[^/\s\"'?]+/[^/\s\"'?]+/")
+SECRET_PAIR = re.compile(
+    r"(?i)([?&;\s\"']?[a-z0-9_-]*(?:password|passwd|secret|token|api_key|apikey|otp)[a-z0-9_-]*=)[^&;\s\"']*"
+)
 
 
 def sentry_init(*, dsn: str, environment: str, release: str | None, traces_sample_rate: float = 0.0) -> None:
@@ -33,6 +45,10 @@ def sentry_init(*, dsn: str, environment: str, release: str | None, traces_sampl
             LoggingIntegration(level=logging.INFO, event_level=logging.ERROR),
         ],
         event_scrubber=EventScrubber(denylist=[*DEFAULT_DENYLIST, "dsn", "secret_key"], recursive=True),
+        # Scrubbing at the source: request bodies (which may hold a password that failed to parse)
+        # and stack locals (which hold the token being checked) never leave the process at all.
+        max_request_body_size="never",
+        include_local_variables=False,
         before_send=scrub_event,
         traces_sample_rate=traces_sample_rate,
     )
@@ -52,8 +68,17 @@ def scrub(value: Any) -> Any:
             return [value[0], FILTERED]
         return [scrub(item) for item in value]
     if isinstance(value, str):
-        return SECRET_VALUE.sub(lambda match: f"{match.group(1)} {FILTERED}", value)
+        return scrub_text(value)
     return value
+
+
+def scrub_text(text: str) -> str:
+    """A string with bearer values, token-shaped values and secret `name=value` pairs filtered."""
+    text = SECRET_VALUE.sub(lambda match: f"{match.group(1)} {FILTERED}", text)
+    text = SECRET_SHAPES.sub(FILTERED, text)
+    text = SECRET_JSON_PAIR.sub(lambda match: f"{match.group(1)}{FILTERED}", text)
+    text = RESET_LINK.sub(lambda match: f"{match.group(1)}{FILTERED}/{FILTERED}/", text)
+    return SECRET_PAIR.sub(lambda match: f"{match.group(1)}{FILTERED}", text)
 
 
 def _secret_key(key: object) -> bool:

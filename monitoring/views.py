@@ -61,6 +61,10 @@ def ready(request: HttpRequest) -> JsonResponse:
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
     token = settings.METRICS_TOKEN
+    if not token and settings.PRODUCTION:
+        # Queue sizes, users' activity and error rates are not for the public internet.
+        message = _("Metrics are off: set METRICS_TOKEN to scrape them in production.")
+        return JsonResponse(error_body("metrics_disabled", message), status=403)
     if token:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), token.encode()):

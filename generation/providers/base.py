@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -45,6 +46,8 @@ class Option:
             number = float(value)
         except (TypeError, ValueError):
             raise ValueError(_("a number")) from None
+        if not math.isfinite(number):  # "inf", "1e999" and "nan" parse as floats
+            raise ValueError(_("a number"))
         if self.integer:
             if number != int(number):
                 raise ValueError(_("a whole number"))

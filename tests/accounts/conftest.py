@@ -9,12 +9,12 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 from django_otp.oath import totp
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts.models import Authenticator
 from tests.conftest import PASSWORD
 
 
-def current_code(device: TOTPDevice) -> str:
+def current_code(device: Authenticator) -> str:
     return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):06d}"
 
 
@@ -23,9 +23,9 @@ def portal_login(client: Client, username: str, password: str = PASSWORD, **extr
 
 
 @pytest.fixture
-def authenticator(owner: User) -> TOTPDevice:
+def authenticator(owner: User) -> Authenticator:
     """A confirmed authenticator for `owner`: two-factor is on."""
-    return TOTPDevice.objects.create(user=owner, name="authenticator", confirmed=True)
+    return Authenticator.objects.create(user=owner, name="authenticator", confirmed=True)
 
 
 @pytest.fixture

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from django.urls import reverse
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import AuditEvent, UserQuota
+from accounts.models import AuditEvent, Authenticator, UserQuota
 from tests.accounts.conftest import current_code, portal_login
 from tests.conftest import PASSWORD
 
@@ -48,7 +47,7 @@ def test_token_login_create_and_revoke_are_recorded(anon_api, api, owner):
 def test_two_factor_changes_are_recorded(client, owner):
     client.force_login(owner)
     client.get(reverse("accounts:two_factor_setup"))
-    device = TOTPDevice.objects.get(user=owner)
+    device = Authenticator.objects.get(user=owner)
     client.post(reverse("accounts:two_factor_setup"), {"token": current_code(device)})
     client.post(reverse("accounts:recovery_codes"), {"password": PASSWORD})
     client.post(reverse("accounts:two_factor_disable"), {"password": PASSWORD})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from django.core import mail
 from django.urls import reverse
 
@@ -123,3 +124,53 @@ def test_login_redirects_only_to_safe_next_urls(client, owner):
         reverse("accounts:login"), {"username": "owner", "password": PASSWORD, "next": "https://evil.example/"}
     )
     assert response["Location"] == reverse("generation:batch_list")
+
+
+@pytest.mark.parametrize("next_url", ["x", "batch_list", "//evil.example/", "javascript:alert(1)"])
+def test_a_next_that_is_not_a_local_path_goes_home_after_the_right_password(client, owner, next_url):
+    response = client.post(reverse("accounts:login") + f"?next={next_url}", {"username": "owner", "password": PASSWORD})
+    assert response.status_code == 302 and response["Location"] == reverse("generation:batch_list")
+    assert client.get(reverse("accounts:login") + f"?next={next_url}").status_code == 302
+
+
+def test_changing_the_password_ends_every_token(client, owner):
+    from tests.conftest import api_client_for
+
+    api = api_client_for(owner)
+    client.force_login(owner)
+    response = client.post(
+        reverse("accounts:password_change"),
+        {
+            "old_password": PASSWORD,
+            "new_password1": "a new long passphrase 42",
+            "new_password2": "a new long passphrase 42",
+        },
+    )
+    assert response.status_code == 302
+    assert api.get("/api/v1/me/").status_code == 401
+
+
+def test_resetting_the_password_ends_every_token(client, owner):
+    from tests.conftest import api_client_for
+
+    owner.email = "owner@example.com"
+    owner.save()
+    api = api_client_for(owner)
+    client.post(reverse("accounts:password_reset"), {"email": "owner@example.com"})
+    link = re.search(r"https?://[^/]+(/accounts/password/reset/\S+/)", mail.outbox[-1].body).group(1)
+    form_page = client.get(link, follow=True)
+    new = "a new long passphrase 42"
+    client.post(form_page.redirect_chain[-1][0], {"new_password1": new, "new_password2": new})
+    assert api.get("/api/v1/me/").status_code == 401
+
+
+def test_an_admin_setting_a_password_ends_the_users_tokens(client, owner, staff):
+    from tests.conftest import api_client_for
+
+    api = api_client_for(owner)
+    client.force_login(staff)
+    new = "a new long passphrase 42"
+    url = reverse("admin:auth_user_password_change", args=[owner.pk])
+    response = client.post(url, {"password1": new, "password2": new, "usable_password": "true"})
+    assert response.status_code == 302
+    assert api.get("/api/v1/me/").status_code == 401

@@ -128,3 +128,52 @@ def test_quota_window_runs_from_local_midnight_to_the_next():
     start, end = quota_window(timezone.now())
     assert end - start == timedelta(days=1)
     assert timezone.localtime(start).hour == 0
+
+
+def _fail_on_an_earlier_day(batch):
+    earlier = quota_window()[0] - timedelta(days=3)
+    Generation.objects.filter(batch=batch).update(status=GenerationStatus.FAILED, created_at=earlier)
+    Batch.objects.filter(pk=batch.pk).update(status="failed", created_at=earlier)
+
+
+def test_retrying_old_batches_cannot_exceed_todays_quota(api, owner, small_quota, make_batch):
+    old = []
+    for _ in range(3):
+        old.append(make_batch(prompts=["a", "b", "c"]))
+        _fail_on_an_earlier_day(old[-1])
+    assert api.post(f"{BATCHES}{old[0].id}/retry/").status_code == 200
+    assert quota_usage(user=owner).images_today == 3
+    response = api.post(f"{BATCHES}{old[1].id}/retry/")
+    assert response.status_code == 429 and response.json()["error"]["details"]["quota"] == "images_per_day"
+    assert Generation.objects.filter(batch=old[1], status=GenerationStatus.PENDING).count() == 0
+
+
+def test_a_retried_old_image_stays_charged_today_when_it_fails_again(owner, small_quota, make_batch):
+    from generation import services
+
+    batch = make_batch(prompts=["a", "b"])
+    _fail_on_an_earlier_day(batch)
+    services.batch_retry_failed(batch=Batch.objects.get(pk=batch.pk))
+    Generation.objects.filter(batch=batch).update(status=GenerationStatus.FAILED)
+    assert quota_usage(user=owner).images_today == 2
+
+
+def test_a_retry_of_todays_batch_is_not_charged_twice(owner, small_quota, make_batch):
+    from generation import services
+
+    batch = make_batch(prompts=["a", "b"])
+    Generation.objects.filter(batch=batch).update(status=GenerationStatus.FAILED)
+    Batch.objects.filter(pk=batch.pk).update(status="failed")
+    services.batch_retry_failed(batch=Batch.objects.get(pk=batch.pk))
+    assert quota_usage(user=owner).images_today == 2
+
+
+def test_retrying_single_old_images_is_charged_today_too(api, owner, small_quota, make_batch):
+    batch = make_batch(prompts=["a", "b", "c", "d"])
+    _fail_on_an_earlier_day(batch)
+    ids = list(Generation.objects.filter(batch=batch).order_by("position").values_list("id", flat=True))
+    assert api.post(f"/api/v1/generations/{ids[0]}/retry/").status_code == 200
+    assert quota_usage(user=owner).images_today == 1
+    make_batch(prompts=["x", "y", "z", "w"])
+    response = api.post(f"/api/v1/generations/{ids[1]}/retry/")
+    assert response.status_code == 429 and response.json()["error"]["details"]["quota"] == "images_per_day"

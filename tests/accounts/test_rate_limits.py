@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from accounts import ratelimits
 from accounts.audit import client_ip
-from accounts.models import ApiToken
+from accounts.models import ApiToken, AuditEvent
 from accounts.ratelimits import Rate, parse_rate, rate_limit_hit, rate_limit_peek, rate_limit_refund
 from tests.accounts.conftest import portal_login
 from tests.conftest import PASSWORD
@@ -74,15 +74,32 @@ def test_api_responses_tell_the_remaining_budget(api, settings):
     assert response["X-RateLimit-Limit"] == "10" and response["X-RateLimit-Remaining"] == "9"
 
 
-def test_token_login_is_limited_per_username(anon_api, owner, settings):
+def test_wrong_passwords_from_anywhere_cannot_lock_the_owner_out(anon_api, owner, settings):
     settings.LOGIN_RATE_LIMIT = "3/15min"
+    settings.LOGIN_ACCOUNT_FAILURE_LIMIT = "3/15min"
     wrong = {"username": "owner", "password": "wrong"}
-    statuses = [anon_api.post("/api/v1/auth/token/", wrong, REMOTE_ADDR=f"10.0.0.{i}").status_code for i in range(4)]
-    assert statuses == [401, 401, 401, 429]
-    # Even the right password waits now: the account is being guessed at.
+    statuses = [anon_api.post("/api/v1/auth/token/", wrong, REMOTE_ADDR=f"10.0.0.{i}").status_code for i in range(6)]
+    assert statuses == [401] * 6  # each address is checked; the account is now slowed down
     right = anon_api.post("/api/v1/auth/token/", {"username": "owner", "password": PASSWORD}, REMOTE_ADDR="10.0.0.9")
-    assert right.status_code == 429 and right.json()["error"]["code"] == "rate_limited"
-    assert right["Retry-After"]
+    assert right.status_code == 201
+
+
+def test_a_slowed_account_makes_addresses_that_failed_on_it_wait(anon_api, owner, settings):
+    settings.LOGIN_ACCOUNT_FAILURE_LIMIT = "3/15min"
+    wrong = {"username": "owner", "password": "wrong"}
+    for i in range(4):
+        anon_api.post("/api/v1/auth/token/", wrong, REMOTE_ADDR=f"10.0.0.{i}")
+    again = anon_api.post("/api/v1/auth/token/", wrong, REMOTE_ADDR="10.0.0.1")
+    assert again.status_code == 429 and again.json()["error"]["code"] == "rate_limited"
+    assert again["Retry-After"]
+    assert AuditEvent.objects.filter(event="login.account_slowed", username="owner").count() == 1
+
+
+def test_the_admin_account_cannot_be_locked_by_five_wrong_passwords(anon_api, staff, settings):
+    for i in range(5):
+        anon_api.post("/api/v1/auth/token/", {"username": "staff", "password": "x"}, REMOTE_ADDR=f"10.1.0.{i}")
+    right = anon_api.post("/api/v1/auth/token/", {"username": "staff", "password": PASSWORD}, REMOTE_ADDR="10.2.0.1")
+    assert right.status_code == 201
 
 
 def test_login_is_limited_per_ip_across_usernames(client, db, settings):

@@ -18,6 +18,7 @@ def test_deploy_check_is_clean_with_production_settings(tmp_path: Path):
         "SECRET_KEY": "x" * 20 + "-production-secret-key-with-enough-entropy-0123456789",
         "ALLOWED_HOSTS": "imagegen.example.com",
         "DATA_DIR": str(tmp_path),
+        "METRICS_TOKEN": "m" * 40,
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set by the browser tests in this process, never in deployment
     result = subprocess.run(
@@ -30,6 +31,27 @@ def test_deploy_check_is_clean_with_production_settings(tmp_path: Path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_deploy_check_warns_without_a_metrics_token(tmp_path: Path):
+    env = {
+        **os.environ,
+        "DEBUG": "false",
+        "SECRET_KEY": "x" * 20 + "-production-secret-key-with-enough-entropy-0123456789",
+        "ALLOWED_HOSTS": "imagegen.example.com",
+        "DATA_DIR": str(tmp_path),
+    }
+    env.pop("METRICS_TOKEN", None)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "monitoring.W001" in result.stdout + result.stderr
 
 
 def test_debug_is_off_unless_asked_for():

@@ -7,8 +7,8 @@ import re
 import pytest
 from django.urls import reverse
 from django_otp.plugins.otp_static.models import StaticToken
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts.models import Authenticator
 from accounts.two_factor import two_factor_enabled
 from tests.accounts.conftest import current_code, portal_login
 from tests.conftest import PASSWORD
@@ -22,7 +22,7 @@ def test_setup_shows_a_qr_code_and_turns_on_with_a_valid_code(owner_client, owne
     page = owner_client.get(reverse("accounts:two_factor_setup"))
     assert page.status_code == 200
     assert 'src="data:image/svg+xml;base64,' in page.content.decode()
-    device = TOTPDevice.objects.get(user=owner, confirmed=False)
+    device = Authenticator.objects.get(user=owner, confirmed=False)
     response = owner_client.post(reverse("accounts:two_factor_setup"), {"token": current_code(device)})
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
@@ -118,7 +118,7 @@ def test_staff_without_2fa_is_sent_to_enrol_when_required(client, staff, require
 def test_staff_reach_admin_after_enrolling(client, staff, require_staff_2fa):
     portal_login(client, "staff")
     client.get(reverse("accounts:two_factor_setup"))
-    device = TOTPDevice.objects.get(user=staff, confirmed=False)
+    device = Authenticator.objects.get(user=staff, confirmed=False)
     client.post(reverse("accounts:two_factor_setup"), {"token": current_code(device)})
     assert client.get(reverse("admin:index")).status_code == 200
 
@@ -142,3 +142,65 @@ def test_the_two_password_fields_on_the_status_page_have_their_own_ids(owner_cli
     content = owner_client.get(reverse("accounts:two_factor")).content.decode()
     assert content.count('id="id_codes_password"') == 1 and content.count('id="id_disable_password"') == 1
     assert 'for="id_codes_password"' in content and 'for="id_disable_password"' in content
+
+
+def test_a_staff_bearer_token_is_refused_until_two_factor_is_on(staff, require_staff_2fa):
+    from tests.conftest import api_client_for
+
+    response = api_client_for(staff).get("/api/v1/me/")
+    assert response.status_code == 403 and response.json()["error"]["code"] == "two_factor_required"
+
+
+def test_a_staff_token_issued_with_the_second_factor_works(anon_api, staff, require_staff_2fa):
+    device = Authenticator.objects.create(user=staff, name="authenticator", confirmed=True)
+    body = {"username": "staff", "password": PASSWORD, "otp": current_code(device)}
+    secret = anon_api.post("/api/v1/auth/token/", body, format="json").json()["token"]
+    assert anon_api.get("/api/v1/me/", HTTP_AUTHORIZATION=f"Bearer {secret}").status_code == 200
+
+
+def test_enrolling_in_two_factor_ends_every_existing_token(owner_client, owner):
+    from tests.conftest import api_client_for
+
+    api = api_client_for(owner)
+    assert api.get("/api/v1/me/").status_code == 200
+    owner_client.get(reverse("accounts:two_factor_setup"))
+    device = Authenticator.objects.get(user=owner, confirmed=False)
+    owner_client.post(reverse("accounts:two_factor_setup"), {"token": current_code(device)})
+    assert api.get("/api/v1/me/").status_code == 401
+
+
+def test_a_signed_in_user_who_is_not_staff_gets_a_clear_403_from_the_admin(client, owner):
+    portal_login(client, "owner")
+    response = client.get(reverse("admin:index"), follow=True)
+    assert response.status_code == 403
+    assert len(response.redirect_chain) == 1
+    assert "not a staff account" in response.content.decode()
+
+
+def test_the_authenticator_secret_is_stored_encrypted(owner_client, owner):
+    from base64 import b32encode
+    from binascii import hexlify
+
+    owner_client.get(reverse("accounts:two_factor_setup"))
+    device = Authenticator.objects.get(user=owner, confirmed=False)
+    stored = Authenticator.objects.filter(pk=device.pk).values_list("encrypted_key", flat=True).get()
+    secret = device.bin_key
+    assert len(secret) == 20
+    assert hexlify(secret).decode() not in stored and b32encode(secret).decode().rstrip("=") not in stored
+
+
+def test_existing_plain_text_devices_are_moved_to_encrypted_authenticators(client, owner):
+    import importlib
+
+    from django.apps import apps
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    migration = importlib.import_module("accounts.migrations.0004_hardening")
+    plain = TOTPDevice.objects.create(user=owner, name="authenticator", confirmed=True)
+    migration.encrypt_existing_authenticators(apps, None)
+    assert not TOTPDevice.objects.exists()
+    moved = Authenticator.objects.get(user=owner)
+    assert moved.bin_key == plain.bin_key and moved.confirmed
+    response = portal_login(client, "owner")
+    assert response["Location"] == reverse("accounts:login_verify")
+    assert client.post(reverse("accounts:login_verify"), {"token": current_code(moved)}).status_code == 302

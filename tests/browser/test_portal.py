@@ -120,7 +120,7 @@ def test_pause_and_resume_a_running_batch_on_a_phone(page, live_server, owner, r
     page.set_viewport_size({"width": 390, "height": 844})
     log_in(page, live_server.url)
     page.goto(f"{live_server.url}/batches/new/")
-    page.fill("#id_prompts", "\n".join(f"山水畫 {n}" for n in range(12)))
+    page.fill("#id_prompts", "\n".join(f"山水畫 {n}" for n in range(40)))
     page.select_option("#id_size", "256x256")
     page.click("button:has-text('送出批次')")
     page.wait_for_url(re.compile(r"/batches/[0-9a-f-]{36}/$"))
@@ -128,12 +128,13 @@ def test_pause_and_resume_a_running_batch_on_a_phone(page, live_server, owner, r
     with running_cluster(env, tmp_path / "cluster.log"):
         page.locator("#grid img").first.wait_for(timeout=60_000)
         expect(page.locator("#queue-note")).to_contain_text("正在產生中", timeout=15_000)
-        screenshot(page, "09-batch-running-phone")
         page.click("#pause-form button")
         page.wait_for_selector("#batch-status [data-status=paused]", timeout=30_000)
         expect(page.locator("#queue-note")).to_contain_text("已暫停")
         assert page.locator("#resume-form").is_visible() and not page.locator("#pause-form").is_visible()
         screenshot(page, "10-batch-paused-phone")
         page.click("#resume-form button")
-        page.wait_for_selector("#batch-status [data-status=completed]", timeout=60_000)
-    assert Batch.objects.get().completed == 12
+        expect(page.locator("#queue-note")).to_contain_text("正在產生中", timeout=15_000)
+        screenshot(page, "09-batch-running-phone")
+        page.wait_for_selector("#batch-status [data-status=completed]", timeout=90_000)
+    assert Batch.objects.get().completed == 40

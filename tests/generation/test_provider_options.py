@@ -80,3 +80,12 @@ def test_the_new_batch_form_shows_a_bad_setting_as_a_form_error(client, owner, s
     response = client.post("/batches/new/", form)
     assert response.status_code == 200
     assert "Option quality must be one of standard, hd." in response.content.decode()
+
+
+@pytest.mark.parametrize("value", ["inf", "1e999", "nan", "-inf"])
+@pytest.mark.parametrize("option", ["steps", "cfg_scale"])
+def test_non_finite_numbers_are_an_invalid_option(api, server, option, value):
+    body = {"provider": "automatic1111", "prompts": ["x"], "width": 512, "height": 512, "options": {option: value}}
+    response = api.post("/api/v1/batches/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_option"

@@ -84,6 +84,13 @@ class TestNewBatch:
         assert "prompts_file" in response.context["form"].errors
         assert Batch.objects.count() == 0
 
+    def test_a_file_with_nul_bytes_is_a_form_error(self, owner_client):
+        upload = SimpleUploadedFile("p.txt", b"a cat\x00\na dog\n", content_type="text/plain")
+        response = owner_client.post(reverse("generation:batch_new"), {**form_data(prompts=""), "prompts_file": upload})
+        assert response.status_code == 200
+        assert "NUL" in str(response.context["form"].errors["prompts_file"])
+        assert not Batch.objects.exists()
+
     def test_no_prompts_is_a_form_error_and_keeps_the_input(self, owner_client):
         response = owner_client.post(reverse("generation:batch_new"), form_data(prompts="  \n", name="kept"))
         assert response.status_code == 200
@@ -118,6 +125,11 @@ class TestBatchPages:
         assert "貓咪" in content and "dogs" in content and "not mine" not in content
         searched = owner_client.get(reverse("generation:batch_list"), {"q": "貓"}).content.decode()
         assert "貓咪" in searched and "dogs" not in searched
+
+    def test_a_nul_byte_in_the_search_is_ignored(self, owner_client, make_batch):
+        make_batch(prompts=["a red fox"])
+        response = owner_client.get(reverse("generation:batch_list"), {"q": "fox\x00"})
+        assert response.status_code == 200 and len(response.context["batches"]) == 1
 
     def test_page_links_keep_the_search_url_encoded(self, owner_client, make_batch):
         for number in range(21):

@@ -71,3 +71,51 @@ def test_retry_after_is_read_in_seconds_or_milliseconds(headers, expected):
 def test_retry_after_as_http_date_is_seconds_from_now():
     response = httpx.Response(429, headers={"retry-after": "Wed, 21 Oct 2099 07:28:00 GMT"})
     assert retry_after_seconds(response) > 3600
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "::ffff:127.0.0.1",  # IPv4-mapped
+        "::7f00:1",  # IPv4-compatible
+        "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+        "64:ff9b::808:808",  # NAT64 of a public address: refused all the same
+        "64:ff9b:1::a00:1",  # local-use NAT64
+        "2002:7f00:1::1",  # 6to4
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
+    ],
+)
+def test_every_ipv6_form_that_wraps_ipv4_is_blocked(address, monkeypatch):
+    import socket
+
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [(socket.AF_INET6, 1, 6, "", (address, 80, 0, 0))])
+    with pytest.raises(OutboundError) as caught:
+        request("GET", "http://images.example.com/x.png")
+    assert caught.value.kind == "blocked"
+
+
+def test_the_connection_goes_to_the_address_that_was_checked(monkeypatch):
+    """DNS rebinding: the name resolves once; a second, different answer is never used."""
+    import socket
+
+    from imagegen import http
+
+    answers = iter(["127.0.0.1", "10.255.255.1"])
+    lookups = []
+    real_getaddrinfo = socket.getaddrinfo
+
+    def resolve(host, port, *args, **kwargs):
+        if host[0].isdigit():  # an address, as the pinned connect passes it: no DNS involved
+            return real_getaddrinfo(host, port, *args, **kwargs)
+        lookups.append(host)
+        return [(socket.AF_INET, 1, 6, "", (next(answers), port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    monkeypatch.setattr(http, "address_is_public", lambda address: True)  # let the fake server count as public
+    with fake_server() as server:
+        server.route("GET", "/x.png", Reply(200, "image"))
+        port = server.url.rsplit(":", 1)[1]
+        response = request("GET", f"http://rebind.example:{port}/x.png", timeout=5)
+    assert (response.status_code, response.text) == (200, "image")
+    assert lookups == ["rebind.example"]
+    assert server.requests[0].headers["Host"] == f"rebind.example:{port}"

@@ -75,13 +75,23 @@ def test_old_queued_work_fires(only: Any, make_batch: Any, settings: Any) -> Non
 
 
 @pytest.mark.django_db
-def test_a_provider_failing_most_calls_fires_per_provider(only: Any, make_batch: Any) -> None:
+def test_a_provider_failing_most_calls_fires_per_provider(only: Any, make_batch: Any, other_user: Any) -> None:
     only(alerts.rule_provider_failing)
     batch = make_batch(prompts=[f"p{i}" for i in range(6)])
-    batch.generations.update(status=GenerationStatus.FAILED, error_code="rate_limited")
+    other = make_batch(other_user, prompts=["q"])
+    for failing in (batch, other):
+        failing.generations.update(status=GenerationStatus.FAILED, error_code="rate_limited")
     events = alerts.alerts_evaluate()
     assert [e.key for e in events] == [f"provider_failing:{batch.provider}"]
-    assert "6 of 6" in events[0].message
+    assert "7 of 7 images of 2 user(s)" in events[0].message
+
+
+@pytest.mark.django_db
+def test_one_users_failing_images_do_not_fire_the_provider_alert(only: Any, make_batch: Any) -> None:
+    only(alerts.rule_provider_failing)
+    batch = make_batch(prompts=[f"p{i}" for i in range(10)])
+    batch.generations.update(status=GenerationStatus.FAILED, error_code="invalid_api_key")
+    assert alerts.alerts_evaluate() == []
 
 
 @pytest.mark.django_db

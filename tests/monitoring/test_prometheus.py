@@ -45,3 +45,20 @@ def test_metrics_need_the_token_when_one_is_set(client: Client, settings: Any) -
     assert refused.status_code == 401 and refused.json()["error"]["code"] == "not_authenticated"
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
     assert "imagegen_queued" in _families(client, HTTP_AUTHORIZATION="Bearer s3cret-token")
+
+
+@pytest.mark.django_db
+def test_metrics_are_refused_in_production_without_a_token(client: Client, settings: Any) -> None:
+    settings.METRICS_TOKEN = ""
+    settings.PRODUCTION = True
+    refused = client.get("/metrics")
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "metrics_disabled"
+
+
+def test_check_deploy_warns_when_the_metrics_token_is_unset(settings: Any) -> None:
+    from monitoring.checks import check_metrics_token
+
+    settings.METRICS_TOKEN = ""
+    assert [w.id for w in check_metrics_token(None)] == ["monitoring.W001"]
+    settings.METRICS_TOKEN = "x" * 40
+    assert check_metrics_token(None) == []

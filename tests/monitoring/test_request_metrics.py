@@ -68,3 +68,13 @@ def test_one_json_log_line_per_request_with_user_and_duration(client: Client, ow
     line = json.loads(JsonFormatter().format(record))
     assert line["route"] == "generation:batch_list" and line["status"] == 200
     assert line["user_id"] == owner.pk and line["duration_ms"] > 0
+
+
+@pytest.mark.django_db
+def test_made_up_methods_share_one_metric_label(client: Client) -> None:
+    recorder.take(include_current=True)
+    for name in ["FOO", "BAR", "X" * 30, "get"]:
+        client.generic(name, "/health/live")
+    recorder.flush(include_current=True)
+    methods = set(RequestStats.objects.values_list("method", flat=True))
+    assert methods == {"OTHER", "GET"}
