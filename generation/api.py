@@ -7,7 +7,8 @@ from typing import Any, cast
 
 from django.contrib.auth.models import User
 from django.http.response import HttpResponseBase
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers as drf_serializers
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
@@ -30,10 +31,15 @@ from generation.serializers import (
     UsageSerializer,
 )
 from generation.views import serve_generation_file, user_provider_data
+from imagegen.errors import ValidationFailed
 from imagegen.pagination import KeysetPage, page_number_from, page_size_from
 
 PAGING = [
-    OpenApiParameter("cursor", str, description="The `next_cursor` of the previous page; omit for the first page."),
+    OpenApiParameter(
+        "cursor",
+        str,
+        description="The `next_cursor` of the previous page; omit for the first page.",
+    ),
     OpenApiParameter("page_size", int, description="Items per page (at most 200)."),
 ]
 LIST_FILTERS = [
@@ -50,6 +56,19 @@ LIBRARY_FILTERS = [
     OpenApiParameter("status", str, description="Only images in this status."),
     *PAGING,
 ]
+
+
+def keyset_page_schema(name: str, item: type[BaseSerializer]) -> Any:
+    """The documented shape of a keyset page of `item`."""
+    return inline_serializer(
+        name=name,
+        fields={
+            "count": drf_serializers.IntegerField(allow_null=True),
+            "next": drf_serializers.URLField(allow_null=True),
+            "next_cursor": drf_serializers.CharField(allow_null=True),
+            "results": item(many=True),
+        },
+    )
 
 
 def keyset_response(
@@ -69,6 +88,16 @@ def keyset_response(
     )
 
 
+def _first_page_if_stale(read: Any, **arguments: Any) -> Any:
+    """A cursor that is not one of ours (mangled link, old bookmark) gives the first page, not an error."""
+    try:
+        return read(**arguments)
+    except ValidationFailed as error:
+        if error.code != "invalid_cursor":
+            raise
+        return read(**{**arguments, "cursor": ""})
+
+
 def _param(request: Request, name: str) -> str:
     return str(request.query_params.get(name, "")).strip()
 
@@ -76,9 +105,12 @@ def _param(request: Request, name: str) -> str:
 class BatchListCreateView(GenericAPIView):
     serializer_class = BatchSerializer
 
-    @extend_schema(parameters=LIST_FILTERS, responses=BatchSerializer(many=True))
+    pagination_class = None  # keyset pages: see keyset_response
+
+    @extend_schema(parameters=LIST_FILTERS, responses=keyset_page_schema("BatchPage", BatchSerializer))
     def get(self, request: Request) -> Response:
-        page = selectors.batch_page(
+        page = _first_page_if_stale(
+            selectors.batch_page,
             user=request.user,
             search=_param(request, "search"),
             status=_param(request, "status"),
@@ -153,6 +185,7 @@ class GenerationRetryView(APIView):
 
 class BatchGenerationsView(GenericAPIView):
     serializer_class = GenerationSerializer
+    pagination_class = None
 
     @extend_schema(
         parameters=[
@@ -160,11 +193,12 @@ class BatchGenerationsView(GenericAPIView):
             OpenApiParameter("page", int, description="Without a cursor: the n-th page of `page_size` images."),
             *PAGING,
         ],
-        responses=GenerationSerializer(many=True),
+        responses=keyset_page_schema("GenerationPage", GenerationSerializer),
     )
     def get(self, request: Request, batch_id: uuid.UUID) -> Response:
         size = page_size_from(_param(request, "page_size"))
-        page = selectors.batch_generation_page(
+        page = _first_page_if_stale(
+            selectors.batch_generation_page,
             batch=selectors.batch_get(user=request.user, batch_id=batch_id),
             status=_param(request, "status"),
             cursor=_param(request, "cursor"),
@@ -178,10 +212,12 @@ class LibraryView(GenericAPIView):
     """Every image of mine across batches, newest first, with full-text search on prompts."""
 
     serializer_class = GenerationSerializer
+    pagination_class = None
 
-    @extend_schema(parameters=LIBRARY_FILTERS, responses=GenerationSerializer(many=True))
+    @extend_schema(parameters=LIBRARY_FILTERS, responses=keyset_page_schema("LibraryPage", GenerationSerializer))
     def get(self, request: Request) -> Response:
-        page = selectors.library_page(
+        page = _first_page_if_stale(
+            selectors.library_page,
             user=request.user,
             cursor=_param(request, "cursor"),
             size=page_size_from(_param(request, "page_size")),
