@@ -107,7 +107,11 @@ class BatchListCreateView(GenericAPIView):
 
     pagination_class = None  # keyset pages: see keyset_response
 
-    @extend_schema(parameters=LIST_FILTERS, responses=keyset_page_schema("BatchPage", BatchSerializer))
+    @extend_schema(
+        operation_id="v1_batches_list",
+        parameters=LIST_FILTERS,
+        responses=keyset_page_schema("BatchPage", BatchSerializer),
+    )
     def get(self, request: Request) -> Response:
         page = _first_page_if_stale(
             selectors.batch_page,
@@ -194,6 +198,7 @@ class BatchGenerationsView(GenericAPIView):
             *PAGING,
         ],
         responses=keyset_page_schema("GenerationPage", GenerationSerializer),
+        operation_id="v1_batches_generations_list",
     )
     def get(self, request: Request, batch_id: uuid.UUID) -> Response:
         size = page_size_from(_param(request, "page_size"))
@@ -214,7 +219,11 @@ class LibraryView(GenericAPIView):
     serializer_class = GenerationSerializer
     pagination_class = None
 
-    @extend_schema(parameters=LIBRARY_FILTERS, responses=keyset_page_schema("LibraryPage", GenerationSerializer))
+    @extend_schema(
+        operation_id="v1_generations_list",
+        parameters=LIBRARY_FILTERS,
+        responses=keyset_page_schema("LibraryPage", GenerationSerializer),
+    )
     def get(self, request: Request) -> Response:
         page = _first_page_if_stale(
             selectors.library_page,
