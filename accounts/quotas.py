@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import F, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -84,19 +84,19 @@ def quota_limits(*, user: AbstractBaseUser | AnonymousUser) -> QuotaLimits:
 def quota_usage(*, user: AbstractBaseUser | AnonymousUser, now: datetime | None = None) -> QuotaUsage:
     """What the user has spent today: images created today that have not failed or been cancelled
     (those are refunded), plus every image of an earlier day queued again today (QuotaCharge)."""
-    from generation.models import Batch, BatchStatus, Generation, GenerationStatus
+    from generation.models import Batch, BatchStatus
 
     start, end = quota_window(now)
-    spent = Generation.objects.filter(batch__owner_id=user.pk, created_at__gte=start).exclude(
-        status__in=[GenerationStatus.FAILED, GenerationStatus.CANCELLED]
-    )
+    # From the counters kept on today's batches (their images are created with them), not a recount.
+    today = Batch.objects.filter(owner_id=user.pk, created_at__gte=start)
+    spent = today.aggregate(n=Sum(F("total") - F("failed") - F("cancelled")))["n"] or 0
     charged = QuotaCharge.objects.filter(user_id=int(user.pk or 0), charged_at__gte=start).aggregate(n=Sum("images"))[
         "n"
     ]
     active = Batch.objects.filter(owner_id=user.pk, status__in=[BatchStatus.QUEUED, BatchStatus.RUNNING])
     return QuotaUsage(
         limits=quota_limits(user=user),
-        images_today=spent.count() + (charged or 0),
+        images_today=spent + (charged or 0),
         active_batches=active.count(),
         resets_at=end,
     )

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from typing import cast
+from typing import Any, cast
 
 from django.contrib.auth.models import User
 from django.http.response import HttpResponseBase
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers as drf_serializers
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from generation import keys, selectors, services
@@ -28,26 +31,97 @@ from generation.serializers import (
     UsageSerializer,
 )
 from generation.views import serve_generation_file, user_provider_data
+from imagegen.errors import ValidationFailed
+from imagegen.pagination import KeysetPage, page_number_from, page_size_from
 
-LIST_FILTERS = [
-    OpenApiParameter("search", str, description="Text in the batch name or any of its prompts."),
-    OpenApiParameter("status", str, description="Only batches in this status."),
+PAGING = [
+    OpenApiParameter(
+        "cursor",
+        str,
+        description="The `next_cursor` of the previous page; omit for the first page.",
+    ),
+    OpenApiParameter("page_size", int, description="Items per page (at most 200)."),
 ]
+LIST_FILTERS = [
+    OpenApiParameter(
+        "search", str, description="Words (by prefix) or CJK text in the batch name or any of its prompts."
+    ),
+    OpenApiParameter("status", str, description="Only batches in this status."),
+    *PAGING,
+]
+LIBRARY_FILTERS = [
+    OpenApiParameter("search", str, description="Words (by prefix) or CJK text in the image's prompt."),
+    OpenApiParameter("provider", str, description="Only images made by this provider."),
+    OpenApiParameter("model", str, description="Only images made by this model."),
+    OpenApiParameter("status", str, description="Only images in this status."),
+    *PAGING,
+]
+
+
+def keyset_page_schema(name: str, item: type[BaseSerializer]) -> Any:
+    """The documented shape of a keyset page of `item`."""
+    return inline_serializer(
+        name=name,
+        fields={
+            "count": drf_serializers.IntegerField(allow_null=True),
+            "next": drf_serializers.URLField(allow_null=True),
+            "next_cursor": drf_serializers.CharField(allow_null=True),
+            "results": item(many=True),
+        },
+    )
+
+
+def keyset_response(
+    request: Request, page: KeysetPage[Any], serializer: type[BaseSerializer], context: dict[str, Any] | None = None
+) -> Response:
+    """The list shape every list endpoint answers: count (null when not cheap), next, next_cursor, results."""
+    next_url = None
+    if page.next_cursor:
+        next_url = replace_query_param(request.build_absolute_uri(), "cursor", page.next_cursor)
+    return Response(
+        {
+            "count": page.total,
+            "next": next_url,
+            "next_cursor": page.next_cursor,
+            "results": serializer(page.items, many=True, context={"request": request, **(context or {})}).data,
+        }
+    )
+
+
+def _first_page_if_stale(read: Any, **arguments: Any) -> Any:
+    """A cursor that is not one of ours (mangled link, old bookmark) gives the first page, not an error."""
+    try:
+        return read(**arguments)
+    except ValidationFailed as error:
+        if error.code != "invalid_cursor":
+            raise
+        return read(**{**arguments, "cursor": ""})
+
+
+def _param(request: Request, name: str) -> str:
+    return str(request.query_params.get(name, "")).strip()
 
 
 class BatchListCreateView(GenericAPIView):
     serializer_class = BatchSerializer
 
-    @extend_schema(parameters=LIST_FILTERS, responses=BatchSerializer(many=True))
+    pagination_class = None  # keyset pages: see keyset_response
+
+    @extend_schema(
+        operation_id="v1_batches_list",
+        parameters=LIST_FILTERS,
+        responses=keyset_page_schema("BatchPage", BatchSerializer),
+    )
     def get(self, request: Request) -> Response:
-        batches = selectors.batch_list(
+        page = _first_page_if_stale(
+            selectors.batch_page,
             user=request.user,
-            search=request.query_params.get("search", "").strip(),
-            status=request.query_params.get("status", "").strip(),
+            search=_param(request, "search"),
+            status=_param(request, "status"),
+            cursor=_param(request, "cursor"),
+            size=page_size_from(_param(request, "page_size")),
         )
-        page = list(self.paginate_queryset(batches) or [])
-        context = {"request": request, "estimates": estimates(page)}
-        return self.get_paginated_response(BatchSerializer(page, many=True, context=context).data)
+        return keyset_response(request, page, BatchSerializer, {"estimates": estimates(page.items)})
 
     @extend_schema(request=BatchCreateSerializer, responses={201: BatchSerializer})
     def post(self, request: Request) -> Response:
@@ -115,16 +189,50 @@ class GenerationRetryView(APIView):
 
 class BatchGenerationsView(GenericAPIView):
     serializer_class = GenerationSerializer
+    pagination_class = None
 
     @extend_schema(
-        parameters=[OpenApiParameter("status", str, description="Only generations in this status.")],
-        responses=GenerationSerializer(many=True),
+        parameters=[
+            OpenApiParameter("status", str, description="Only generations in this status."),
+            OpenApiParameter("page", int, description="Without a cursor: the n-th page of `page_size` images."),
+            *PAGING,
+        ],
+        responses=keyset_page_schema("GenerationPage", GenerationSerializer),
+        operation_id="v1_batches_generations_list",
     )
     def get(self, request: Request, batch_id: uuid.UUID) -> Response:
-        batch = selectors.batch_get(user=request.user, batch_id=batch_id)
-        generations = selectors.generation_list(batch=batch, status=request.query_params.get("status", ""))
-        page = self.paginate_queryset(generations)
-        return self.get_paginated_response(GenerationSerializer(page, many=True, context={"request": request}).data)
+        size = page_size_from(_param(request, "page_size"))
+        page = _first_page_if_stale(
+            selectors.batch_generation_page,
+            batch=selectors.batch_get(user=request.user, batch_id=batch_id),
+            status=_param(request, "status"),
+            cursor=_param(request, "cursor"),
+            size=size,
+            page_number=page_number_from(_param(request, "page")),
+        )
+        return keyset_response(request, page, GenerationSerializer)
+
+
+class LibraryView(GenericAPIView):
+    """Every image of mine across batches, newest first, with full-text search on prompts."""
+
+    serializer_class = GenerationSerializer
+    pagination_class = None
+
+    @extend_schema(
+        operation_id="v1_generations_list",
+        parameters=LIBRARY_FILTERS,
+        responses=keyset_page_schema("LibraryPage", GenerationSerializer),
+    )
+    def get(self, request: Request) -> Response:
+        page = _first_page_if_stale(
+            selectors.library_page,
+            user=request.user,
+            cursor=_param(request, "cursor"),
+            size=page_size_from(_param(request, "page_size")),
+            **{name: _param(request, name) for name in ("search", "provider", "model", "status")},
+        )
+        return keyset_response(request, page, GenerationSerializer)
 
 
 class GenerationDetailView(APIView):

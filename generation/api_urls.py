@@ -12,6 +12,7 @@ urlpatterns = [
     path("batches/<uuid:batch_id>/pause/", api.BatchPauseView.as_view(), name="api-batch-pause"),
     path("batches/<uuid:batch_id>/resume/", api.BatchResumeView.as_view(), name="api-batch-resume"),
     path("batches/<uuid:batch_id>/generations/", api.BatchGenerationsView.as_view(), name="api-batch-generations"),
+    path("generations/", api.LibraryView.as_view(), name="api-library"),
     path("generations/<uuid:generation_id>/", api.GenerationDetailView.as_view(), name="api-generation-detail"),
     path(
         "generations/<uuid:generation_id>/retry/",

@@ -80,7 +80,11 @@ class Batch(models.Model):
         ordering = ["-created_at"]
         verbose_name = _("batch")
         verbose_name_plural = _("batches")
-        indexes = [models.Index(fields=["owner", "-created_at"])]
+        # Matches the history list's filter and order exactly, so a page is an index range scan.
+        indexes = [
+            models.Index(fields=["owner", "-created_at", "-id"], name="batch_owner_newest"),
+            models.Index(fields=["owner", "status", "-created_at", "-id"], name="batch_owner_status_newest"),
+        ]
         permissions = [("submit_high_priority", _("Can submit high-priority batches"))]
 
     def __str__(self) -> str:
@@ -153,6 +157,8 @@ class Generation(models.Model):
             models.Index(fields=["batch", "position"]),
             models.Index(fields=["status", "lease_expires_at"]),
             models.Index(fields=["batch", "status", "position"]),
+            # The rollup writer reads only what finished since its last run.
+            models.Index(fields=["finished_at"], name="generation_finished_at"),
         ]
 
     def __str__(self) -> str:
@@ -273,3 +279,74 @@ class SchedulerLock(models.Model):
 
     def __str__(self) -> str:
         return "scheduler lock"
+
+
+# Upper bounds (milliseconds) of the provider latency histogram kept in the rollups; the last is open-ended.
+PROVIDER_LATENCY_BUCKETS_MS: tuple[float, ...] = (
+    250, 500, 1000, 2000, 3000, 5000, 10000, 20000, 30000, 60000, 120000, float("inf"),
+)  # fmt: skip
+ROLLUP_BUCKET_FIELDS: tuple[str, ...] = tuple(f"le_{index}" for index in range(len(PROVIDER_LATENCY_BUCKETS_MS)))
+
+
+class RollupResolution(models.TextChoices):
+    MINUTE = "minute"
+    HOUR = "hour"
+    TOTAL = "total"
+
+
+class GenerationRollup(models.Model):
+    """Finished images of one owner on one provider and model, per minute, per hour or all time.
+
+    Written only by `generation.rollups` from the generations that finished; the dashboard,
+    /metrics and usage figures read these instead of scanning generations.
+    """
+
+    resolution = models.CharField(max_length=6, choices=RollupResolution.choices)
+    # Start of the minute or hour; the epoch for the all-time row.
+    start = models.DateTimeField()
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    provider = models.CharField(max_length=50)
+    model = models.CharField(max_length=100)
+    succeeded = models.PositiveBigIntegerField(default=0)
+    failed = models.PositiveBigIntegerField(default=0)
+    cancelled = models.PositiveBigIntegerField(default=0)
+    rate_limited = models.PositiveBigIntegerField(default=0)
+    retries = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=16, decimal_places=5, default=0)
+    latency_count = models.PositiveBigIntegerField(default=0)
+    latency_ms_sum = models.PositiveBigIntegerField(default=0)
+    le_0 = models.PositiveBigIntegerField(default=0)
+    le_1 = models.PositiveBigIntegerField(default=0)
+    le_2 = models.PositiveBigIntegerField(default=0)
+    le_3 = models.PositiveBigIntegerField(default=0)
+    le_4 = models.PositiveBigIntegerField(default=0)
+    le_5 = models.PositiveBigIntegerField(default=0)
+    le_6 = models.PositiveBigIntegerField(default=0)
+    le_7 = models.PositiveBigIntegerField(default=0)
+    le_8 = models.PositiveBigIntegerField(default=0)
+    le_9 = models.PositiveBigIntegerField(default=0)
+    le_10 = models.PositiveBigIntegerField(default=0)
+    le_11 = models.PositiveBigIntegerField(default=0)
+    # Failed images by error code: {"content_filtered": 2, ...}
+    errors = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["resolution", "start", "owner", "provider", "model"], name="one_rollup_per_group"
+            )
+        ]
+        indexes = [models.Index(fields=["resolution", "start"], name="rollup_resolution_start")]
+
+    def __str__(self) -> str:
+        return f"{self.resolution} {self.start:%Y-%m-%d %H:%M} {self.provider}/{self.model}"
+
+
+class RollupState(models.Model):
+    """How far the rollups have got: every generation that finished before `rolled_up_to` is counted."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    rolled_up_to = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"rolled up to {self.rolled_up_to}"

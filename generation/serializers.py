@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.urls import reverse
@@ -78,6 +80,19 @@ class BatchRetrySerializer(serializers.Serializer):
     )
 
 
+_PLACEHOLDER = uuid.UUID(int=0)
+
+
+def object_url(context: Mapping[str, Any], name: str, pk: uuid.UUID) -> str:
+    """The absolute URL of a named route for one object: resolved once per response, not once per row."""
+    templates = cast(dict[str, Any], context).setdefault("_url_templates", {})
+    if name not in templates:
+        url = context["request"].build_absolute_uri(reverse(name, args=[_PLACEHOLDER]))
+        templates[name] = url.split(str(_PLACEHOLDER), 1)
+    prefix, suffix = templates[name]
+    return f"{prefix}{pk}{suffix}"
+
+
 class BatchSerializer(serializers.ModelSerializer):
     progress = serializers.FloatField(read_only=True)
     pending = serializers.SerializerMethodField()
@@ -133,11 +148,10 @@ class BatchSerializer(serializers.ModelSerializer):
         return str(Decimal(batch.cost_usd).quantize(Decimal("0.00001")))
 
     def get_urls(self, batch: Batch) -> dict[str, str]:
-        request = self.context["request"]
         return {
-            "self": request.build_absolute_uri(reverse("api-batch-detail", args=[batch.pk])),
-            "generations": request.build_absolute_uri(reverse("api-batch-generations", args=[batch.pk])),
-            "portal": request.build_absolute_uri(reverse("generation:batch_detail", args=[batch.pk])),
+            "self": object_url(self.context, "api-batch-detail", batch.pk),
+            "generations": object_url(self.context, "api-batch-generations", batch.pk),
+            "portal": object_url(self.context, "generation:batch_detail", batch.pk),
         }
 
 
@@ -162,7 +176,7 @@ class GenerationSerializer(serializers.ModelSerializer):
     def _file_url(self, generation: Generation, name: str) -> str | None:
         if not getattr(generation, name):
             return None
-        return self.context["request"].build_absolute_uri(reverse(f"api-generation-{name}", args=[generation.pk]))
+        return object_url(self.context, f"api-generation-{name}", generation.pk)
 
     def get_image_url(self, generation: Generation) -> str | None:
         return self._file_url(generation, "image")

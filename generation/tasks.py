@@ -16,12 +16,14 @@ from django.utils import timezone
 from django_q.conf import Conf
 
 from generation import engine, queue, runner, scheduler
+from generation.rollups import rollup_advance
 from generation.scheduler import Dispatched
 
 logger = logging.getLogger(__name__)
 
 RUN_TASK = "generation.tasks.run_generation"
 MAINTAIN_TASK = "generation.tasks.sweep"
+ROLLUP_TASK = "generation.tasks.rollup"
 CHAIN_MARGIN_SECONDS = 5
 _inline = threading.local()
 
@@ -117,3 +119,7 @@ def _drain_inline() -> int:
     finally:
         _inline.draining = False
     return count
+
+
+def rollup() -> dict[str, object]:
+    return rollup_advance()

@@ -29,16 +29,26 @@ from generation.serializers import provider_data
 from imagegen.errors import ApplicationError
 
 GRID_PAGE_SIZE = 100
+HISTORY_PAGE_SIZE = 20
 
 
 @login_required
 def batch_list(request: HttpRequest) -> HttpResponse:
     search = request.GET.get("q", "").strip()
     status = request.GET.get("status", "").strip()
-    batches = selectors.batch_list(user=request.user, search=search, status=status)
-    page = Paginator(batches, 20).get_page(request.GET.get("page"))
+    cursor = request.GET.get("cursor", "")
+    try:
+        page = selectors.batch_page(
+            user=request.user, search=search, status=status, cursor=cursor, size=HISTORY_PAGE_SIZE
+        )
+    except ApplicationError:  # a mangled page link: show the first page instead of an error
+        page = selectors.batch_page(user=request.user, search=search, status=status, size=HISTORY_PAGE_SIZE)
+        cursor = ""
     context = {
-        "page": page,
+        "batches": page.items,
+        "next_cursor": page.next_cursor,
+        "total": page.total,
+        "cursor": cursor,
         "search": search,
         "status": status,
         "statuses": BatchStatus.choices,

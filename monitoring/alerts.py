@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Sum
 from django.utils import timezone
 
-from generation.models import Generation, GenerationStatus
+from generation import stats
 from monitoring import health, resources
 from monitoring.models import BUCKET_FIELDS, AlertEvent, AlertKind, AlertState, RequestStats
 from monitoring.notify import alert_notify
@@ -68,13 +68,15 @@ def rule_no_workers(now: datetime) -> list[Finding]:
 
 def rule_provider_failing(now: datetime) -> list[Finding]:
     window = now - timedelta(minutes=settings.ALERT_PROVIDER_MINUTES)
-    finished = Generation.objects.filter(finished_at__gte=window).exclude(provider="")
-    failed = Q(status=GenerationStatus.FAILED)
-    rows = finished.values("provider").annotate(
-        calls=Count("id"), failed=Count("id", filter=failed), users=Count("batch__owner", filter=failed, distinct=True)
-    )
+    by_provider: dict[str, dict[str, int]] = {}
+    for (provider, _owner), tally in stats.FinishedWindow(window).by_provider_and_owner().items():
+        if provider and tally.finished:
+            row = by_provider.setdefault(provider, {"calls": 0, "failed": 0, "users": 0})
+            row["calls"] += tally.finished
+            row["failed"] += tally.counts["failed"]
+            row["users"] += bool(tally.counts["failed"])  # users with failed images
     findings = []
-    for row in rows:
+    for provider, row in by_provider.items():
         rate = row["failed"] / row["calls"]
         # One user's own broken key (or odd prompts) fails only their images: that is not an outage.
         firing = (
@@ -83,10 +85,10 @@ def rule_provider_failing(now: datetime) -> list[Finding]:
             and row["users"] >= settings.ALERT_PROVIDER_MIN_USERS
         )
         message = (
-            f"provider {row['provider']}: {row['failed']} of {row['calls']} images of {row['users']} user(s) "
+            f"provider {provider}: {row['failed']} of {row['calls']} images of {row['users']} user(s) "
             f"failed in the last {settings.ALERT_PROVIDER_MINUTES} minutes ({rate:.0%})"
         )
-        findings.append(Finding(f"provider_failing:{row['provider']}", firing, message))
+        findings.append(Finding(f"provider_failing:{provider}", firing, message))
     return findings
 
 

@@ -122,7 +122,7 @@ def _snapshot_postgres(staging: Path) -> str:
 
 
 def _manifest(*, vendor: str, database_file: str) -> dict[str, Any]:
-    from generation.models import Batch, Generation
+    from generation import stats
     from monitoring.health import storage_location
 
     media = Path(settings.MEDIA_ROOT)
@@ -134,8 +134,7 @@ def _manifest(*, vendor: str, database_file: str) -> dict[str, Any]:
         "engine": vendor,
         "database_file": database_file,
         "django": django.get_version(),
-        "batches": Batch.objects.count(),
-        "generations": Generation.objects.count(),
+        **stats.table_sizes(),
         "media_files": len(files),
         "media_bytes": sum(path.stat().st_size for path in files),
         "media_storage": storage_location(),

@@ -18,6 +18,7 @@ def dashboard_data(*, range_name: str) -> dict[str, Any]:
     now = timezone.now()
     window = selectors.Window.ending(selectors.RANGES[range_name], now)
     latest = SystemSample.objects.first()
+    finished = selectors.finished_in(window)
     return {
         "range": range_name,
         "generated_at": now.isoformat(),
@@ -25,13 +26,13 @@ def dashboard_data(*, range_name: str) -> dict[str, Any]:
         "step_minutes": window.step_minutes,
         "requests": selectors.request_series(window),
         "system": selectors.system_series(window),
-        "generations": selectors.generation_series(window),
+        "generations": selectors.generation_series(window, finished),
         "tables": {
             "slowest_routes": selectors.slowest_routes(window.start),
-            "top_users": selectors.top_users(window.start),
-            "providers": selectors.provider_table(window.start),
+            "top_users": selectors.top_users(window.start, finished=finished),
+            "providers": selectors.provider_table(window.start, finished),
         },
-        "usage": selectors.usage(window.start),
+        "usage": selectors.usage(window.start, finished),
         "sweeper": selectors.event_totals(window.start, "sweeper."),
         "tasks": selectors.event_totals(window.start, "tasks."),
         "now": {

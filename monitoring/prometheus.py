@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, Q, Sum
+from django.db.models import Q
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -23,7 +23,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from generation.models import Batch, Generation, GenerationStatus
+from generation import stats
 from imagegen import __version__
 from monitoring import resources, selectors
 from monitoring.models import BUCKET_FIELDS, LATENCY_BUCKETS_MS, AlertState, RequestStats, SystemSample
@@ -50,6 +50,7 @@ def http_metrics() -> Iterator[Metric]:
 
 
 def generation_metrics() -> Iterator[Metric]:
+    """All-time counters per provider and model, from the rollups (one row per user and model)."""
     by_status = CounterMetricFamily(
         "imagegen_generations", "Finished images by provider, model and status", labels=["provider", "model", "status"]
     )
@@ -58,31 +59,31 @@ def generation_metrics() -> Iterator[Metric]:
     errors = CounterMetricFamily(
         "imagegen_provider_errors", "Failed images by error code", labels=["provider", "model", "code"]
     )
-    finished = Generation.objects.exclude(provider="").filter(finished_at__isnull=False)
-    for row in finished.values("provider", "model", "status").annotate(n=Count("id")).order_by():
-        by_status.add_metric([row["provider"], row["model"], row["status"]], row["n"])
-    totals = finished.values("provider", "model").order_by().annotate(attempts=Sum("attempts"), n=Count("id"))
-    for total in totals.annotate(cost=Sum("cost_usd")):
-        retries.add_metric([total["provider"], total["model"]], max(0, (total["attempts"] or 0) - total["n"]))
-        cost.add_metric([total["provider"], total["model"]], float(total["cost"] or 0))
-    failed = finished.filter(status=GenerationStatus.FAILED).values("provider", "model", "error_code")
-    for failure in failed.annotate(n=Count("id")).order_by():
-        errors.add_metric([failure["provider"], failure["model"], failure["error_code"] or "unknown"], failure["n"])
-    yield from (by_status, retries, cost, errors)
-
-
-def provider_latency_metrics() -> Iterator[Metric]:
-    since = timezone.now() - timedelta(hours=1)
-    latency = GaugeMetricFamily(
-        "imagegen_provider_latency_seconds",
-        "Provider latency over the last hour",
-        labels=["provider", "model", "quantile"],
+    latency = HistogramMetricFamily(
+        "imagegen_provider_latency_seconds", "Time the provider took per image", labels=["provider", "model"]
     )
-    for row in selectors.provider_table(since):
-        for quantile, key in (("0.5", "p50_ms"), ("0.95", "p95_ms")):
-            if row[key] is not None:
-                latency.add_metric([row["provider"], row["model"], quantile], row[key] / 1000)
-    yield latency
+    for (provider, model), tally in sorted(stats.totals_by_model().items()):
+        if not provider:
+            continue
+        labels = [provider, model]
+        for status in ("succeeded", "failed", "cancelled"):
+            if tally.counts[status]:
+                by_status.add_metric([*labels, status], tally.counts[status])
+        retries.add_metric(labels, tally.counts["retries"])
+        cost.add_metric(labels, float(tally.cost_usd))
+        for code, n in sorted(tally.errors.items()):
+            errors.add_metric([*labels, code], n)
+        if tally.counts["latency_count"]:
+            latency.add_metric(labels, _cumulative(tally.buckets), tally.counts["latency_ms_sum"] / 1000)
+    yield from (by_status, retries, cost, errors, latency)
+
+
+def _cumulative(buckets: list[int]) -> list[tuple[str, float]]:
+    total, cumulative = 0, []  # type: int, list[tuple[str, float]]
+    for bound, count in zip(stats.LATENCY_BUCKETS_MS, buckets, strict=True):
+        total += count
+        cumulative.append(("+Inf" if bound == float("inf") else str(bound / 1000), total))
+    return cumulative
 
 
 def queue_metrics() -> Iterator[Metric]:
@@ -135,17 +136,11 @@ def system_metrics() -> Iterator[Metric]:
 
 def usage_metrics() -> Iterator[Metric]:
     batches = CounterMetricFamily("imagegen_batches", "Batches created", labels=["source"])
-    for row in (
-        Batch.objects.exclude(owner__username=settings.CANARY_USERNAME)
-        .values("source")
-        .annotate(n=Count("id"))
-        .order_by()
-    ):
-        batches.add_metric([row["source"]], row["n"])
+    for source, n in sorted(stats.batch_counts_by_source().items()):
+        batches.add_metric([source], n)
     yield batches
     day_ago = timezone.now() - timedelta(days=1)
-    users_batches = Batch.objects.exclude(owner__username=settings.CANARY_USERNAME)
-    active = users_batches.filter(created_at__gte=day_ago).values("owner").distinct().count()
+    active = len({batch["owner_id"] for batch in stats.batches_created(day_ago)})
     yield GaugeMetricFamily("imagegen_active_users_24h", "Users who created a batch in the last 24 hours", value=active)
     alerts = GaugeMetricFamily("imagegen_alert_firing", "1 while an alert rule is firing", labels=["rule"])
     for state in AlertState.objects.filter(Q(firing=True)):
@@ -175,7 +170,6 @@ class StoreCollector(Collector):
         for source in (
             http_metrics,
             generation_metrics,
-            provider_latency_metrics,
             queue_metrics,
             system_metrics,
             usage_metrics,

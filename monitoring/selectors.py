@@ -6,20 +6,16 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.conf import settings
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Sum
 from django.utils import timezone
 
-from generation.models import Batch, Generation, GenerationStatus
+from generation import stats
 from monitoring import resources
 from monitoring.models import BUCKET_FIELDS, AlertEvent, AlertState, EventCount, RequestStats, SystemSample
 from monitoring.request_metrics import percentile_ms
-
-RATE_LIMITED = "rate_limited"
 
 
 @dataclass(frozen=True)
@@ -63,13 +59,6 @@ class Window:
         return self.step.total_seconds() / 60
 
 
-def _percentile(values: list[float], fraction: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)], 1)
-
-
 def request_series(window: Window) -> dict[str, list[Any]]:
     histograms = [[0] * len(BUCKET_FIELDS) for _ in range(window.slots)]
     errors = [0] * window.slots
@@ -111,29 +100,52 @@ def system_series(window: Window) -> dict[str, list[Any]]:
     return series
 
 
-def generation_series(window: Window) -> dict[str, Any]:
+def rollup_percentile(buckets: list[int], fraction: float) -> float | None:
+    """A percentile (ms) from the provider latency histogram, interpolated inside its bucket."""
+    total = sum(buckets)
+    if not total:
+        return None
+    rank, seen = fraction * total, 0
+    bounds = stats.LATENCY_BUCKETS_MS
+    for index, count in enumerate(buckets):
+        if count and seen + count >= rank:
+            lower = bounds[index - 1] if index else 0.0
+            if bounds[index] == float("inf"):
+                return lower
+            return round(lower + (bounds[index] - lower) * (rank - seen) / count, 1)
+        seen += count
+    return bounds[-2]
+
+
+def finished_in(window: Window) -> stats.FinishedWindow:
+    """What finished in the window, read once for every figure drawn from it."""
+    return stats.FinishedWindow(window.start, hourly=window.step >= timedelta(hours=1))
+
+
+def generation_series(window: Window, finished: stats.FinishedWindow | None = None) -> dict[str, Any]:
     """Images per minute, and per provider the p95 latency and the failures in each slot."""
     images, failed = [0] * window.slots, [0] * window.slots
-    latencies: dict[str, list[list[float]]] = defaultdict(lambda: [[] for _ in range(window.slots)])
+    latencies: dict[str, list[list[int]]] = defaultdict(
+        lambda: [[0] * len(stats.BUCKET_FIELDS) for _ in range(window.slots)]
+    )
     errors: dict[str, list[int]] = defaultdict(lambda: [0] * window.slots)
-    rows = Generation.objects.filter(finished_at__gte=window.start).exclude(status=GenerationStatus.CANCELLED)
-    for finished_at, status, provider, latency in rows.values_list(
-        "finished_at", "status", "provider", "provider_latency_ms"
-    ).iterator():
-        index = window.slot(finished_at) if finished_at else None
+    for group in (finished or finished_in(window)).by_slot():
+        index = window.slot(group.start)
         if index is None:
             continue
-        if status == GenerationStatus.SUCCEEDED:
-            images[index] += 1
-        else:
-            failed[index] += 1
-            errors[provider or "?"][index] += 1
-        if latency is not None and provider:
-            latencies[provider][index].append(latency)
+        images[index] += group.counts["succeeded"]
+        failed[index] += group.counts["failed"]
+        if group.counts["failed"]:
+            errors[group.provider or "?"][index] += group.counts["failed"]
+        if group.counts["latency_count"] and group.provider:
+            slots = latencies[group.provider]
+            slots[index] = [a + b for a, b in zip(slots[index], group.tally.buckets, strict=True)]
     return {
         "images_per_minute": [round(n / window.step_minutes, 2) for n in images],
         "failed_per_minute": [round(n / window.step_minutes, 2) for n in failed],
-        "provider_p95_ms": {name: [_percentile(slot, 0.95) for slot in slots] for name, slots in latencies.items()},
+        "provider_p95_ms": {
+            name: [rollup_percentile(slot, 0.95) for slot in slots] for name, slots in latencies.items()
+        },
         "provider_errors": dict(errors),
     }
 
@@ -166,101 +178,72 @@ def slowest_routes(since: datetime, limit: int = 10) -> list[dict[str, Any]]:
     return sorted(table, key=lambda r: (r["p95_ms"] or 0, r["mean_ms"]), reverse=True)[:limit]
 
 
-def top_users(since: datetime, limit: int = 10) -> list[dict[str, Any]]:
-    rows = (
-        Generation.objects.filter(finished_at__gte=since)
-        .exclude(batch__owner__username=settings.CANARY_USERNAME)
-        .values("batch__owner__username")
-        .annotate(
-            images=Count("id", filter=Q(status=GenerationStatus.SUCCEEDED)),
-            failed=Count("id", filter=Q(status=GenerationStatus.FAILED)),
-            batches=Count("batch", distinct=True),
-            cost=Sum("cost_usd"),
-        )
-        .order_by("-images")[:limit]
-    )
+def top_users(since: datetime, limit: int = 10, finished: stats.FinishedWindow | None = None) -> list[dict[str, Any]]:
+    by_owner = (finished or stats.FinishedWindow(since)).by_owner()
+    by_owner.pop(stats.canary_owner_id() or 0, None)  # the canary's probes are not usage
+    batches: dict[int, int] = defaultdict(int)
+    for batch in stats.batches_created(since):
+        batches[batch["owner_id"]] += 1
+    top = sorted(by_owner.items(), key=lambda item: item[1].counts["succeeded"], reverse=True)[:limit]
+    names = stats.usernames(owner_id for owner_id, _tally in top)
     return [
         {
-            "user": r["batch__owner__username"],
-            "images": r["images"],
-            "failed": r["failed"],
-            "batches": r["batches"],
-            "cost_usd": float(r["cost"] or 0),
+            "user": names.get(owner_id, "?"),
+            "images": tally.counts["succeeded"],
+            "failed": tally.counts["failed"],
+            "batches": batches.get(owner_id, 0),
+            "cost_usd": float(tally.cost_usd),
         }
-        for r in rows
+        for owner_id, tally in top
     ]
 
 
-def provider_table(since: datetime) -> list[dict[str, Any]]:
+def provider_table(since: datetime, finished: stats.FinishedWindow | None = None) -> list[dict[str, Any]]:
     """Calls, failures, 429s, retries, cost and latency per provider and model; worst first."""
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
-    rows = (
-        Generation.objects.filter(finished_at__gte=since)
-        .exclude(provider="")
-        .exclude(status=GenerationStatus.CANCELLED)
-    )
-    for provider, model, status, code, attempts, latency, cost in rows.values_list(
-        "provider", "model", "status", "error_code", "attempts", "provider_latency_ms", "cost_usd"
-    ).iterator():
-        entry = groups.setdefault(
-            (provider, model),
+    table = []
+    for (provider, model), tally in (finished or stats.FinishedWindow(since)).by_model().items():
+        calls = tally.finished
+        if not provider or not calls:
+            continue
+        table.append(
             {
-                "calls": 0,
-                "failed": 0,
-                "rate_limited": 0,
-                "retries": 0,
-                "cost": 0.0,
-                "latencies": [],
-                "codes": defaultdict(int),
-            },
+                "provider": provider,
+                "model": model,
+                "calls": calls,
+                "failed": tally.counts["failed"],
+                "failure_rate": round(100 * tally.counts["failed"] / calls, 1),
+                "rate_limited": tally.counts["rate_limited"],
+                "retries": tally.counts["retries"],
+                "cost_usd": round(float(tally.cost_usd), 4),
+                "p50_ms": rollup_percentile(tally.buckets, 0.5),
+                "p95_ms": rollup_percentile(tally.buckets, 0.95),
+                "errors": dict(tally.errors),
+            }
         )
-        entry["calls"] += 1
-        entry["retries"] += max(0, attempts - 1)
-        entry["cost"] += float(cost or 0)
-        if latency is not None:
-            entry["latencies"].append(latency)
-        if status == GenerationStatus.FAILED:
-            entry["failed"] += 1
-            entry["codes"][code or "unknown"] += 1
-        entry["rate_limited"] += code == RATE_LIMITED
-    table = [
-        {
-            "provider": provider,
-            "model": model,
-            "calls": e["calls"],
-            "failed": e["failed"],
-            "failure_rate": round(100 * e["failed"] / e["calls"], 1),
-            "rate_limited": e["rate_limited"],
-            "retries": e["retries"],
-            "cost_usd": round(e["cost"], 4),
-            "p50_ms": _percentile(e["latencies"], 0.5),
-            "p95_ms": _percentile(e["latencies"], 0.95),
-            "errors": dict(e["codes"]),
-        }
-        for (provider, model), e in groups.items()
-    ]
     return sorted(table, key=lambda r: (r["failure_rate"], r["calls"]), reverse=True)
 
 
-def usage(since: datetime) -> dict[str, Any]:
-    batches = Batch.objects.filter(created_at__gte=since).exclude(owner__username=settings.CANARY_USERNAME)
-    by_source = dict(batches.values_list("source").annotate(n=Count("id")).values_list("source", "n"))
-    per_day = (
-        Generation.objects.filter(finished_at__gte=since, status=GenerationStatus.SUCCEEDED)
-        .exclude(batch__owner__username=settings.CANARY_USERNAME)
-        .annotate(day=TruncDate("finished_at"))
-        .values("day", "batch__owner__username")
-        .annotate(images=Count("id"))
-        .order_by("-day", "-images")[:50]
-    )
+def usage(since: datetime, finished: stats.FinishedWindow | None = None) -> dict[str, Any]:
+    batches = stats.batches_created(since)
+    by_source: dict[str, int] = defaultdict(int)
+    for batch in batches:
+        by_source[batch["source"]] += 1
+    per_day: dict[tuple[date, int], int] = defaultdict(int)
+    canary = stats.canary_owner_id()
+    for hour, owner_id, images in (finished or stats.FinishedWindow(since)).images_per_owner_per_hour():
+        if owner_id == canary:
+            continue
+        per_day[(timezone.localdate(hour), owner_id)] += images
+    names = stats.usernames(owner_id for _day, owner_id in per_day)
+    busiest = sorted(per_day.items(), key=lambda item: (item[0][0], item[1]), reverse=True)[:50]
     return {
-        "active_users": batches.values("owner").distinct().count(),
-        "batches": batches.count(),
-        "batches_by_source": by_source,
-        "features": feature_use(batches.values_list("parameters", flat=True)),
+        "active_users": len({batch["owner_id"] for batch in batches}),
+        "batches": len(batches),
+        "batches_by_source": dict(by_source),
+        "features": feature_use(batch["parameters"] for batch in batches),
         "images_per_user_per_day": [
-            {"day": row["day"].isoformat(), "user": row["batch__owner__username"], "images": row["images"]}
-            for row in per_day
+            {"day": day.isoformat(), "user": names.get(owner_id, "?"), "images": images}
+            for (day, owner_id), images in busiest
         ],
     }
 

@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Min
+from django.db.models import F
 from django.utils import timezone
 
-from generation.models import Generation, GenerationStatus
+from generation import stats
 from generation.queue import queue_size
 from monitoring import resources
 from monitoring.models import AlertEvent, AvailabilitySample, EventCount, RequestStats, SystemSample
@@ -20,14 +20,9 @@ logger = logging.getLogger(__name__)
 
 def queue_reading(*, now: datetime | None = None) -> dict[str, object]:
     """Generations waiting and running, the age of the oldest waiting one, and live workers."""
-    now = now or timezone.now()
-    waiting = Generation.objects.filter(status=GenerationStatus.PENDING, batch__cancel_requested_at__isnull=True)
-    oldest = waiting.aggregate(oldest=Min("created_at"))["oldest"]
     clusters = resources.live_clusters()
     return {
-        "queued": waiting.count(),
-        "running": Generation.objects.filter(status=GenerationStatus.RUNNING).count(),
-        "oldest_queued_seconds": round((now - oldest).total_seconds(), 1) if oldest else None,
+        **stats.queue_counts(now=now),
         "broker_queue": queue_size(),
         "workers_alive": sum(len(stat.workers) for stat in clusters),
     }

@@ -28,11 +28,10 @@ def batch_id_for(task: dict[str, Any]) -> str | None:
         return None
     if task.get("group"):
         return str(task["group"])  # the generation queue names the batch as the task's group
-    from generation.models import Generation
+    from generation import stats
 
     try:
-        batch_id = Generation.objects.filter(id=uuid.UUID(str(task["args"][0]))).values_list("batch_id", flat=True)
-        found = batch_id.first()
+        found = stats.batch_of_generation(uuid.UUID(str(task["args"][0])))
     except (ValueError, TypeError):
         return None
     return str(found) if found else None

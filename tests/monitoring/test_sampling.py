@@ -73,4 +73,5 @@ def test_provider_table_reports_429s_retries_and_latency(make_batch: Any) -> Non
     batch.generations.filter(pk=first.pk).update(status="failed", error_code="rate_limited")
     row = selectors.provider_table(timezone.now() - timedelta(hours=1))[0]
     assert (row["calls"], row["failed"], row["rate_limited"], row["retries"]) == (3, 1, 1, 3)
-    assert row["p95_ms"] == 100 and row["errors"] == {"rate_limited": 1}
+    # Latency comes from the rollups' histogram: an estimate inside the bucket that holds 100 ms.
+    assert 0 < row["p95_ms"] <= 250 and row["errors"] == {"rate_limited": 1}

@@ -1,0 +1,167 @@
+"""Full-text search over prompts: one tokenisation for both databases, CJK by single characters.
+
+Latin words are indexed as words and found by prefix (`fox` finds "foxes"). Chinese, Japanese
+and Korean text has no spaces, so every CJK character is indexed as its own token and a CJK
+run in a query is a phrase of consecutive characters: `貓` and `藍色` both find "一隻藍色的貓",
+with the index, whatever the length of the query.
+
+SQLite keeps an FTS5 table (`generation_search`, rowid = the generation's rowid) in step with
+`generation_generation` through triggers that call `imagegen_search_text`, a function every
+connection registers (`register_sqlite_functions`). PostgreSQL uses a GIN index on the same
+text built in SQL (`POSTGRES_DOCUMENT`), so nothing has to be kept in step.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import BooleanField, Expression
+from django.db.models.sql.compiler import SQLCompiler
+
+# CJK radicals, punctuation, kana, unified ideographs (+ extension A), Hangul, compatibility
+# ideographs and full-width forms: the same ranges in Python and in PostgreSQL's regex.
+CJK_RANGES = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
+_CJK_CHAR = re.compile(f"([{CJK_RANGES}])")
+_QUERY_TERMS = re.compile(f"[{CJK_RANGES}]+|[^\\W_{CJK_RANGES}]+")
+MAX_TERMS = 12
+MAX_QUERY_LENGTH = 200
+
+SQLITE_FUNCTION = "imagegen_search_text"
+POSTGRES_INDEX = "generation_prompt_search"
+POSTGRES_DOCUMENT = (
+    f"to_tsvector('simple'::regconfig, regexp_replace(lower({{column}}), '([{CJK_RANGES}])', ' \\1 ', 'g'))"
+)
+
+
+def index_text(prompt: str | None) -> str:
+    """The text the index stores: lower case, every CJK character a word of its own."""
+    return _CJK_CHAR.sub(r" \1 ", (prompt or "").lower())
+
+
+@dataclass(frozen=True)
+class Term:
+    tokens: tuple[str, ...]  # one word, or consecutive CJK characters
+
+    @property
+    def is_phrase(self) -> bool:
+        return len(self.tokens) > 1 or bool(_CJK_CHAR.match(self.tokens[0]))
+
+
+def query_terms(query: str) -> list[Term]:
+    """The words and CJK runs of a search box's text; punctuation and emoji are ignored."""
+    terms = []
+    for match in _QUERY_TERMS.finditer(query[:MAX_QUERY_LENGTH].lower()):
+        run = match.group()
+        if _CJK_CHAR.match(run):
+            # CJK punctuation (、。「」) ends a phrase, as spaces end a word.
+            for phrase in re.split(r"[^\w]+", run):
+                if phrase:
+                    terms.append(Term(tuple(phrase)))
+        else:
+            terms.append(Term((run,)))
+    return terms[:MAX_TERMS]
+
+
+def fts5_query(terms: list[Term]) -> str:
+    """SQLite FTS5: every term must appear; words by prefix, CJK runs as phrases."""
+    return " AND ".join(f'"{" ".join(t.tokens)}"' if t.is_phrase else f'"{t.tokens[0]}"*' for t in terms)
+
+
+def tsquery(terms: list[Term]) -> str:
+    """PostgreSQL to_tsquery: the same meaning as `fts5_query`."""
+    return " & ".join(
+        " <-> ".join(f"'{token}'" for token in t.tokens) if t.is_phrase else f"'{t.tokens[0]}':*" for t in terms
+    )
+
+
+class PromptMatches(Expression):
+    """A WHERE condition on generations: the prompt contains every term (index-backed on both databases)."""
+
+    output_field = BooleanField()
+    conditional = True
+
+    def __init__(self, terms: list[Term], source: Any = None) -> None:
+        super().__init__()
+        self.terms = terms
+        self.source = source
+
+    def get_source_expressions(self) -> list[Any]:
+        return [self.source] if self.source is not None else []
+
+    def set_source_expressions(self, exprs: Sequence[Any]) -> None:
+        self.source = exprs[0] if exprs else None
+
+    def resolve_expression(self, query: Any = None, *args: Any, **kwargs: Any) -> PromptMatches:
+        if self.source is not None:  # already bound to its query (now inside a subquery)
+            return super().resolve_expression(query, *args, **kwargs)
+        # On SQLite the match is by rowid, reached through the table alias of the prompt column.
+        clone = PromptMatches(self.terms, query.resolve_ref("prompt"))
+        clone.is_summary = self.is_summary
+        return clone
+
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
+        raise NotImplementedError(f"Prompt search supports SQLite and PostgreSQL, not {connection.vendor}.")
+
+    def as_sqlite(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
+        table = compiler.quote_name_unless_alias(self.source.alias)
+        # The alias is the compiler's own quoted table alias; the search text is a parameter.
+        sql = f"{table}.rowid IN (SELECT rowid FROM generation_search WHERE generation_search MATCH %s)"  # noqa: S608
+        return sql, (fts5_query(self.terms),)
+
+    def as_postgresql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
+        column, params = compiler.compile(self.source)
+        document = POSTGRES_DOCUMENT.format(column=column)
+        return f"{document} @@ to_tsquery('simple'::regconfig, %s)", (*params, tsquery(self.terms))
+
+
+def register_sqlite_functions(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
+    """connection_created handler: the search index's triggers call `imagegen_search_text`."""
+    if connection.vendor == "sqlite":
+        connection.connection.create_function(SQLITE_FUNCTION, 1, index_text, deterministic=True)
+
+
+SQLITE_SCHEMA = [
+    "CREATE VIRTUAL TABLE IF NOT EXISTS generation_search USING fts5(body, tokenize = 'unicode61')",
+    """CREATE TRIGGER IF NOT EXISTS generation_search_insert AFTER INSERT ON generation_generation BEGIN
+        INSERT INTO generation_search(rowid, body) VALUES (new.rowid, imagegen_search_text(new.prompt));
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS generation_search_delete AFTER DELETE ON generation_generation BEGIN
+        DELETE FROM generation_search WHERE rowid = old.rowid;
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS generation_search_update AFTER UPDATE OF prompt ON generation_generation BEGIN
+        UPDATE generation_search SET body = imagegen_search_text(new.prompt) WHERE rowid = old.rowid;
+    END""",
+]
+SQLITE_REFILL = [
+    "DELETE FROM generation_search",
+    "INSERT INTO generation_search(rowid, body) SELECT rowid, imagegen_search_text(prompt) FROM generation_generation",
+]
+SQLITE_DROP = [
+    "DROP TRIGGER IF EXISTS generation_search_insert",
+    "DROP TRIGGER IF EXISTS generation_search_delete",
+    "DROP TRIGGER IF EXISTS generation_search_update",
+    "DROP TABLE IF EXISTS generation_search",
+]
+
+
+def search_index_rebuild(connection: BaseDatabaseWrapper) -> int:
+    """Create (or refill) the search index from every prompt; returns the rows indexed.
+
+    SQLite only needs this after a VACUUM, which may renumber rowids; PostgreSQL's index is
+    maintained by the database and is only created here.
+    """
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            for statement in [*SQLITE_SCHEMA, *SQLITE_REFILL]:
+                cursor.execute(statement)
+            return cursor.rowcount
+        if connection.vendor == "postgresql":
+            document = POSTGRES_DOCUMENT.format(column='"prompt"')
+            cursor.execute(
+                f'CREATE INDEX IF NOT EXISTS {POSTGRES_INDEX} ON "generation_generation" USING gin ({document})'
+            )
+        return 0
