@@ -67,20 +67,22 @@ def dispatch(*, slots: int | None = None) -> list[Dispatched]:
     The caller puts what is returned on the broker once this transaction has committed.
     """
     now = timezone.now()
-    if slots is None and worker_slots(now) <= Generation.objects.filter(status=GenerationStatus.RUNNING).count():
+    capacity = worker_slots(now) if slots is None else 0
+    if slots is None and capacity <= Generation.objects.filter(status=GenerationStatus.RUNNING).count():
         return []  # every worker busy: a cheap read, no lock taken
     # The lock row must exist before anyone locks it: two first dispatchers creating it inside
     # their transactions would not be serialised by it (and deadlock on PostgreSQL).
     SchedulerLock.objects.get_or_create(pk=1)
     with transaction.atomic():
         # One dispatcher at a time, on every database: PostgreSQL row lock, SQLite write lock.
+        # The few queries below are all the time the lock is held.
         lock = SchedulerLock.objects.select_for_update().get(pk=1)
-        running = Generation.objects.filter(status=GenerationStatus.RUNNING).count()
-        free = (worker_slots(now) - running) if slots is None else slots
+        state = _Round(now)
+        free = (capacity - state.running) if slots is None else slots
         if free <= 0:
             return []
         served = dict(lock.served or {})
-        picked = _pick(free, now, served)
+        picked = _pick(state, free, served)
         if picked:
             SchedulerLock.objects.filter(pk=1).update(dispatched_at=now, served=served)
     return picked
@@ -98,6 +100,7 @@ class _Round:
             .annotate(n=Count("id"))
         )
         self.in_flight: dict[int, int] = defaultdict(int, {owner: n for owner, n in in_flight})
+        self.running = sum(self.in_flight.values())
         self.blocked: set[str] = set(ProviderCooldown.objects.filter(until__gt=now).values_list("provider", flat=True))
         batches = Batch.objects.filter(
             status__in=SCHEDULABLE, paused_at__isnull=True, cancel_requested_at__isnull=True
@@ -114,9 +117,9 @@ class _Round:
         return min(users, key=lambda user: (self.in_flight[user], served.get(str(user), 0.0)))
 
 
-def _pick(free: int, now: datetime, served: dict[str, float]) -> list[Dispatched]:
+def _pick(state: _Round, free: int, served: dict[str, float]) -> list[Dispatched]:
     """Fill `free` slots; `served` (user -> when last served) is updated and trimmed in place."""
-    state = _Round(now)
+    now = state.now
     for key in [key for key in served if int(key) not in state.queues]:
         del served[key]
     picked: list[Dispatched] = []
