@@ -17,6 +17,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ParamSpec, TypeVar
@@ -139,24 +140,25 @@ def generation_start(*, generation_id: uuid.UUID, attempt: int, worker: str) -> 
 # --- outcomes ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Success:
+    """What a succeeded attempt stored and what it cost."""
+
+    image_name: str
+    thumbnail_name: str
+    content_hash: str
+    seed: int
+    metadata: dict[str, Any]
+    latency_ms: int
+    quality: str
+    cost: Decimal | None
+
+
 @reconnecting
-def generation_succeed(
-    *,
-    generation: Generation,
-    image_name: str,
-    thumbnail_name: str,
-    content_hash: str,
-    seed: int,
-    metadata: dict[str, Any],
-    latency_ms: int,
-    quality: str,
-    cost: Decimal | None,
-    from_spool: bool = False,
-) -> bool:
+def generation_succeed(*, generation: Generation, success: Success, from_spool: bool = False) -> bool:
     """Record the image; False when this attempt no longer holds the row (the caller drops its files)."""
     with transaction.atomic():  # one commit: on SQLite every commit queues for the write lock
-        finished = _record_success(generation, image_name, thumbnail_name, content_hash, seed, metadata,
-                                   latency_ms, quality, cost)  # fmt: skip
+        finished = _record_success(generation, success)
         if from_spool:
             SpooledResult.objects.filter(generation_id=generation.pk).delete()
         _release_permit(generation)
@@ -165,27 +167,17 @@ def generation_succeed(
     return bool(finished)
 
 
-def _record_success(
-    generation: Generation,
-    image_name: str,
-    thumbnail_name: str,
-    content_hash: str,
-    seed: int,
-    metadata: dict[str, Any],
-    latency_ms: int,
-    quality: str,
-    cost: Decimal | None,
-) -> int:
+def _record_success(generation: Generation, success: Success) -> int:
     return Generation.objects.filter(still_ours(generation)).update(
         status=GenerationStatus.SUCCEEDED,
-        image=image_name,
-        thumbnail=thumbnail_name,
-        content_hash=content_hash,
-        seed=seed,
-        metadata={**generation.metadata, **metadata},
-        provider_latency_ms=latency_ms,
-        quality=quality[:30],
-        cost_usd=cost,
+        image=success.image_name,
+        thumbnail=success.thumbnail_name,
+        content_hash=success.content_hash,
+        seed=success.seed,
+        metadata={**generation.metadata, **success.metadata},
+        provider_latency_ms=success.latency_ms,
+        quality=success.quality[:30],
+        cost_usd=success.cost,
         error_code="",
         error_message="",
         error_permanent=False,

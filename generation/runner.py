@@ -116,8 +116,7 @@ def _store_and_record(generation: Generation, answer: Answer, *, from_spool: boo
         quality=quality,
         usage=answer.metadata.get("usage"),
     )
-    recorded = lifecycle.generation_succeed(
-        generation=generation,
+    success = lifecycle.Success(
         image_name=stored.image_name,
         thumbnail_name=stored.thumbnail_name,
         content_hash=stored.content_hash,
@@ -126,8 +125,8 @@ def _store_and_record(generation: Generation, answer: Answer, *, from_spool: boo
         latency_ms=answer.latency_ms,
         quality=quality,
         cost=cost,
-        from_spool=from_spool,
     )
+    recorded = lifecycle.generation_succeed(generation=generation, success=success, from_spool=from_spool)
     if not recorded:
         delete_files(stored.image_name, stored.thumbnail_name)
         return "superseded"
