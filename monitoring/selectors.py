@@ -12,7 +12,7 @@ from typing import Any
 from django.db.models import Sum
 from django.utils import timezone
 
-from generation import stats
+from generation import health_stats, stats
 from monitoring import resources
 from monitoring.models import BUCKET_FIELDS, AlertEvent, AlertState, EventCount, RequestStats, SystemSample
 from monitoring.request_metrics import percentile_ms
@@ -269,7 +269,20 @@ def event_totals(since: datetime, prefix: str) -> dict[str, int]:
 
 
 def workers_status() -> list[dict[str, Any]]:
+    """The live worker nodes from their own heartbeats (django-q's cluster stats for older clusters)."""
     now = timezone.now()
+    if health_stats.worker_nodes_known():
+        return [
+            {
+                "cluster": node.id.rsplit(":", 1)[-1],
+                "host": node.host,
+                "status": "Working" if node.monitor_alive is not False else "Monitor down",
+                "workers": node.workers,
+                "uptime_seconds": round((now - node.started_at).total_seconds()),
+                "last_heartbeat_seconds": round(node.heartbeat_age_seconds, 1),
+            }
+            for node in health_stats.live_worker_nodes(now=now)
+        ]
     return [
         {
             "cluster": str(stat.cluster_id),

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from generation import stats
+from generation import health_stats, stats
 from generation.queue import queue_size
 from monitoring import resources
 from monitoring.models import AlertEvent, AvailabilitySample, EventCount, RequestStats, SystemSample
@@ -20,12 +20,11 @@ logger = logging.getLogger(__name__)
 
 def queue_reading(*, now: datetime | None = None) -> dict[str, object]:
     """Generations waiting and running, the age of the oldest waiting one, and live workers."""
-    clusters = resources.live_clusters()
-    return {
-        **stats.queue_counts(now=now),
-        "broker_queue": queue_size(),
-        "workers_alive": sum(len(stat.workers) for stat in clusters),
-    }
+    if health_stats.worker_nodes_known():
+        workers = sum(node.workers for node in health_stats.live_worker_nodes(now=now))
+    else:  # clusters that predate node heartbeats
+        workers = sum(len(stat.workers) for stat in resources.live_clusters())
+    return {**stats.queue_counts(now=now), "broker_queue": queue_size(), "workers_alive": workers}
 
 
 def system_sample_record() -> SystemSample:

@@ -67,3 +67,15 @@ def test_the_page_names_alert_rules_in_the_users_language(client: Client, staff:
     assert 'data-rule-stall="工作停滯"' in page
     assert 'data-rule-results-not-processed="任務結果未被儲存"' in page
     assert 'data-rule-database-not-writable="資料庫無法寫入"' in page
+
+
+def test_the_workers_table_and_tile_come_from_node_heartbeats(db):
+    from generation.models import WorkerNode
+    from monitoring import selectors, services
+
+    WorkerNode.objects.create(
+        id="node:web-1:42:ab12cd34", host="web-1", pid=42, workers=6, state={"monitor_alive": True}
+    )
+    [row] = selectors.workers_status()
+    assert (row["cluster"], row["host"], row["workers"], row["status"]) == ("ab12cd34", "web-1", 6, "Working")
+    assert services.queue_reading()["workers_alive"] == 6
