@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 # Each named limit reads its setting when used, so tests and operators change it in one place.
 RATE_SETTINGS = {
     "api_requests_per_minute": "API_RATE_LIMIT",
+    "portal_requests_per_minute": "PORTAL_RATE_LIMIT",
     "login_attempts": "LOGIN_RATE_LIMIT",
     "login_failures_per_account": "LOGIN_ACCOUNT_FAILURE_LIMIT",
 }

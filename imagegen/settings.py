@@ -641,6 +641,8 @@ DEFAULT_DAILY_IMAGE_QUOTA = env.int("DEFAULT_DAILY_IMAGE_QUOTA", default=5000)
 DEFAULT_MAX_IMAGES_PER_BATCH = env.int("DEFAULT_MAX_IMAGES_PER_BATCH", default=500)
 DEFAULT_MAX_ACTIVE_BATCHES = env.int("DEFAULT_MAX_ACTIVE_BATCHES", default=25)
 API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="120/min")
+# The portal's own calls (session-authenticated: live progress, thumbnails, images) count apart.
+PORTAL_RATE_LIMIT = env.str("PORTAL_RATE_LIMIT", default="1200/min")
 LOGIN_RATE_LIMIT = env.str("LOGIN_RATE_LIMIT", default="5/15min")
 # Past this many failures an account is slowed down (addresses that failed on it wait), never locked.
 LOGIN_ACCOUNT_FAILURE_LIMIT = env.str("LOGIN_ACCOUNT_FAILURE_LIMIT", default="10/15min")

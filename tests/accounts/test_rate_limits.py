@@ -285,3 +285,14 @@ def test_password_reset_is_refused_with_a_form_error_while_the_store_is_down(cli
     assert response.status_code == 503
     assert "Requests cannot be counted right now" in response.content.decode()
     assert mail.outbox == []
+
+
+def test_the_portal_session_has_its_own_limit_apart_from_token_clients(client, owner, api, settings):
+    """A person watching a batch in the portal never throttles themselves, nor a script's token budget."""
+    settings.API_RATE_LIMIT = "2/min"
+    settings.PORTAL_RATE_LIMIT = "5/min"
+    client.force_login(owner)
+    portal = [client.get("/api/v1/batches/").status_code for _ in range(5)]
+    assert portal == [200] * 5, "the portal's calls are counted against the portal limit"
+    assert [api.get("/api/v1/batches/").status_code for _ in range(3)] == [200, 200, 429]
+    assert client.get("/api/v1/batches/").status_code == 429  # the portal has its own (here tiny) limit

@@ -55,6 +55,8 @@ def test_log_in_submit_a_batch_and_see_it_fill_in(page, live_server, owner, real
     page.locator("#grid a").first.click()
     page.wait_for_selector(".viewer-image img")
     assert "紅色夕陽下的海邊 🌅" in page.locator(".meta .prompt").inner_text()
+    # The element is there before the PNG has arrived: wait for it to load (or fail) first.
+    page.wait_for_function("() => document.querySelector('.viewer-image img').complete", timeout=30_000)
     assert page.locator(".viewer-image img").evaluate("img => img.naturalWidth") == 256
     screenshot(page, "06-image-detail")
 
