@@ -56,15 +56,24 @@ def chain_window() -> float:
 
 def _dispatch_for_this_worker() -> Dispatched | None:
     """Dispatch to the free slots; this worker keeps the first and the broker carries the rest."""
+    dispatched = _dispatch_and_push(keep=1)
+    return dispatched[0] if dispatched else None
+
+
+def _dispatch_and_push(*, keep: int) -> list[Dispatched]:
+    """Dispatch to the free slots and put all but the first `keep` on the broker once committed.
+
+    Never raises: work that could not be dispatched now stays pending and the node loop retries.
+    """
     try:
         dispatched = scheduler.dispatch()
     except Exception:
         logger.exception("Dispatching failed; the node loop will try again")
-        return None
-    if len(dispatched) > 1:
-        rest = dispatched[1:]
-        transaction.on_commit(lambda: queue.push(RUN_TASK, rest))
-    return dispatched[0] if dispatched else None
+        return []
+    if len(dispatched) > keep:
+        for_broker = dispatched[keep:]
+        transaction.on_commit(lambda: queue.push(RUN_TASK, for_broker))
+    return dispatched
 
 
 def sweep() -> dict[str, int]:
@@ -81,14 +90,7 @@ def dispatch_now() -> int:
     """
     if Conf.SYNC:
         return _drain_inline()
-    try:
-        dispatched = scheduler.dispatch()
-        if dispatched:
-            transaction.on_commit(lambda: queue.push(RUN_TASK, dispatched))
-        return len(dispatched)
-    except Exception:
-        logger.exception("Dispatching failed; the node loop will try again")
-        return 0
+    return len(_dispatch_and_push(keep=0))
 
 
 def _wait_for_short_backoff() -> bool:

@@ -7,12 +7,13 @@ import time
 import uuid
 from typing import Any
 
+from generation.tasks import MAINTAIN_TASK, RUN_TASK
 from monitoring.logs import log_context
 
 logger = logging.getLogger("imagegen.task")
 
-GENERATION_TASK = "generation.tasks.run_generation"
-SWEEPER_TASK = "generation.tasks.sweep"
+GENERATION_TASK = RUN_TASK
+SWEEPER_TASK = MAINTAIN_TASK
 _started: dict[str, float] = {}
 
 
