@@ -34,8 +34,7 @@ class LiveNode:
 
 def _due_pending(now: datetime) -> QuerySet[Generation]:
     """Pending generations a worker could take now: due, and in batches neither paused nor being cancelled."""
-    return Generation.objects.filter(
-        Q(not_before__isnull=True) | Q(not_before__lte=now),
+    return Generation.objects.due(now).filter(
         status=GenerationStatus.PENDING,
         batch__paused_at__isnull=True,
         batch__cancel_requested_at__isnull=True,

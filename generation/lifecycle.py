@@ -108,9 +108,9 @@ def generation_dispatch(*, generation_id: uuid.UUID, attempts: int, now: datetim
     Called by the scheduler inside its transaction, after it took the provider permit; `attempts`
     is what the scheduler read, so the claim also fences against any change since.
     """
-    due = Q(not_before__isnull=True) | Q(not_before__lte=now)
     claimed = (
-        Generation.objects.filter(due, pk=generation_id, status=GenerationStatus.PENDING, attempts=attempts)
+        Generation.objects.due(now)
+        .filter(pk=generation_id, status=GenerationStatus.PENDING, attempts=attempts)
         .filter(attempts__lt=attempts_allowed_expression())
         .update(
             status=GenerationStatus.RUNNING,

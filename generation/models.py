@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -49,6 +50,16 @@ class BatchSource(models.TextChoices):
     API = "api", _("API")
 
 
+class BatchQuerySet(models.QuerySet["Batch"]):
+    def schedulable(self) -> BatchQuerySet:
+        """Batches whose pending images the scheduler may hand out: not ended, paused or being cancelled."""
+        return self.filter(
+            status__in=(BatchStatus.QUEUED, BatchStatus.RUNNING),
+            paused_at__isnull=True,
+            cancel_requested_at__isnull=True,
+        )
+
+
 class Batch(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="batches")
@@ -76,6 +87,8 @@ class Batch(models.Model):
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     paused_at = models.DateTimeField(null=True, blank=True)
 
+    objects = BatchQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
         verbose_name = _("batch")
@@ -101,6 +114,12 @@ class Batch(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_BATCH_STATUSES
+
+
+class GenerationQuerySet(models.QuerySet["Generation"]):
+    def due(self, now: datetime) -> GenerationQuerySet:
+        """Not waiting out a backoff or a provider's Retry-After any more."""
+        return self.filter(models.Q(not_before__isnull=True) | models.Q(not_before__lte=now))
 
 
 class Generation(models.Model):
@@ -148,6 +167,8 @@ class Generation(models.Model):
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    objects = GenerationQuerySet.as_manager()
 
     class Meta:
         ordering = ["position"]

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Avg, Count, Q, Sum
+from django.db.models import Avg, Count, Sum
 from django.utils import timezone
 
 from generation import lifecycle, limits
@@ -40,7 +40,6 @@ from generation.models import (
 
 logger = logging.getLogger(__name__)
 
-SCHEDULABLE = (BatchStatus.QUEUED, BatchStatus.RUNNING)
 DEFAULT_SECONDS_PER_IMAGE = 10.0
 
 
@@ -102,9 +101,7 @@ class _Round:
         self.in_flight: dict[int, int] = defaultdict(int, {owner: n for owner, n in in_flight})
         self.running = sum(self.in_flight.values())
         self.blocked: set[str] = set(ProviderCooldown.objects.filter(until__gt=now).values_list("provider", flat=True))
-        batches = Batch.objects.filter(
-            status__in=SCHEDULABLE, paused_at__isnull=True, cancel_requested_at__isnull=True
-        ).order_by("-priority", "created_at")
+        batches = Batch.objects.schedulable().order_by("-priority", "created_at")
         self.queues: dict[int, list[uuid.UUID]] = defaultdict(list)
         for batch_id, owner_id in batches.values_list("id", "owner_id")[: settings.SCHEDULER_MAX_BATCHES]:
             self.queues[owner_id].append(batch_id)
@@ -140,11 +137,11 @@ def _pick(state: _Round, free: int, served: dict[str, float]) -> list[Dispatched
 def _next_of_user(state: _Round, user: int) -> Dispatched | None:
     """The user's next startable generation, with its provider permit taken; None when there is none."""
     batches = state.queues[user]
-    due = Q(not_before__isnull=True) | Q(not_before__lte=state.now)
     while batches:
         batch_id = batches[0]
         candidate = (
-            Generation.objects.filter(due, batch_id=batch_id, status=GenerationStatus.PENDING)
+            Generation.objects.due(state.now)
+            .filter(batch_id=batch_id, status=GenerationStatus.PENDING)
             .exclude(provider__in=state.blocked)
             .order_by("position")
             .values_list("id", "provider", "attempts")
@@ -171,9 +168,7 @@ def next_due_retry() -> datetime | None:
     waiting = Generation.objects.filter(
         status=GenerationStatus.PENDING,
         not_before__isnull=False,
-        batch__status__in=SCHEDULABLE,
-        batch__paused_at__isnull=True,
-        batch__cancel_requested_at__isnull=True,
+        batch__in=Batch.objects.schedulable(),
     )
     return waiting.order_by("not_before").values_list("not_before", flat=True).first()
 
@@ -221,9 +216,8 @@ def estimates(batches: list[Batch]) -> dict[uuid.UUID, QueueEstimate]:
 def _owner_lines(owners: set[int]) -> dict[int, list[tuple[uuid.UUID, int, bool]]]:
     """Each owner's schedulable batches in dispatch order: (id, images left, has started)."""
     rows = (
-        Batch.objects.filter(
-            owner_id__in=owners, status__in=SCHEDULABLE, paused_at__isnull=True, cancel_requested_at__isnull=True
-        )
+        Batch.objects.schedulable()
+        .filter(owner_id__in=owners)
         .order_by("-priority", "created_at")
         .values_list("id", "owner_id", "total", "completed", "failed", "cancelled", "status")
     )
@@ -237,12 +231,7 @@ def _share_per_user() -> float:
     slots = worker_slots()
     if slots == 0:
         return 0.0
-    users = (
-        Batch.objects.filter(status__in=SCHEDULABLE, paused_at__isnull=True, cancel_requested_at__isnull=True)
-        .values("owner_id")
-        .distinct()
-        .count()
-    )
+    users = Batch.objects.schedulable().values("owner_id").distinct().count()
     share = slots / max(1, users)
     return float(min(share, settings.MAX_RUNNING_PER_USER or share))
 
