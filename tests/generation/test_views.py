@@ -260,3 +260,17 @@ class TestEngineControls:
         page = owner_client.get(reverse("generation:batch_detail", args=[second.pk])).content.decode()
         assert "In line: 1 of your batches go first." in page
         assert 'id="eta" data-seconds=' in page
+
+
+def test_retry_all_from_the_portal_includes_permanent_failures(owner_client, make_batch):
+    from generation.models import Generation
+
+    batch = make_batch(run=False, prompts=["a"])
+    Generation.objects.filter(batch=batch).update(status="failed", error_code="content_filtered", error_permanent=True)
+    from generation import lifecycle
+
+    lifecycle.batch_refresh(batch_id=batch.pk)
+    page = owner_client.post(reverse("generation:batch_retry", args=[batch.pk]), follow=True).content.decode()
+    assert "no failed or cancelled images to retry" in page
+    owner_client.post(reverse("generation:batch_retry", args=[batch.pk]), {"include_permanent": "1"})
+    assert batch.generations.get().status in ("pending", "succeeded")
