@@ -77,12 +77,22 @@ def claims_release_dead(*, node: str | None = None, now: datetime | None = None)
     """Hand on every claim whose worker is gone. `node` is the caller's own node, whose pids it can see."""
     now = now or timezone.now()
     dead_nodes = nodes_dead(now)
+    # A task handed out before a node died may sit in that node's own queue, lost with it: it is
+    # handed on at once rather than after its dispatch lease (a copy still in the broker is fenced).
+    lost_with_node = max(dead_nodes.values(), default=None)
+    if lost_with_node is not None:
+        lost_with_node += timedelta(seconds=2 * settings.ENGINE_TICK_SECONDS)
+    dispatch_lease = timedelta(seconds=settings.SCHEDULER_DISPATCH_LEASE_SECONDS)
     running = Generation.objects.filter(status=GenerationStatus.RUNNING).values_list("id", "worker", "lease_expires_at")
     lost: dict[str, list[uuid.UUID]] = {}
     for generation_id, worker, lease in running:
         owner, pid = _split_worker(worker)
-        if not worker:
-            reason = "dispatched but never started" if lease and lease < now else ""
+        if not worker and lease and lease < now:
+            reason = "dispatched but never started"
+        elif not worker and lease and lost_with_node and lease - dispatch_lease <= lost_with_node:
+            reason = "dispatched before a node died, never started"
+        elif not worker:
+            reason = ""
         elif owner in dead_nodes:
             reason = "its node stopped sending heartbeats"
         elif owner == node and pid is not None and not pid_alive(pid):
@@ -99,14 +109,14 @@ def claims_release_dead(*, node: str | None = None, now: datetime | None = None)
     return released
 
 
-def nodes_dead(now: datetime) -> set[str]:
-    """Nodes whose heartbeat stopped, and nodes on this host whose process is gone."""
+def nodes_dead(now: datetime) -> dict[str, datetime]:
+    """Nodes whose heartbeat stopped, and nodes on this host whose process is gone, with their last heartbeat."""
     stale = now - timedelta(seconds=settings.WORKER_DEAD_AFTER_SECONDS)
     host = socket.gethostname()
-    dead = set()
+    dead = {}
     for node_id, node_host, pid, heartbeat in WorkerNode.objects.values_list("id", "host", "pid", "heartbeat_at"):
         if heartbeat < stale or (node_host == host and pid != os.getpid() and not pid_alive(pid)):
-            dead.add(node_id)
+            dead[node_id] = heartbeat
     return dead
 
 

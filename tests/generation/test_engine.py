@@ -141,3 +141,17 @@ def test_permits_are_freed_when_their_holder_ends(started):
     lifecycle.generation_fail(generation=started, error=ProviderError("bad_request", "no", retryable=False))
     assert held_permits() == 0
     assert limits.provider_in_flight(provider="local") == 0
+
+
+def test_work_dispatched_before_a_node_died_is_handed_on_without_waiting_for_its_lease(make_batch, node, settings):
+    make_batch(prompts=["a", "b"], run=False)
+    [early] = scheduler.dispatch(slots=1)  # may sit in the dying node's own queue
+    last_heartbeat = timezone.now() - timedelta(seconds=settings.WORKER_DEAD_AFTER_SECONDS + 1)
+    WorkerNode.objects.filter(pk=node.pk).update(heartbeat_at=last_heartbeat)
+    dispatched_at = last_heartbeat - timedelta(seconds=1)  # while the node was still alive
+    lease = dispatched_at + timedelta(seconds=settings.SCHEDULER_DISPATCH_LEASE_SECONDS)
+    Generation.objects.filter(pk=early.generation_id).update(lease_expires_at=lease)
+    later = scheduler.dispatch(slots=1)[0]  # handed out after the node's last heartbeat
+    assert engine.claims_release_dead(node="node:other") == 1
+    assert Generation.objects.get(pk=early.generation_id).status == GenerationStatus.PENDING
+    assert Generation.objects.get(pk=later.generation_id).status == GenerationStatus.RUNNING
