@@ -1,4 +1,4 @@
-"""Portal forms of the accounts app: login steps, profile, tokens, password confirmation, sign-up."""
+"""Portal forms of the accounts app: login steps, profile, tokens, password confirmation, sign-up, new users."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import User
+from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.utils.translation import gettext_lazy as _
 
 from accounts.services import TOKEN_NAME_MAX_LENGTH
@@ -69,3 +70,21 @@ class SignupForm(UserCreationForm):
     class Meta(UserCreationForm.Meta):
         model = User
         fields = ("username", "email")
+
+
+class UserCreateForm(forms.Form):
+    """Staff add a colleague: the password is the first one; they change it under Account › Password."""
+
+    username = forms.CharField(
+        label=_("Username"), max_length=150, validators=[UnicodeUsernameValidator()],
+        help_text=_("Letters, digits and @/./+/-/_ only."),
+    )
+    email = forms.EmailField(label=_("Email"), required=False, help_text=_("Only for resetting the password."))
+    password = forms.CharField(
+        label=_("Initial password"), strip=False, max_length=4096,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text=_("Give it to them in person or over a secure channel."),
+    )
+    is_staff = forms.BooleanField(
+        label=_("Staff (monitoring, admin, adding users)"), required=False
+    )

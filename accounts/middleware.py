@@ -1,4 +1,4 @@
-"""Middleware of the accounts app: one login door, staff two-factor enforcement, rate-limit headers."""
+"""Middleware of the accounts app: portal language, one login door, staff two-factor enforcement, rate-limit headers."""
 
 from __future__ import annotations
 
@@ -16,6 +16,20 @@ from imagegen.api import error_body
 
 # Pages a staff member without two-factor may still open: to enrol, to leave, and what pages need.
 OPEN_PREFIXES = ("/accounts/", "/static/", "/i18n/", "/health")
+
+
+class PortalLanguageMiddleware:
+    """The portal speaks LANGUAGE_CODE (繁體中文) until the person picks a language (a cookie), even
+    from an English browser; LANGUAGE_FROM_BROWSER=true follows Accept-Language instead. The API
+    always honours Accept-Language: its clients are programs that ask for what they can show."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not settings.LANGUAGE_FROM_BROWSER and not request.path.startswith("/api/"):
+            request.META.pop("HTTP_ACCEPT_LANGUAGE", None)
+        return self.get_response(request)
 
 
 class TwoFactorMiddleware:

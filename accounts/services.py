@@ -1,4 +1,4 @@
-"""Account write operations: tokens, password logins under rate limits, profiles, sign-up, deactivation."""
+"""Account write operations: tokens, password logins under rate limits, profiles, sign-up, new users, deactivation."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from accounts.audit import audit_record, client_ip
 from accounts.models import ApiToken, Profile
 from accounts.ratelimits import rate_limit_hit, rate_limit_peek, rate_limit_refund, rate_limited_error
-from imagegen.errors import ApplicationError, ValidationFailed
+from imagegen.errors import ApplicationError, Forbidden, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +199,24 @@ def user_signup(*, username: str, email: str, password: str, request: HttpReques
     user.set_password(password)
     user.save()
     audit_record(event="account.signed_up", user=user, request=request)
+    return user
+
+
+@transaction.atomic
+def user_create(
+    *, actor: User, username: str, email: str, password: str, is_staff: bool = False, request: HttpRequest | None = None
+) -> User:
+    """A staff member adds a colleague's account with an initial password (validated like any other)."""
+    if not actor.is_staff:
+        raise Forbidden(_("Only staff can add users."))
+    if User.objects.filter(username__iexact=username).exists():
+        message = _("That username is taken.")
+        raise ValidationFailed(message, code="username_taken", details={"username": [message]})
+    user = User(username=username, email=email, is_staff=is_staff)
+    _validate_password(password, user)
+    user.set_password(password)
+    user.save()
+    audit_record(event="user.created", user=actor, request=request, target=username, is_staff=is_staff)
     return user
 
 

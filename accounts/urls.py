@@ -32,4 +32,5 @@ urlpatterns = [
     path("two-factor/setup/", views.two_factor_setup, name="two_factor_setup"),
     path("two-factor/disable/", views.two_factor_disable, name="two_factor_disable"),
     path("two-factor/recovery-codes/", views.recovery_codes, name="recovery_codes"),
+    path("users/new/", views.user_new, name="user_new"),
 ]

@@ -28,7 +28,15 @@ from django_otp.models import Device
 
 from accounts import selectors, services, two_factor
 from accounts.audit import audit_record, client_ip
-from accounts.forms import ConfirmPasswordForm, LoginForm, OtpForm, ProfileForm, SignupForm, TokenCreateForm
+from accounts.forms import (
+    ConfirmPasswordForm,
+    LoginForm,
+    OtpForm,
+    ProfileForm,
+    SignupForm,
+    TokenCreateForm,
+    UserCreateForm,
+)
 from accounts.quotas import quota_usage
 from accounts.ratelimits import rate_limit_enforce
 from imagegen.errors import ApplicationError, TooManyRequests
@@ -324,3 +332,24 @@ def signup(request: HttpRequest) -> HttpResponseBase:
         else:
             return _complete_login(request, user, None, "")
     return render(request, "accounts/signup.html", {"form": form}, status=status)
+
+
+@login_required
+def user_new(request: HttpRequest) -> HttpResponseBase:
+    """Staff only: add a colleague's account with an initial password."""
+    if not request.user.is_staff:
+        raise Http404
+    form = UserCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.user_create(actor=cast(User, request.user), request=request, **form.cleaned_data)
+        except ApplicationError as error:
+            for field, field_errors in error.details.items():
+                for message in field_errors:
+                    form.add_error(field if field in form.fields else None, message)
+            if not error.details:
+                form.add_error(None, error.message)
+        else:
+            messages.success(request, _("User %(username)s can now log in.") % {"username": user.get_username()})
+            return redirect("accounts:user_new")
+    return render(request, "accounts/user_new.html", {"form": form})

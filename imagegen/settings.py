@@ -85,6 +85,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "accounts.middleware.PortalLanguageMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -381,6 +382,9 @@ LOGOUT_REDIRECT_URL = "accounts:login"
 
 LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="zh-hant")
 LANGUAGES = [("zh-hant", "繁體中文"), ("en", "English")]
+# Off: a first visit to the portal gets LANGUAGE_CODE whatever the browser asks; the language
+# switch (a cookie) or the profile's language then decides. On: follow the browser's Accept-Language.
+LANGUAGE_FROM_BROWSER = env.bool("LANGUAGE_FROM_BROWSER", default=False)
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("TIME_ZONE", default="Asia/Taipei")
 USE_I18N = True

@@ -1,0 +1,252 @@
+"""Every portal page at desktop and phone size, in both languages: no console errors, no CSP
+violations, no horizontal overflow on a 390 px phone, no serious or critical axe-core findings.
+
+Screenshots go to test-artifacts/audit/<page>-<size>-<lang>.png. To audit a new page, add one line
+to PAGES: a name, who is logged in ("owner", "staff" or None) and a function from the seeded data
+(`Seed`) to the page's path.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.test import Client, override_settings
+from django.urls import reverse
+
+from generation import services, tasks
+from generation.models import Batch, BatchSource
+from tests.browser.conftest import ARTIFACTS, CHROMIUM, LAUNCH_ARGS
+from tests.conftest import PASSWORD
+
+pytestmark = [pytest.mark.browser]
+
+AUDIT = ARTIFACTS / "audit"
+SIZES = {"desktop": {"width": 1440, "height": 900}, "phone": {"width": 390, "height": 844}}
+LANGUAGES = ["zh-hant", "en"]
+SERIOUS = ("serious", "critical")
+# Reports every CSP violation to the console, where the audit collects it with the errors.
+CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error("CSP violation: " + event.violatedDirective + " " + event.blockedURI);
+});
+"""
+
+
+@dataclass
+class Seed:
+    """What the pages are about: one finished batch, one still waiting, one image."""
+
+    finished: Batch
+    running: Batch
+    image_id: str
+    sessions: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    name: str
+    user: str | None
+    path: Callable[[Seed], str]
+    status: int = 200
+
+
+PAGES = [
+    AuditPage("history", "owner", lambda seed: reverse("generation:batch_list")),
+    AuditPage("new-batch", "owner", lambda seed: reverse("generation:batch_new")),
+    AuditPage("batch-running", "owner", lambda seed: reverse("generation:batch_detail", args=[seed.running.pk])),
+    AuditPage("batch-finished", "owner", lambda seed: reverse("generation:batch_detail", args=[seed.finished.pk])),
+    AuditPage("image", "owner", lambda seed: reverse("generation:generation_detail", args=[seed.image_id])),
+    AuditPage("provider-keys", "owner", lambda seed: reverse("generation:provider_keys")),
+    AuditPage("account", "owner", lambda seed: reverse("accounts:profile")),
+    AuditPage("tokens", "owner", lambda seed: reverse("accounts:tokens")),
+    AuditPage("two-factor", "owner", lambda seed: reverse("accounts:two_factor")),
+    AuditPage("two-factor-setup", "owner", lambda seed: reverse("accounts:two_factor_setup")),
+    AuditPage("password-change", "owner", lambda seed: reverse("accounts:password_change")),
+    AuditPage("not-found", "owner", lambda seed: "/no-such-page/", status=404),
+    AuditPage("login", None, lambda seed: reverse("accounts:login")),
+    AuditPage("password-reset", None, lambda seed: reverse("accounts:password_reset")),
+    AuditPage("password-reset-sent", None, lambda seed: reverse("accounts:password_reset_done")),
+    AuditPage("history-staff", "staff", lambda seed: reverse("generation:batch_list")),
+    AuditPage("monitoring", "staff", lambda seed: reverse("monitoring_dashboard")),
+    AuditPage("new-user", "staff", lambda seed: reverse("accounts:user_new")),
+]
+
+
+@pytest.fixture(scope="module")
+def media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("audit-media")
+
+
+@pytest.fixture(autouse=True)
+def shared_media(settings: Any, media_root: Path) -> None:
+    settings.MEDIA_ROOT = str(media_root)  # the seeded images outlive each test's own media folder
+    settings.LANGUAGE_FROM_BROWSER = False
+
+
+def _batch(owner: User, prompts: list[str], name: str) -> Batch:
+    spec = services.check_batch_request(name=name, prompts=prompts, width=256, height=256, images_per_prompt=2)
+    return services.batch_create(owner=owner, spec=spec, source=BatchSource.PORTAL)
+
+
+def _session(user: User) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+@pytest.fixture(scope="module")
+def seed(django_db_setup: Any, django_db_blocker: Any, media_root: Path) -> Iterator[Seed]:
+    """Seeded once for the whole module (committed, so the server thread sees it), flushed at the end."""
+    with django_db_blocker.unblock(), override_settings(MEDIA_ROOT=str(media_root)):
+        owner = User.objects.create_user("owner", password=PASSWORD)
+        staff = User.objects.create_user("staff", password=PASSWORD, is_staff=True, is_superuser=True)
+        finished = _batch(owner, ["紅色夕陽下的海邊 🌅", "a lighthouse in a storm, oil painting", "山水畫"], "夕陽與燈塔")
+        with mock.patch.object(tasks, "dispatch_now", lambda: None):  # nobody runs it: it stays queued
+            running = _batch(owner, [f"一隻藍色的貓 {i}" for i in range(6)], "Cats in blue, a very long batch name")
+        finished.refresh_from_db()
+        seed = Seed(finished=finished, running=running, image_id=str(finished.generations.order_by("position").first().pk))
+        seed.sessions = {"owner": _session(owner), "staff": _session(staff)}
+        yield seed
+        call_command("flush", interactive=False, verbosity=0)
+
+
+@pytest.fixture(scope="module")
+def server_url(seed: Seed, django_db_blocker: Any) -> Iterator[str]:
+    """A threaded WSGI server with static files, in this process (it shares the test database)."""
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    from django.contrib.staticfiles.handlers import StaticFilesHandler
+    from django.core.handlers.wsgi import WSGIHandler
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            return
+
+    class Threaded(WSGIServer):
+        def process_request(self, request: Any, client_address: Any) -> None:
+            threading.Thread(target=super().process_request, args=(request, client_address), daemon=True).start()
+
+    with django_db_blocker.unblock():
+        server = make_server("127.0.0.1", 0, StaticFilesHandler(WSGIHandler()), server_class=Threaded, handler_class=Quiet)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        yield f"http://127.0.0.1:{server.server_port}"
+        server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def audit_browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed (apt-get install chromium); browser tests skipped")
+    import os
+
+    from playwright.sync_api import sync_playwright
+
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    AUDIT.mkdir(parents=True, exist_ok=True)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+@pytest.fixture(scope="module")
+def contexts(audit_browser: Any, seed: Seed, server_url: str) -> Iterator[Callable[..., Any]]:
+    """One browser context per (user, size, language, colour scheme), reused by every page of it."""
+    opened: dict[tuple[str | None, str, str, str], Any] = {}
+
+    def context_for(user: str | None, size: str, language: str, scheme: str = "light") -> Any:
+        key = (user, size, language, scheme)
+        if key not in opened:
+            context = audit_browser.new_context(
+                viewport=SIZES[size], locale="en-US", color_scheme=scheme, device_scale_factor=1
+            )
+            cookies = [{"name": "django_language", "value": language, "url": server_url}]
+            if user:
+                cookies.append({"name": "sessionid", "value": seed.sessions[user], "url": server_url})
+            context.add_cookies(cookies)
+            context.add_init_script(CSP_LISTENER)
+            opened[key] = context
+        return opened[key]
+
+    yield context_for
+    for context in opened.values():
+        context.close()
+
+
+def audit(context: Any, url: str, shot: Path, status: int = 200) -> list[str]:
+    """Open the page and list what is wrong with it; saves a full-page screenshot."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    page = context.new_page()
+    problems: list[str] = []
+    expected = f"the server responded with a status of {status}"  # Chromium logs a 404 page's own status
+
+    def on_console(message: Any) -> None:
+        if message.type == "error" and not (status != 200 and expected in message.text):
+            problems.append(f"console: {message.text}")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    try:
+        response = page.goto(url, wait_until="networkidle" if "/monitoring/" in url else "load")
+        if response is None or response.status != status:
+            problems.append(f"HTTP {response.status if response else 'no response'}, expected {status}")
+        page.wait_for_timeout(150)
+        width = page.evaluate("document.scrollingElement.scrollWidth")
+        viewport = page.viewport_size["width"]
+        if width > viewport:
+            problems.append(f"horizontal overflow: {width} px wide in a {viewport} px window")
+        results = Axe().run(page)
+        for violation in results.response["violations"]:
+            if violation["impact"] in SERIOUS:
+                targets = [", ".join(node["target"]) for node in violation["nodes"]][:5]
+                problems.append(f"axe {violation['impact']} {violation['id']}: {violation['help']} at {targets}")
+        page.screenshot(path=str(shot), full_page=True)
+    finally:
+        page.close()
+    return problems
+
+
+# The data is seeded (committed) once per module, because the server thread only sees what is
+# committed; the audits themselves hold no transaction, which on SQLite would take the write lock
+# from the server. This first test carries the marker that makes pytest-django create the test
+# database: keep it in any -k selection of this module.
+@pytest.mark.django_db
+def test_audit_seed_has_a_finished_and_a_waiting_batch(seed: Seed) -> None:
+    assert seed.finished.status == "completed" and seed.running.status == "queued"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("size", list(SIZES))
+@pytest.mark.parametrize("audited", PAGES, ids=lambda audited: audited.name)
+def test_page_passes_the_audit(audited: AuditPage, size: str, language: str, contexts, seed, server_url) -> None:
+    context = contexts(audited.user, size, language)
+    shot = AUDIT / f"{audited.name}-{size}-{language}.png"
+    problems = audit(context, server_url + audited.path(seed), shot, audited.status)
+    assert not problems, "\n".join(problems)
+
+
+DARK_SAMPLE = ["history", "batch-finished", "new-batch", "login", "monitoring", "account"]
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+@pytest.mark.parametrize("name", DARK_SAMPLE)
+def test_page_passes_the_audit_in_dark_mode(name: str, size: str, contexts, seed, server_url) -> None:
+    audited = next(page for page in PAGES if page.name == name)
+    language = "zh-hant" if size == "phone" else "en"
+    context = contexts(audited.user, size, language, "dark")
+    shot = AUDIT / f"{audited.name}-{size}-{language}-dark.png"
+    problems = audit(context, server_url + audited.path(seed), shot, audited.status)
+    assert not problems, "\n".join(problems)
