@@ -32,6 +32,7 @@ def dashboard_data(*, range_name: str) -> dict[str, Any]:
             "top_users": selectors.top_users(window.start, finished=finished),
             "providers": selectors.provider_table(window.start, finished),
         },
+        "rate_limited": selectors.rate_limited_total(window.start),
         "usage": selectors.usage(window.start, finished),
         "sweeper": selectors.event_totals(window.start, "sweeper."),
         "tasks": selectors.event_totals(window.start, "tasks."),

@@ -21,6 +21,8 @@ class RequestStats(models.Model):
     count = models.PositiveBigIntegerField(default=0)
     client_errors = models.PositiveBigIntegerField(default=0)
     server_errors = models.PositiveBigIntegerField(default=0)
+    # 429s, also counted in client_errors: shown apart so a self-throttling client is visible.
+    rate_limited = models.PositiveBigIntegerField(default=0)
     duration_ms_sum = models.FloatField(default=0)
     duration_ms_max = models.FloatField(default=0)
     le_0 = models.PositiveBigIntegerField(default=0)

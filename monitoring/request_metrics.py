@@ -23,8 +23,8 @@ from monitoring.models import BUCKET_FIELDS, LATENCY_BUCKETS_MS, RequestStats
 logger = logging.getLogger(__name__)
 
 # Positions in an aggregate list; the histogram buckets follow.
-COUNT, CLIENT_ERRORS, SERVER_ERRORS, DURATION_SUM, DURATION_MAX = range(5)
-HEAD = 5
+COUNT, CLIENT_ERRORS, SERVER_ERRORS, DURATION_SUM, DURATION_MAX, RATE_LIMITED = range(6)
+HEAD = 6
 Key = tuple[int, str, str]  # (minute since the epoch, route, method)
 
 
@@ -46,6 +46,7 @@ class RequestRecorder:
             aggregate[COUNT] += 1
             aggregate[CLIENT_ERRORS] += 400 <= status < 500
             aggregate[SERVER_ERRORS] += status >= 500
+            aggregate[RATE_LIMITED] += status == 429
             aggregate[DURATION_SUM] += duration_ms
             aggregate[DURATION_MAX] = max(aggregate[DURATION_MAX], duration_ms)
             aggregate[bucket] += 1
@@ -105,6 +106,7 @@ def _increment(*, minute: datetime | None, route: str, method: str, values: list
         "count": F("count") + int(values[COUNT]),
         "client_errors": F("client_errors") + int(values[CLIENT_ERRORS]),
         "server_errors": F("server_errors") + int(values[SERVER_ERRORS]),
+        "rate_limited": F("rate_limited") + int(values[RATE_LIMITED]),
         "duration_ms_sum": F("duration_ms_sum") + values[DURATION_SUM],
         "duration_ms_max": Greatest(F("duration_ms_max"), values[DURATION_MAX]),
     }
@@ -117,6 +119,7 @@ def _increment(*, minute: datetime | None, route: str, method: str, values: list
             RequestStats.objects.create(
                 minute=minute, route=route, method=method, count=int(values[COUNT]),
                 client_errors=int(values[CLIENT_ERRORS]), server_errors=int(values[SERVER_ERRORS]),
+                rate_limited=int(values[RATE_LIMITED]),
                 duration_ms_sum=values[DURATION_SUM], duration_ms_max=values[DURATION_MAX], **fields,
             )  # fmt: skip
     except IntegrityError:  # another process created the row first: add to it instead

@@ -150,15 +150,21 @@ def generation_series(window: Window, finished: stats.FinishedWindow | None = No
     }
 
 
+def rate_limited_total(since: datetime) -> int:
+    """429 answers in the window: clients (or the portal) running into a rate limit."""
+    return RequestStats.objects.filter(minute__gte=since).aggregate(total=Sum("rate_limited", default=0))["total"]
+
+
 def slowest_routes(since: datetime, limit: int = 10) -> list[dict[str, Any]]:
     merged: dict[tuple[str, str], dict[str, Any]] = {}
     for row in RequestStats.objects.filter(minute__gte=since).values():
         entry = merged.setdefault(
             (row["route"], row["method"]),
-            {"count": 0, "errors": 0, "sum": 0.0, "max": 0.0, "h": [0] * len(BUCKET_FIELDS)},
+            {"count": 0, "errors": 0, "limited": 0, "sum": 0.0, "max": 0.0, "h": [0] * len(BUCKET_FIELDS)},
         )
         entry["count"] += row["count"]
         entry["errors"] += row["server_errors"]
+        entry["limited"] += row["rate_limited"]
         entry["sum"] += row["duration_ms_sum"]
         entry["max"] = max(entry["max"], row["duration_ms_max"])
         entry["h"] = [a + row[name] for a, name in zip(entry["h"], BUCKET_FIELDS, strict=True)]  # type: ignore[literal-required]
@@ -168,6 +174,7 @@ def slowest_routes(since: datetime, limit: int = 10) -> list[dict[str, Any]]:
             "method": method,
             "count": e["count"],
             "server_errors": e["errors"],
+            "rate_limited": e["limited"],
             "mean_ms": round(e["sum"] / e["count"], 1),
             "p95_ms": percentile_ms(e["h"], 0.95),
             "max_ms": round(e["max"], 1),

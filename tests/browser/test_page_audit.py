@@ -9,6 +9,7 @@ to PAGES: a name, who is logged in ("owner", "staff" or None) and a function fro
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -250,3 +251,80 @@ def test_page_passes_the_audit_in_dark_mode(name: str, size: str, contexts, seed
     shot = AUDIT / f"{audited.name}-{size}-{language}-dark.png"
     problems = audit(context, server_url + audited.path(seed), shot, audited.status)
     assert not problems, "\n".join(problems)
+
+
+# --- Behaviour of the shell and of the live batch page (same seeded data, same server) ---
+
+
+def _open(contexts: Any, server_url: str, path: str, size: str = "desktop", language: str = "en") -> Any:
+    page = contexts("owner", size, language).new_page()
+    page.set_default_timeout(10_000)
+    page.goto(server_url + path)
+    return page
+
+
+def test_keyboard_shortcuts_and_skip_link(contexts, seed, server_url) -> None:
+    page = _open(contexts, server_url, reverse("generation:batch_list"))
+    try:
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.className") == "skip-link"
+        page.keyboard.press("?")
+        assert page.locator("#shortcuts-help").evaluate("dialog => dialog.open")
+        page.keyboard.press("Escape")
+        assert not page.locator("#shortcuts-help").evaluate("dialog => dialog.open")
+        page.keyboard.press("/")
+        assert page.evaluate("document.activeElement.type") == "search"
+        page.keyboard.type("n?")  # typed into the search box, not taken as shortcuts
+        assert page.locator("input[type=search]").input_value() == "n?"
+        assert not page.locator("#shortcuts-help").evaluate("dialog => dialog.open")
+        page.keyboard.press("Control+Enter")  # submits the search form it is typing in
+        page.wait_for_url("**q=n%3F**")
+        page.locator("main h1").click()
+        page.keyboard.press("n")
+        page.wait_for_url("**" + reverse("generation:batch_new"))
+    finally:
+        page.close()
+
+
+def test_the_phone_menu_opens_and_the_theme_is_remembered(contexts, seed, server_url) -> None:
+    page = _open(contexts, server_url, reverse("generation:batch_list"), size="phone")
+    try:
+        assert not page.locator(".mainnav").is_visible()
+        page.click("#menu-button")
+        assert page.get_attribute("#menu-button", "aria-expanded") == "true"
+        assert page.locator(".mainnav a", has_text="API tokens").is_visible()
+        assert page.evaluate("document.scrollingElement.scrollWidth") <= 390
+        page.select_option("#theme-switch", "dark")
+        page.reload()
+        assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+        assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(15, 19, 26)"
+        assert page.get_attribute("#menu-button", "aria-expanded") == "false"  # a new page starts closed
+        page.click("#menu-button")
+        page.select_option("#theme-switch", "auto")
+        assert page.evaluate("document.documentElement.dataset.theme") is None
+    finally:
+        page.close()
+
+
+def test_the_batch_page_shows_progress_in_the_title_and_backs_off_on_429(contexts, seed, server_url) -> None:
+    calls: list[float] = []
+
+    def too_many(route: Any) -> None:
+        calls.append(time.monotonic())
+        route.fulfill(status=429, headers={"Retry-After": "3"}, content_type="application/json", body="{}")
+
+    page = contexts("owner", "desktop", "zh-hant").new_page()
+    try:
+        page.route(f"**/api/v1/batches/{seed.running.pk}/", too_many)
+        page.goto(server_url + reverse("generation:batch_detail", args=[seed.running.pk]))
+        assert page.title().startswith("(0%) ")
+        page.locator("#live-message").wait_for(state="visible", timeout=5_000)
+        assert "3 秒後再更新" in page.locator("#live-message").inner_text()
+        page.wait_for_timeout(3_500)
+        assert len(calls) == 2, "the second poll waited for Retry-After"
+        assert calls[1] - calls[0] >= 2.9
+        page.unroute(f"**/api/v1/batches/{seed.running.pk}/")
+        page.locator("#live-message").wait_for(state="hidden", timeout=6_000)
+        assert page.locator("#notify-toggle").inner_text() == "批次結束時通知我"
+    finally:
+        page.close()

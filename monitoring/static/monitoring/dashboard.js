@@ -113,7 +113,8 @@
   function fillTables(data) {
     const t = data.tables;
     fillTable("table-routes", t.slowest_routes, (r) => [[`${r.method} ${r.route}`], [fmtNumber(r.count), "num"],
-      [fmtNumber(r.p95_ms, 1), "num"], [fmtNumber(r.mean_ms, 1), "num"], [fmtNumber(r.max_ms, 1), "num"], [fmtNumber(r.server_errors), "num"]]);
+      [fmtNumber(r.p95_ms, 1), "num"], [fmtNumber(r.mean_ms, 1), "num"], [fmtNumber(r.max_ms, 1), "num"], [fmtNumber(r.server_errors), "num"],
+      [fmtNumber(r.rate_limited), "num"]]);
     fillTable("table-providers", t.providers, (r) => [[`${r.provider} / ${r.model}`], [fmtNumber(r.calls), "num"],
       [`${fmtNumber(r.failed)} (${fmtNumber(r.failure_rate, 1)}%)`, "num"], [fmtNumber(r.rate_limited), "num"],
       [fmtNumber(r.retries), "num"], [`${fmtNumber(r.p50_ms)} / ${fmtNumber(r.p95_ms)}`, "num"], [fmtNumber(r.cost_usd, 4), "num"],
@@ -192,6 +193,7 @@
     setTile("tile-uptime", fmtDuration(now.web_uptime_seconds));
     const free = sample ? (100 * sample.disk_free_bytes) / sample.disk_total_bytes : null;
     setTile("tile-disk", free === null ? "–" : `${free.toFixed(0)}%`, free !== null && free < 10 ? "bad" : null);
+    setTile("tile-rate-limited", fmtNumber(data.rate_limited), data.rate_limited ? "bad" : null);
     setTile("tile-sweeper", fmtNumber((data.sweeper.redelivered || 0) + (data.sweeper.requeued || 0)));
     const firing = document.getElementById("alerts-firing");
     firing.hidden = !data.alerts.firing.length;
