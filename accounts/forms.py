@@ -76,15 +76,17 @@ class UserCreateForm(forms.Form):
     """Staff add a colleague: the password is the first one; they change it under Account › Password."""
 
     username = forms.CharField(
-        label=_("Username"), max_length=150, validators=[UnicodeUsernameValidator()],
+        label=_("Username"),
+        max_length=150,
+        validators=[UnicodeUsernameValidator()],
         help_text=_("Letters, digits and @/./+/-/_ only."),
     )
     email = forms.EmailField(label=_("Email"), required=False, help_text=_("Only for resetting the password."))
     password = forms.CharField(
-        label=_("Initial password"), strip=False, max_length=4096,
+        label=_("Initial password"),
+        strip=False,
+        max_length=4096,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
         help_text=_("Give it to them in person or over a secure channel."),
     )
-    is_staff = forms.BooleanField(
-        label=_("Staff (monitoring, admin, adding users)"), required=False
-    )
+    is_staff = forms.BooleanField(label=_("Staff (monitoring, admin, adding users)"), required=False)

@@ -109,11 +109,13 @@ def seed(django_db_setup: Any, django_db_blocker: Any, media_root: Path) -> Iter
     with django_db_blocker.unblock(), override_settings(MEDIA_ROOT=str(media_root)):
         owner = User.objects.create_user("owner", password=PASSWORD)
         staff = User.objects.create_user("staff", password=PASSWORD, is_staff=True, is_superuser=True)
-        finished = _batch(owner, ["紅色夕陽下的海邊 🌅", "a lighthouse in a storm, oil painting", "山水畫"], "夕陽與燈塔")
+        finished = _batch(
+            owner, ["紅色夕陽下的海邊 🌅", "a lighthouse in a storm, oil painting", "山水畫"], "夕陽與燈塔"
+        )
         with mock.patch.object(tasks, "dispatch_now", lambda: None):  # nobody runs it: it stays queued
             running = _batch(owner, [f"一隻藍色的貓 {i}" for i in range(6)], "Cats in blue, a very long batch name")
         finished.refresh_from_db()
-        seed = Seed(finished=finished, running=running, image_id=str(finished.generations.order_by("position").first().pk))
+        seed = Seed(finished=finished, running=running, image_id=str(finished.generations.order_by("position")[0].pk))
         seed.sessions = {"owner": _session(owner), "staff": _session(staff)}
         yield seed
         call_command("flush", interactive=False, verbosity=0)
@@ -136,7 +138,9 @@ def server_url(seed: Seed, django_db_blocker: Any) -> Iterator[str]:
             threading.Thread(target=super().process_request, args=(request, client_address), daemon=True).start()
 
     with django_db_blocker.unblock():
-        server = make_server("127.0.0.1", 0, StaticFilesHandler(WSGIHandler()), server_class=Threaded, handler_class=Quiet)
+        server = make_server(
+            "127.0.0.1", 0, StaticFilesHandler(WSGIHandler()), server_class=Threaded, handler_class=Quiet
+        )
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         yield f"http://127.0.0.1:{server.server_port}"
@@ -270,6 +274,7 @@ def test_keyboard_shortcuts_and_skip_link(contexts, seed, server_url) -> None:
         assert page.evaluate("document.activeElement.className") == "skip-link"
         page.keyboard.press("?")
         assert page.locator("#shortcuts-help").evaluate("dialog => dialog.open")
+        page.screenshot(path=str(AUDIT / "shortcuts-help-desktop-en.png"))
         page.keyboard.press("Escape")
         assert not page.locator("#shortcuts-help").evaluate("dialog => dialog.open")
         page.keyboard.press("/")
@@ -293,6 +298,7 @@ def test_the_phone_menu_opens_and_the_theme_is_remembered(contexts, seed, server
         page.click("#menu-button")
         assert page.get_attribute("#menu-button", "aria-expanded") == "true"
         assert page.locator(".mainnav a", has_text="API tokens").is_visible()
+        page.screenshot(path=str(AUDIT / "menu-open-phone-en.png"))
         assert page.evaluate("document.scrollingElement.scrollWidth") <= 390
         page.select_option("#theme-switch", "dark")
         page.reload()

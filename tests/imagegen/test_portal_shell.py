@@ -61,6 +61,8 @@ def test_pagination_labels_say_what_they_lead_to(client, owner, make_batch, monk
     make_batch()
     first = client.get(reverse("generation:batch_list")).content.decode()
     assert "Older batches →" in first
-    older = re.search(r'href="\?(cursor=[^"]+)" rel="next"', first).group(1)
+    found = re.search(r'href="\?(cursor=[^"]+)" rel="next"', first)
+    assert found is not None
+    older = found.group(1)
     second = client.get(reverse("generation:batch_list") + "?" + older.replace("&amp;", "&")).content.decode()
     assert "← Newest batches" in second
