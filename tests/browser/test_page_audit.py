@@ -19,12 +19,13 @@ from unittest import mock
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from django.db import connections
 from django.test import Client, override_settings
 from django.urls import reverse
 
 from generation import services, tasks
 from generation.models import Batch, BatchSource
-from tests.browser.conftest import ARTIFACTS, CHROMIUM, LAUNCH_ARGS
+from tests.browser.conftest import ARTIFACTS
 from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser]
@@ -135,7 +136,13 @@ def server_url(seed: Seed, django_db_blocker: Any) -> Iterator[str]:
 
     class Threaded(WSGIServer):
         def process_request(self, request: Any, client_address: Any) -> None:
-            threading.Thread(target=super().process_request, args=(request, client_address), daemon=True).start()
+            threading.Thread(target=self._serve, args=(request, client_address), daemon=True).start()
+
+        def _serve(self, request: Any, client_address: Any) -> None:
+            try:
+                super().process_request(request, client_address)
+            finally:
+                connections.close_all()  # or the test database cannot be dropped at the end
 
     with django_db_blocker.unblock():
         server = make_server(
@@ -148,33 +155,15 @@ def server_url(seed: Seed, django_db_blocker: Any) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def audit_browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Chromium is not installed (apt-get install chromium); browser tests skipped")
-    import os
-
-    from playwright.sync_api import sync_playwright
-
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    AUDIT.mkdir(parents=True, exist_ok=True)
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
-            yield browser
-            browser.close()
-    finally:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-
-
-@pytest.fixture(scope="module")
-def contexts(audit_browser: Any, seed: Seed, server_url: str) -> Iterator[Callable[..., Any]]:
+def contexts(browser: Any, seed: Seed, server_url: str) -> Iterator[Callable[..., Any]]:
     """One browser context per (user, size, language, colour scheme), reused by every page of it."""
     opened: dict[tuple[str | None, str, str, str], Any] = {}
+    AUDIT.mkdir(parents=True, exist_ok=True)
 
     def context_for(user: str | None, size: str, language: str, scheme: str = "light") -> Any:
         key = (user, size, language, scheme)
         if key not in opened:
-            context = audit_browser.new_context(
+            context = browser.new_context(
                 viewport=SIZES[size], locale="en-US", color_scheme=scheme, device_scale_factor=1
             )
             cookies = [{"name": "django_language", "value": language, "url": server_url}]
