@@ -131,7 +131,10 @@ class BatchSerializer(CompiledRepresentation, serializers.ModelSerializer):
     def _estimate(self, batch: Batch) -> QueueEstimate | None:
         known = self.context.get("estimates")
         if known is None or batch.pk not in known:
-            known = estimates([batch])
+            # One batch on its own (detail, create): estimated once for both fields that show it.
+            known = self.__dict__.setdefault("_own_estimates", {})
+            if batch.pk not in known:
+                known.update(estimates([batch]) or {batch.pk: None})
         return known.get(batch.pk)
 
     @extend_schema_field(serializers.IntegerField(allow_null=True))
