@@ -183,7 +183,7 @@ class Authenticator(TimestampMixin, ThrottlingMixin, Device):
         return secret_decrypt(self.encrypted_key, purpose=TOTP_KEY_PURPOSE)
 
 
-WEBHOOK_SECRET_PURPOSE = "imagegen webhook secrets"
+WEBHOOK_SECRET_PURPOSE = "imagegen webhook secrets"  # noqa: S105 - a key-derivation label, not a secret
 
 
 class WebhookSecret(models.Model):

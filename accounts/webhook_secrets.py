@@ -18,7 +18,7 @@ from accounts.audit import audit_record
 from accounts.crypto import secret_encrypt
 from accounts.models import WEBHOOK_SECRET_PURPOSE, WebhookSecret
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the format prefix of the specification
 SECRET_BYTES = 32
 
 

@@ -281,7 +281,9 @@ class ProviderKeyCreateSerializer(serializers.Serializer):
 
 
 class WebhookDeliverySerializer(serializers.ModelSerializer):
-    webhook_id = serializers.UUIDField(source="id", read_only=True, help_text="The `webhook-id` header it is sent with.")
+    webhook_id = serializers.UUIDField(
+        source="id", read_only=True, help_text="The `webhook-id` header it is sent with."
+    )
     response_code = serializers.IntegerField(
         read_only=True, allow_null=True, help_text="HTTP status of the last answer; null when none came."
     )

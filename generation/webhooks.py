@@ -256,14 +256,12 @@ def next_attempt_time(attempts: int, *, now: datetime, retry_until: datetime) ->
 def delivery_rearm(*, delivery: WebhookDelivery, now: datetime) -> WebhookDelivery:
     """Send a delivery again now (same webhook-id, fresh timestamp and signature), with a new 24 h window."""
     idle = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-    rearmed = (
-        WebhookDelivery.objects.filter(idle, pk=delivery.pk).update(
-            status=WebhookDeliveryStatus.PENDING,
-            next_attempt_at=now,
-            retry_until=now + RETRY_WINDOW,
-            claimed_until=None,
-            claimed_by="",
-        )
+    rearmed = WebhookDelivery.objects.filter(idle, pk=delivery.pk).update(
+        status=WebhookDeliveryStatus.PENDING,
+        next_attempt_at=now,
+        retry_until=now + RETRY_WINDOW,
+        claimed_until=None,
+        claimed_by="",
     )
     if not rearmed:
         raise Conflict(

@@ -352,7 +352,7 @@ class TestPortal:
         client.force_login(owner)
         page = client.get(reverse("generation:batch_detail", args=[batch.pk])).content.decode()
         assert reverse("generation:batch_webhook_resend", args=[batch.pk, delivery.pk]) in page
-        assert 'status-delivered' in page
+        assert "status-delivered" in page
         with django_capture_on_commit_callbacks(execute=True):
             response = client.post(reverse("generation:batch_webhook_resend", args=[batch.pk, delivery.pk]))
         assert response.status_code == 302

@@ -24,7 +24,9 @@ def signed_correctly(secret: str, request: Recorded) -> bool:
     return hmac.compare_digest(request.headers["webhook-signature"], expected)
 
 
-def test_a_batch_finished_on_a_real_cluster_is_delivered_on_retry(make_batch, real_queue, owner, settings, tmp_path: Path):
+def test_a_batch_finished_on_a_real_cluster_is_delivered_on_retry(
+    make_batch, real_queue, owner, settings, tmp_path: Path
+):
     settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
     with fake_server() as receiver:
         replies = iter([Reply(500), Reply(200)])
