@@ -378,3 +378,10 @@ class TestPortal:
 def test_the_event_body_is_compact_json(quiet_batch):
     delivery = webhooks.delivery_create(batch=quiet_batch, now=timezone.now())
     assert json.loads(webhooks.body_of(delivery)) == delivery.payload
+
+
+def test_staff_see_deliveries_read_only_in_the_admin(client, staff, quiet_batch):
+    delivery = webhooks.delivery_create(batch=quiet_batch, now=timezone.now())
+    client.force_login(staff)
+    assert str(delivery.pk) in client.get(reverse("admin:generation_webhookdelivery_changelist")).content.decode()
+    assert client.get(reverse("admin:generation_webhookdelivery_add")).status_code == 403
