@@ -185,7 +185,11 @@ def delivery_send(*, delivery_id: uuid.UUID, attempt: int, sender: str, now: dat
     if not started:
         return "skipped"  # a second copy of the task, or a claim that ran out and was taken again
     delivery = WebhookDelivery.objects.select_related("batch__owner").get(pk=delivery_id)
-    code, error, permanent = _post(delivery, now)
+    try:
+        code, error, permanent = _post(delivery, now)
+    except Exception:  # e.g. the secret cannot be decrypted: back off like any failure, never loop on claims
+        logger.exception("Webhook delivery %s could not be sent", delivery_id)
+        code, error, permanent = None, "internal error", False
     return _record(delivery, now=now, code=code, error=error, permanent=permanent)
 
 
@@ -211,6 +215,7 @@ def _post(delivery: WebhookDelivery, now: datetime) -> tuple[int | None, str, bo
             headers=headers,
             timeout=httpx.Timeout(seconds, pool=seconds),
             allowed_private_hosts=settings.WEBHOOK_ALLOWED_HOSTS,
+            read_body=False,
         )
     except http.OutboundError as error:
         return None, str(error)[:500], error.kind in ("blocked", "invalid_url")

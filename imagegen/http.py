@@ -47,6 +47,7 @@ def request(
     timeout: httpx.Timeout | float | None = None,
     trusted: bool = False,
     allowed_private_hosts: Collection[str] = (),
+    read_body: bool = True,
     **kwargs: Any,
 ) -> httpx.Response:
     """Send one request and return the response, whatever its status; raise OutboundError otherwise.
@@ -55,12 +56,18 @@ def request(
     a private network; any other URL (one that came from a response or a user) must resolve to
     a public address unless its host is listed in OUTBOUND_ALLOWED_PRIVATE_HOSTS or in
     `allowed_private_hosts` (the caller's own list, e.g. WEBHOOK_ALLOWED_HOSTS).
+    With `read_body=False` only the status line and headers are read (a webhook receiver's answer
+    body, which may be endless, is never downloaded); the response's content is then unavailable.
     """
     pinned = None if trusted else guard_url(url, allowed_private_hosts=allowed_private_hosts)
     headers = {"User-Agent": USER_AGENT, **(kwargs.pop("headers", None) or {})}
     try:
         with _client(timeout or DEFAULT_TIMEOUT, pinned) as client:
-            return client.request(method, url, headers=headers, **kwargs)
+            if read_body:
+                return client.request(method, url, headers=headers, **kwargs)
+            response = client.send(client.build_request(method, url, headers=headers, **kwargs), stream=True)
+            response.close()
+            return response
     except httpx.TimeoutException as exc:
         raise OutboundError("timeout", f"{method} {_origin(url)} timed out ({type(exc).__name__})") from exc
     except httpx.InvalidURL as exc:

@@ -7,6 +7,8 @@ import hashlib
 import hmac
 import json
 import socket
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -385,3 +387,43 @@ def test_staff_see_deliveries_read_only_in_the_admin(client, staff, quiet_batch)
     client.force_login(staff)
     assert str(delivery.pk) in client.get(reverse("admin:generation_webhookdelivery_changelist")).content.decode()
     assert client.get(reverse("admin:generation_webhookdelivery_add")).status_code == 403
+
+
+def endless_answer_server() -> tuple[socket.socket, str]:
+    """A receiver that answers 200 and then trickles a body it never finishes."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        connection, _address = listener.accept()
+        connection.recv(65536)
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\nstill going")
+        threading.Event().wait(5)
+        connection.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+
+
+def test_the_answer_body_is_never_downloaded(quiet_batch, settings):
+    settings.WEBHOOK_TIMEOUT_SECONDS = 1
+    listener, url = endless_answer_server()
+    quiet_batch.webhook_url = url
+    now = timezone.now()
+    webhooks.delivery_create(batch=quiet_batch, now=now)
+    started = time.monotonic()
+    assert claim_and_send(now) == ["delivered"]
+    assert time.monotonic() - started < 1
+    listener.close()
+
+
+def test_an_unexpected_error_backs_off_like_a_failed_attempt(quiet_batch, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("the secret cannot be decrypted")
+
+    monkeypatch.setattr(webhooks, "webhook_secret_ensure", broken)
+    now = timezone.now()
+    webhooks.delivery_create(batch=quiet_batch, now=now)
+    assert claim_and_send(now) == ["pending"]
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.last_error, delivery.claimed_until) == ("internal error", None)
+    assert delivery.next_attempt_at == now + timedelta(seconds=5)
