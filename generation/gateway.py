@@ -85,11 +85,11 @@ def model_resolve(*, name: str, user_id: int | None) -> tuple[Provider, ModelInf
         if provider is None:
             raise _invalid("model", _("No image provider is configured."), code="model_not_found")
         return provider, provider.models()[0]
-    provider_name, slash, model_id = name.partition("/")
-    if slash:
-        provider = providers.get(provider_name)
-        model = next((m for m in provider.models() if m.id == model_id), None) if provider else None
-        if provider is None or model is None:
+    provider_name, _slash, model_id = name.partition("/")
+    if provider_name in providers:  # model ids may hold a slash too (replicate/black-forest-labs/flux-dev)
+        provider = providers[provider_name]
+        model = next((m for m in provider.models() if m.id == model_id), None)
+        if model is None:
             raise _model_not_found(name)
         return provider, model
     matches = [(p, m) for p in providers.values() for m in p.models() if m.id == name]
