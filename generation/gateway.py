@@ -322,7 +322,7 @@ def _image_object(generation: Generation, response_format: str, url_for: Callabl
 
 def image_file(generation: Generation) -> str:
     """The stored file the gateway hands out for an image (the one place to choose a derived file)."""
-    return generation.image.name
+    return generation.image.name or ""
 
 
 def image_format(generation: Generation) -> str:

@@ -8,7 +8,7 @@ their own error classes. The routes are left out of the platform's OpenAPI schem
 from __future__ import annotations
 
 import logging
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -115,7 +115,7 @@ class GatewayView(APIView):
     def get_exception_handler(self) -> Any:
         return openai_exception_handler
 
-    def permission_denied(self, request: Request, message: str | None = None, code: str | None = None) -> None:
+    def permission_denied(self, request: Request, message: str | None = None, code: str | None = None) -> NoReturn:
         if request.authenticators and not request.successful_authenticator:
             message = _("Missing API key: send it as 'Authorization: Bearer <token>' (a platform API token).")
             raise exceptions.NotAuthenticated(message)

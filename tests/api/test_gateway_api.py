@@ -73,7 +73,8 @@ def test_url_answers_link_to_the_image_without_the_bearer_token(api):
     assert item["url"].startswith("http://testserver/v1/images/files/")
     fetched = Client().get(item["url"])
     assert fetched.status_code == 200 and fetched["Content-Type"] == "image/png"
-    assert Image.open(io.BytesIO(b"".join(fetched.streaming_content))).format == "PNG"
+    content = b"".join(fetched.streaming_content)  # type: ignore[attr-defined]
+    assert Image.open(io.BytesIO(content)).format == "PNG"
 
 
 def test_an_expired_or_tampered_link_is_refused_in_openais_shape(api, settings, monkeypatch):

@@ -33,8 +33,9 @@ def test_images_generate_returns_base64_images(live_server, token, owner):
     result = client.images.generate(
         model="local/procedural-v1", prompt="一隻藍色的貓 🐱", n=2, size="256x256", response_format="b64_json"
     )
-    assert len(result.data) == 2
+    assert result.data is not None and len(result.data) == 2
     for image in result.data:
+        assert image.b64_json is not None and image.url is None
         decoded = Image.open(io.BytesIO(base64.b64decode(image.b64_json)))
         assert (decoded.format, decoded.size) == ("PNG", (256, 256))
         assert image.revised_prompt == "一隻藍色的貓 🐱"
@@ -47,7 +48,9 @@ def test_url_images_can_be_fetched_without_the_key(live_server, token):
     result = client_for(live_server, token).images.generate(
         model="procedural-v1", prompt="a red fox", response_format="url"
     )
+    assert result.data is not None
     [image] = result.data
+    assert image.url is not None and image.b64_json is None
     assert image.url.startswith(f"{live_server.url}/v1/images/files/")
     fetched = httpx.get(image.url)  # no Authorization header
     assert fetched.status_code == 200 and fetched.headers["content-type"] == "image/png"

@@ -232,7 +232,7 @@ def test_the_answer_has_openais_shape_with_the_stored_images(make_batch):
     for item, generation in zip(body["data"], generations, strict=True):
         assert item["revised_prompt"] == "a red fox"
         data = base64.b64decode(item["b64_json"])
-        with default_storage.open(generation.image.name, "rb") as stored:
+        with default_storage.open(gateway.image_file(generation), "rb") as stored:
             assert data == stored.read()
         assert Image.open(io.BytesIO(data)).size == (256, 256)
 
