@@ -36,8 +36,9 @@ MODEL_OPTIONS = {"quality": ("auto", "standard"), "style": (), "background": ("a
 # OpenAI's fields that need nothing from us: `user`/`safety_identifier` identify OpenAI's end users;
 # a call that is not streamed has no partial images.
 IGNORED_FIELDS = ("user", "safety_identifier", "partial_images")
+# `seed` is ImageGen's own addition (OpenAI has none): reproducible images, which the result cache can reuse.
 KNOWN_FIELDS = frozenset(
-    {"prompt", "model", "n", "size", "response_format", "output_format", "output_compression", "stream"}
+    {"prompt", "model", "n", "size", "response_format", "output_format", "output_compression", "stream", "seed"}
     | set(MODEL_OPTIONS)
     | set(IGNORED_FIELDS)
 )
@@ -145,8 +146,8 @@ def images_request_check(*, body: Any, user_id: int | None) -> ImagesRequest:
     output_format = _choice(values, "output_format", OUTPUT_FORMATS, default="")
     compression = _whole_number(values, "output_compression", default=None, minimum=0, maximum=100)
     options = _model_options(model, values)
-    # Up to MAX_IMAGES_PER_PROMPT copies of one prompt; beyond it the prompt is written n times.
-    prompts, per_prompt = ([prompt], n) if n <= settings.MAX_IMAGES_PER_PROMPT else ([prompt] * n, 1)
+    seed = _whole_number(values, "seed", default=None, minimum=0, maximum=services.MAX_SEED)
+    prompts, per_prompt = _copies(prompt, n, seeded=seed is not None)
     spec = _platform_check(
         provider=provider.name,
         model=model.id,
@@ -155,6 +156,7 @@ def images_request_check(*, body: Any, user_id: int | None) -> ImagesRequest:
         width=width,
         height=height,
         options=options,
+        seed=seed,
         user_id=user_id,
     )
     parameters = dataclasses.replace(spec.parameters, output_format=output_format, output_compression=compression)
@@ -162,6 +164,17 @@ def images_request_check(*, body: Any, user_id: int | None) -> ImagesRequest:
         spec=dataclasses.replace(spec, parameters=parameters),
         response_format=_choice(values, "response_format", RESPONSE_FORMATS, default="b64_json"),
     )
+
+
+def _copies(prompt: str, n: int, *, seeded: bool) -> tuple[list[str], int]:
+    """Prompts and images per prompt for n images: up to MAX_IMAGES_PER_PROMPT copies of one prompt,
+    beyond it the prompt written n times (whose copies would all share a seed: refused with one)."""
+    if n <= settings.MAX_IMAGES_PER_PROMPT:
+        return [prompt], n
+    if seeded:
+        message = _("With a seed, n is at most %(max)d.") % {"max": settings.MAX_IMAGES_PER_PROMPT}
+        raise _invalid("n", message, code="integer_above_max_value")
+    return [prompt] * n, 1
 
 
 def _platform_check(**request: Any) -> services.BatchSpec:

@@ -220,3 +220,11 @@ def test_a_users_own_provider_key_offers_its_models_to_that_user_only(api, other
     mine = {item["id"] for item in api.get("/v1/models").json()["data"]}
     theirs = {item["id"] for item in other_api.get("/v1/models").json()["data"]}
     assert "openai/dall-e-3" in mine and "openai/dall-e-3" not in theirs
+
+
+def test_the_same_seed_gives_the_same_pixels(api):
+    def pixels(seed: int) -> bytes:
+        b64 = generate(api, seed=seed, size="256x256").json()["data"][0]["b64_json"]
+        return Image.open(io.BytesIO(base64.b64decode(b64))).tobytes()
+
+    assert pixels(7) == pixels(7) != pixels(8)

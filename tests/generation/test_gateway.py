@@ -126,6 +126,16 @@ def test_n_copies_of_the_prompt_and_beyond_the_per_prompt_limit_the_prompt_writt
     assert (spec.prompts, spec.images_per_prompt) == (["a red fox"] * 10, 1)
 
 
+def test_a_seed_makes_the_images_reproducible_one_seed_after_another(settings):
+    settings.MAX_IMAGES_PER_PROMPT = 8
+    spec = check(seed=42, n=2).spec
+    assert (spec.seed, spec.images_per_prompt) == (42, 2)
+    assert check().spec.seed is None
+    assert refused(prompt="x", seed=-1).code == "integer_below_min_value"
+    error = refused(prompt="x", seed=42, n=9)  # nine copies of one line would all get seed 42
+    assert (error.code, param_of(error)) == ("integer_above_max_value", "n")
+
+
 @pytest.mark.parametrize(
     ("n", "code"),
     [(0, "integer_below_min_value"), (11, "integer_above_max_value"), (True, "invalid_type"), ("2", "invalid_type")],
@@ -155,8 +165,8 @@ def test_the_prompt_is_required_text_within_the_models_limit(settings):
 
 
 def test_unknown_parameters_are_refused_by_name_as_openai_does():
-    error = refused(prompt="x", seed=3)
-    assert (error.code, param_of(error)) == ("unknown_parameter", "seed")
+    error = refused(prompt="x", colour="red")
+    assert (error.code, param_of(error)) == ("unknown_parameter", "colour")
 
 
 def test_streaming_is_refused_but_an_explicit_false_or_null_is_fine():
