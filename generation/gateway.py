@@ -192,6 +192,8 @@ def _prompt(values: dict[str, Any]) -> str:
     prompt = _text(values, "prompt").strip()
     if not prompt:
         raise _invalid("prompt", _("The prompt must not be empty."), code="empty_string")
+    if "\x00" in prompt:  # no text has one, and PostgreSQL cannot store it
+        raise _invalid("prompt", _("The prompt must not contain NUL characters."))
     return prompt
 
 

@@ -112,6 +112,10 @@ def test_on_an_object_store_the_link_redirects_to_a_presigned_url(api, object_st
         ({"response_format": "gif"}, "response_format", "invalid_value"),
         ({"colour": "red"}, "colour", "unknown_parameter"),
         ({"prompt": ""}, "prompt", "empty_string"),
+        ({"prompt": "a red\x00fox"}, "prompt", "invalid_value"),
+        ({"n": 2.5}, "n", "invalid_type"),
+        ({"model": 7}, "model", "invalid_type"),
+        ({"stream": True}, "stream", "unsupported_parameter"),
         ({"quality": "hd"}, "quality", "unsupported_value"),
     ],
 )

@@ -10,6 +10,9 @@ from typing import Any
 import pytest
 from django.core import signing
 from django.core.files.storage import default_storage
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from generation import gateway, services
@@ -159,6 +162,7 @@ def test_the_prompt_is_required_text_within_the_models_limit(settings):
     assert refused().code == "missing_required_parameter"
     assert param_of(refused(prompt="   ")) == "prompt"
     assert refused(prompt=["a", "b"]).code == "invalid_type"
+    assert param_of(refused(prompt="a red\x00fox")) == "prompt"
     settings.MAX_PROMPT_LENGTH = 10
     error = refused(prompt="a prompt longer than ten characters")
     assert param_of(error) == "prompt" and error.code == "prompt_too_long"
@@ -208,6 +212,25 @@ def test_a_model_without_an_option_takes_only_openais_default_value_for_it():
     for field, value in (("quality", "hd"), ("style", "vivid"), ("background", "transparent")):
         error = refused(prompt="x", **{field: value})
         assert (error.code, param_of(error)) == ("unsupported_value", field)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=5,
+)
+FIELDS = st.sampled_from([*sorted(gateway.KNOWN_FIELDS), "colour"])
+
+
+@hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(body=st.dictionaries(FIELDS, JSON_VALUES | st.sampled_from(["256x256", "url", "png", "auto", 2]), max_size=6))
+def test_any_json_body_is_either_a_batch_or_a_400_naming_a_parameter(body):
+    try:
+        checked = gateway.images_request_check(body={"prompt": "a red fox", **body}, user_id=None)
+    except ValidationFailed as error:
+        assert error.status_code == 400 and len(error.details) == 1
+    else:
+        assert 1 <= len(checked.spec.prompts) * checked.spec.images_per_prompt <= 10
 
 
 # --- waiting and answering ----------------------------------------------------------------------
