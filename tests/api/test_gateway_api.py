@@ -21,6 +21,7 @@ from rest_framework.test import APIClient
 from generation import keys
 from generation.models import Batch, BatchSource, BatchStatus
 from generation.parameters import BatchParameters
+from tests.conftest import api_client_for
 from tests.fakeserver import Reply
 from tests.generation.providerfakes import server
 
@@ -232,3 +233,19 @@ def test_the_same_seed_gives_the_same_pixels(api):
         return Image.open(io.BytesIO(base64.b64decode(b64))).tobytes()
 
     assert pixels(7) == pixels(7) != pixels(8)
+
+
+def test_a_staff_token_without_two_factor_is_refused_when_required(staff, settings):
+    settings.REQUIRE_2FA_FOR_STAFF = True
+    response = generate(api_client_for(staff))
+    assert response.status_code == 403 and error_of(response)["code"] == "two_factor_required"
+    assert not Batch.objects.exists()
+
+
+def test_the_portal_shows_a_gateway_batch_with_its_source(api, owner, client):
+    batch_id = generate(api)["X-ImageGen-Batch"]
+    client.force_login(owner)
+    page = client.get(f"/batches/{batch_id}/", HTTP_ACCEPT_LANGUAGE="en")
+    assert page.status_code == 200 and "OpenAI-compatible API" in page.content.decode()
+    page = client.get(f"/batches/{batch_id}/", HTTP_ACCEPT_LANGUAGE="zh-hant")
+    assert "OpenAI 相容 API" in page.content.decode()
