@@ -10,8 +10,10 @@ from __future__ import annotations
 import base64
 import dataclasses
 import re
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +27,7 @@ from generation import services
 from generation.models import Batch, BatchSource, BatchStatus, Generation, GenerationStatus
 from generation.providers import configured_providers
 from generation.providers.base import ModelInfo, Provider
-from imagegen.errors import ApplicationError, Conflict, Forbidden, NotFound, ValidationFailed
+from imagegen.errors import ApplicationError, Conflict, Forbidden, NotFound, TooManyRequests, ValidationFailed
 
 MAX_IMAGES = 10
 RESPONSE_FORMATS = ("url", "b64_json")
@@ -64,6 +66,41 @@ class GenerationFailed(ApplicationError):
 
     status_code = 502
     default_code = "provider_error"
+
+
+class GatewayBusy(TooManyRequests):
+    """Every waiting slot of this web process is taken; nothing was submitted, so trying again is safe."""
+
+    status_code = 503
+    default_code = "gateway_busy"
+
+
+BUSY_RETRY_AFTER_SECONDS = 5
+
+
+class _WaitingCalls:
+    """Calls of this process waiting for their batch: each holds a web server thread, so at most
+    GATEWAY_MAX_WAITING do, and the portal, the API and health checks keep threads of their own."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.count = 0
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        with self.lock:
+            if self.count >= settings.GATEWAY_MAX_WAITING:
+                message = _("The server is busy with other image calls; try again in a few seconds.")
+                raise GatewayBusy(message, retry_after=BUSY_RETRY_AFTER_SECONDS)
+            self.count += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.count -= 1
+
+
+waiting_calls = _WaitingCalls()
 
 
 @dataclass(frozen=True)

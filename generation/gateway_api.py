@@ -36,6 +36,8 @@ from imagegen.parsers import LimitedJSONParser
 logger = logging.getLogger(__name__)
 
 BATCH_HEADER = "X-ImageGen-Batch"
+# Server-side refusals that come before anything is submitted: an SDK may safely send the call again.
+NOTHING_SUBMITTED = (RateLimitUnavailable, gateway.GatewayBusy)
 # OpenAI's `type` for the platform's error codes that have their own; otherwise it follows the status.
 ERROR_TYPES = {
     "rate_limited": "requests",
@@ -73,7 +75,7 @@ def openai_exception_handler(exc: Exception, context: dict[str, Any]) -> Respons
     response = Response(openai_error(status, message, code=code, param=param), status=status)
     if retry_after is not None:
         response["Retry-After"] = str(retry_after)
-    if (status >= 500 and not isinstance(exc, RateLimitUnavailable)) or code == "quota_exceeded":
+    if (status >= 500 and not isinstance(exc, NOTHING_SUBMITTED)) or code == "quota_exceeded":
         # The SDKs resend 5xx answers; after a timeout or a provider failure the batch exists already
         # (and is charged), and an exhausted quota stays exhausted: a resend would not help.
         response["x-should-retry"] = "false"
@@ -127,10 +129,11 @@ class ImageGenerationsView(GatewayView):
     def post(self, request: Request) -> Response:
         owner = cast(User, request.user)
         checked = gateway.images_request_check(body=request.data, user_id=owner.pk)
-        batch = gateway.images_generate(owner=owner, request=checked)
-        batch = gateway.batch_wait(
-            batch=batch, timeout=settings.GATEWAY_TIMEOUT_SECONDS, poll=settings.GATEWAY_POLL_SECONDS
-        )
+        with gateway.waiting_calls.slot():
+            batch = gateway.images_generate(owner=owner, request=checked)
+            batch = gateway.batch_wait(
+                batch=batch, timeout=settings.GATEWAY_TIMEOUT_SECONDS, poll=settings.GATEWAY_POLL_SECONDS
+            )
         generations = gateway.images_made(batch=batch)
         body = gateway.images_response(
             batch=batch,

@@ -240,6 +240,8 @@ DEFAULT_PROVIDER = env.str("DEFAULT_PROVIDER", default="local")
 GATEWAY_TIMEOUT_SECONDS = env.float("GATEWAY_TIMEOUT_SECONDS", default=300.0)
 GATEWAY_POLL_SECONDS = env.float("GATEWAY_POLL_SECONDS", default=0.5)
 GATEWAY_URL_TTL_SECONDS = env.int("GATEWAY_URL_TTL_SECONDS", default=3600)
+# Calls one web process lets wait at once (each holds a thread: keep it below WEB_THREADS).
+GATEWAY_MAX_WAITING = env.int("GATEWAY_MAX_WAITING", default=4)
 
 # --- Image providers (generation/providers/, docs/providers.md) ---------------------------------
 

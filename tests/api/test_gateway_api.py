@@ -205,6 +205,16 @@ def test_a_call_that_outlasts_the_timeout_is_a_504_and_its_batch_goes_on(api, ow
     assert batch.is_active and batch.total == 3  # the images are still being made
 
 
+def test_a_busy_server_is_a_503_to_retry_later_with_nothing_submitted(api, settings):
+    settings.GATEWAY_MAX_WAITING = 0
+    response = generate(api)
+    assert response.status_code == 503 and response["Retry-After"] == "5"
+    assert "x-should-retry" not in response  # nothing was submitted: the SDK may send it again
+    error = error_of(response)
+    assert (error["type"], error["code"]) == ("server_error", "gateway_busy")
+    assert not Batch.objects.exists()
+
+
 def test_the_model_list_and_one_model_in_openais_shape(api):
     listed = api.get("/v1/models").json()
     assert listed["object"] == "list"

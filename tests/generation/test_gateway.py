@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from generation import gateway, services
-from generation.gateway import GatewayTimeout, GenerationFailed
+from generation.gateway import GatewayBusy, GatewayTimeout, GenerationFailed
 from generation.models import BatchStatus
 from generation.parameters import BatchParameters
 from imagegen.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -338,6 +338,17 @@ def test_a_batch_cancelled_before_any_image_is_a_conflict(make_batch):
     with pytest.raises(Conflict) as caught:
         gateway.images_made(batch=batch)
     assert caught.value.code == "cancelled"
+
+
+def test_at_most_gateway_max_waiting_calls_wait_at_once(settings):
+    settings.GATEWAY_MAX_WAITING = 2
+    with gateway.waiting_calls.slot(), gateway.waiting_calls.slot():
+        with pytest.raises(GatewayBusy) as caught, gateway.waiting_calls.slot():
+            pass
+        assert (caught.value.status_code, caught.value.retry_after) == (503, gateway.BUSY_RETRY_AFTER_SECONDS)
+    with gateway.waiting_calls.slot():  # a call that ended, even by an error, gave its slot back
+        assert gateway.waiting_calls.count == 1
+    assert gateway.waiting_calls.count == 0
 
 
 # --- signed image links -------------------------------------------------------------------------
