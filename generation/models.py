@@ -48,6 +48,7 @@ class BatchPriority(models.IntegerChoices):
 class BatchSource(models.TextChoices):
     PORTAL = "portal", _("Portal")
     API = "api", _("API")
+    OPENAI_API = "openai-api", _("OpenAI-compatible API")
 
 
 class BatchQuerySet(models.QuerySet["Batch"]):
