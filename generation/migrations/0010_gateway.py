@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("generation", "0008_search_rollups"),
+        ('generation', '0009_webhooks'),
     ]
 
     operations = [
