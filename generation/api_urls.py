@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from generation import api
+from generation import api, api_comparisons
 
 urlpatterns = [
     path("batches/", api.BatchListCreateView.as_view(), name="api-batch-list"),
@@ -33,4 +33,15 @@ urlpatterns = [
     path("usage/", api.UsageView.as_view(), name="api-usage"),
     path("provider-keys/", api.ProviderKeyListCreateView.as_view(), name="api-provider-keys"),
     path("provider-keys/<slug:provider>/", api.ProviderKeyDetailView.as_view(), name="api-provider-key-detail"),
+    path("comparisons/", api_comparisons.ComparisonListCreateView.as_view(), name="api-comparison-list"),
+    path(
+        "comparisons/<uuid:comparison_id>/",
+        api_comparisons.ComparisonDetailView.as_view(),
+        name="api-comparison-detail",
+    ),
+    path(
+        "comparisons/<uuid:comparison_id>/votes/",
+        api_comparisons.ComparisonVoteView.as_view(),
+        name="api-comparison-votes",
+    ),
 ]
