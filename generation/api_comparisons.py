@@ -25,7 +25,7 @@ from imagegen.pagination import page_size_from
 # ------------------------------------------------------------------------------------------------ input
 
 
-class ArmRequestSerializer(serializers.Serializer):
+class ComparisonArmInputSerializer(serializers.Serializer):
     provider = fields.CharField(max_length=50, required=False, default="", allow_blank=True)
     model = fields.CharField(max_length=100, required=False, default="", allow_blank=True)
     width = fields.IntegerField(required=False, allow_null=True, default=None, min_value=1)
@@ -42,7 +42,7 @@ class ComparisonCreateSerializer(serializers.Serializer):
         max_length=comparisons.MAX_COMPARISON_PROMPTS,
         help_text="One prompt per item (no template expansion); every configuration renders each of them.",
     )
-    arms = ArmRequestSerializer(many=True, min_length=comparisons.MIN_ARMS, max_length=comparisons.MAX_ARMS)
+    arms = ComparisonArmInputSerializer(many=True, min_length=comparisons.MIN_ARMS, max_length=comparisons.MAX_ARMS)
     seed = fields.IntegerField(
         required=False,
         allow_null=True,
@@ -53,7 +53,7 @@ class ComparisonCreateSerializer(serializers.Serializer):
     )
 
 
-class VoteSerializer(serializers.Serializer):
+class ComparisonVoteSerializer(serializers.Serializer):
     prompt_index = fields.IntegerField(min_value=0)
     winner = fields.IntegerField(
         allow_null=True, min_value=0, max_value=comparisons.MAX_ARMS - 1, help_text="An arm index; null for a tie."
@@ -63,7 +63,7 @@ class VoteSerializer(serializers.Serializer):
 # ----------------------------------------------------------------------------------------------- output
 
 
-class ArmSerializer(serializers.Serializer):
+class ComparisonArmSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     label = serializers.CharField()  # type: ignore[assignment]
     provider = serializers.CharField()
@@ -75,7 +75,7 @@ class ArmSerializer(serializers.Serializer):
     status = serializers.CharField(help_text="The arm's batch status.")
 
 
-class CellSerializer(serializers.Serializer):
+class ComparisonCellSerializer(serializers.Serializer):
     arm = serializers.IntegerField()
     generation_id = serializers.UUIDField(allow_null=True)
     status = serializers.CharField(allow_null=True)
@@ -84,17 +84,17 @@ class CellSerializer(serializers.Serializer):
     error_code = serializers.CharField(allow_null=True)
 
 
-class RowSerializer(serializers.Serializer):
+class ComparisonRowSerializer(serializers.Serializer):
     prompt_index = serializers.IntegerField()
     prompt = serializers.CharField()
     seed = serializers.IntegerField()
     votable = serializers.BooleanField(help_text="Every arm has finished this prompt.")
     voted = serializers.BooleanField()
     winner = serializers.IntegerField(allow_null=True, help_text="Arm index; null for a tie or no vote.")
-    cells = CellSerializer(many=True)
+    cells = ComparisonCellSerializer(many=True)
 
 
-class SummarySerializer(serializers.Serializer):
+class ComparisonSummarySerializer(serializers.Serializer):
     arm = serializers.IntegerField()
     label = serializers.CharField()  # type: ignore[assignment]
     votes = serializers.IntegerField()
@@ -115,10 +115,10 @@ class SummarySerializer(serializers.Serializer):
 class ComparisonListItemSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     name = serializers.CharField()
-    status = serializers.ChoiceField(choices=["running", "finished"])
+    status = serializers.CharField(help_text="`running` while any arm's batch is active, then `finished`.")
     prompts = serializers.IntegerField(help_text="Number of prompts.")
     votes = serializers.IntegerField()
-    arms = ArmSerializer(many=True)
+    arms = ComparisonArmSerializer(many=True)
     created_at = serializers.DateTimeField()
     url = serializers.URLField()
 
@@ -126,11 +126,11 @@ class ComparisonListItemSerializer(serializers.Serializer):
 class ComparisonSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     name = serializers.CharField()
-    status = serializers.ChoiceField(choices=["running", "finished"])
+    status = serializers.CharField(help_text="`running` while any arm's batch is active, then `finished`.")
     created_at = serializers.DateTimeField()
-    arms = ArmSerializer(many=True)
-    rows = RowSerializer(many=True)
-    summary = SummarySerializer(many=True)
+    arms = ComparisonArmSerializer(many=True)
+    rows = ComparisonRowSerializer(many=True)
+    summary = ComparisonSummarySerializer(many=True)
     urls = serializers.DictField(child=serializers.URLField())
 
 
@@ -212,7 +212,7 @@ def comparison_data(comparison: Comparison, request: Request) -> dict[str, Any]:
         "urls": {
             "self": object_url(context, "api-comparison-detail", comparison.pk),
             "votes": object_url(context, "api-comparison-votes", comparison.pk),
-            "portal": object_url(context, "generation:comparison_detail", comparison.pk),
+            "portal": object_url(context, "comparisons:comparison_detail", comparison.pk),
         },
     }
 
@@ -287,7 +287,7 @@ class ComparisonDetailView(APIView):
 
 class ComparisonVoteView(APIView):
     @extend_schema(
-        request=VoteSerializer,
+        request=ComparisonVoteSerializer,
         responses=ComparisonSerializer,
         description="Pick the winner of one prompt (an arm index, or null for a tie); voting again changes it. "
         "409 `prompt_not_ready` until every arm has finished the prompt; 409 `winner_failed` for an arm "
@@ -295,7 +295,7 @@ class ComparisonVoteView(APIView):
     )
     def post(self, request: Request, comparison_id: uuid.UUID) -> Response:
         comparison = comparisons.comparison_get(user=request.user, comparison_id=comparison_id)
-        data = VoteSerializer(data=request.data)
+        data = ComparisonVoteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         comparisons.comparison_vote(comparison=comparison, **data.validated_data)
         return Response(ComparisonSerializer(comparison_data(comparison, request)).data)

@@ -281,6 +281,13 @@ class WinRate:
         low, high = wilson_interval(score, votes)
         return cls(votes=votes, wins=wins, ties=ties, rate=score / votes, low=low, high=high)
 
+    @property
+    def percents(self) -> tuple[int, int, int] | None:
+        """Rate, low and high as whole percents, for pages."""
+        if self.rate is None or self.low is None or self.high is None:
+            return None
+        return (round(self.rate * 100), round(self.low * 100), round(self.high * 100))
+
 
 @dataclass(frozen=True)
 class ImageFigures:
@@ -295,6 +302,11 @@ class ImageFigures:
     def failure_rate(self) -> float | None:
         finished = self.done + self.failed
         return self.failed / finished if finished else None
+
+    @property
+    def failure_percent(self) -> float | None:
+        rate = self.failure_rate
+        return round(rate * 100, 1) if rate is not None else None
 
     @property
     def cost_per_image_usd(self) -> Decimal | None:

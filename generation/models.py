@@ -414,6 +414,11 @@ class ComparisonArm(models.Model):
     def __str__(self) -> str:
         return f"{self.comparison_id} #{self.index} {self.label}"
 
+    @property
+    def letter(self) -> str:
+        """A, B, C, D: how pages name the arm."""
+        return "ABCD"[self.index] if self.index < 4 else str(self.index + 1)
+
 
 class ComparisonVote(models.Model):
     """The user's pick for one prompt of a comparison: an arm, or no arm for a tie."""

@@ -34,6 +34,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("monitoring.urls")),
+    path("comparisons/", include("generation.urls_comparisons")),
 ]
 
 handler400 = "imagegen.api.bad_request"
