@@ -6,6 +6,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from generation import stats
 from imagegen import __version__
 from monitoring import selectors
 from monitoring.availability import availability_summary
@@ -31,6 +32,7 @@ def dashboard_data(*, range_name: str) -> dict[str, Any]:
             "slowest_routes": selectors.slowest_routes(window.start),
             "top_users": selectors.top_users(window.start, finished=finished),
             "providers": selectors.provider_table(window.start, finished),
+            "comparisons": stats.comparison_configurations(),
         },
         "usage": selectors.usage(window.start, finished),
         "sweeper": selectors.event_totals(window.start, "sweeper."),
