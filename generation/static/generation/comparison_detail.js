@@ -63,7 +63,7 @@
       setText(prefix + "images", item.images_done + "/" + item.images_total);
       setText(prefix + "cost", item.cost_per_image_usd === null ? "—" : "US$" + Number(item.cost_per_image_usd).toFixed(4));
       setText(prefix + "latency", item.latency_p50_ms === null ? "—" : item.latency_p50_ms + " / " + item.latency_p95_ms + " ms");
-      setText(prefix + "failure", item.failure_rate === null ? "—" : Math.round(item.failure_rate * 1000) / 10 + "%");
+      setText(prefix + "failure", item.failure_rate === null ? "—" : (item.failure_rate * 100).toFixed(1) + "%");
     }
   }
 
@@ -72,7 +72,7 @@
     const badge = document.querySelector("#cmp-status .status");
     badge.className = "status status-completed";
     badge.dataset.status = "completed";
-    badge.textContent = document.getElementById("i18n-finished").textContent;
+    badge.textContent = root.dataset.finishedLabel;
   }
 
   function schedule() {
