@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any, cast
 
 from django.contrib.auth.models import User
@@ -31,7 +32,7 @@ class ComparisonArmInputSerializer(serializers.Serializer):
     width = fields.IntegerField(required=False, allow_null=True, default=None, min_value=1)
     height = fields.IntegerField(required=False, allow_null=True, default=None, min_value=1)
     options = serializers.DictField(required=False, default=dict, help_text="The model's own settings.")
-    label = fields.CharField(max_length=100, required=False, default="", allow_blank=True)
+    label = fields.CharField(max_length=100, required=False, default="", allow_blank=True)  # type: ignore[assignment]
 
 
 class ComparisonCreateSerializer(serializers.Serializer):
@@ -42,7 +43,9 @@ class ComparisonCreateSerializer(serializers.Serializer):
         max_length=comparisons.MAX_COMPARISON_PROMPTS,
         help_text="One prompt per item (no template expansion); every configuration renders each of them.",
     )
-    arms = ComparisonArmInputSerializer(many=True, min_length=comparisons.MIN_ARMS, max_length=comparisons.MAX_ARMS)
+    arms = ComparisonArmInputSerializer(  # type: ignore[call-arg]
+        many=True, min_length=comparisons.MIN_ARMS, max_length=comparisons.MAX_ARMS
+    )
     seed = fields.IntegerField(
         required=False,
         allow_null=True,
@@ -217,7 +220,7 @@ def comparison_data(comparison: Comparison, request: Request) -> dict[str, Any]:
     }
 
 
-def list_item_data(comparison: Comparison, context: dict[str, Any]) -> dict[str, Any]:
+def list_item_data(comparison: Comparison, context: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": comparison.pk,
         "name": comparison.name,

@@ -97,7 +97,9 @@ def check_comparison_request(
     if seed is not None and not 0 <= seed <= MAX_SEED:
         raise _invalid("seed", _("Seed must be between 0 and %(max)d.") % {"max": MAX_SEED})
     name = (name.strip() or cleaned[0])[:200]
-    checked = [_check_arm(index, arm, name=name, prompts=cleaned, seed=seed, user_id=user_id) for index, arm in enumerate(arms)]
+    checked = [
+        _check_arm(index, arm, name=name, prompts=cleaned, seed=seed, user_id=user_id) for index, arm in enumerate(arms)
+    ]
     seeds = [seed] * len(cleaned) if seed is not None else [secrets.randbelow(MAX_SEED + 1) for _ in cleaned]
     return ComparisonSpec(name=name, prompts=cleaned, seeds=seeds, arms=checked)
 
@@ -129,7 +131,9 @@ def _check_arm(
 
 def default_label(spec: BatchSpec) -> str:
     options = " ".join(f"{key}={value}" for key, value in sorted(spec.parameters.options.items()))
-    return " ".join(part for part in (f"{spec.provider.name}/{spec.model.id}", f"{spec.width}×{spec.height}", options) if part)
+    return " ".join(
+        part for part in (f"{spec.provider.name}/{spec.model.id}", f"{spec.width}×{spec.height}", options) if part
+    )
 
 
 def comparison_create(*, owner: User, spec: ComparisonSpec, source: str = BatchSource.API) -> Comparison:
@@ -171,7 +175,9 @@ def comparison_vote(*, comparison: Comparison, prompt_index: int, winner: int | 
     if len(statuses) < len(arms) or any(s not in FINISHED_GENERATION_STATUSES for s in statuses.values()):
         raise Conflict(_("Wait until every configuration has finished this prompt."), code="prompt_not_ready")
     if winner is not None and statuses[arms[winner].batch_id] != GenerationStatus.SUCCEEDED:
-        raise Conflict(_("That configuration has no image for this prompt; pick another or a tie."), code="winner_failed")
+        raise Conflict(
+            _("That configuration has no image for this prompt; pick another or a tie."), code="winner_failed"
+        )
     vote, _created = ComparisonVote.objects.update_or_create(
         comparison=comparison,
         prompt_index=prompt_index,
@@ -336,7 +342,9 @@ def latency_percentiles(generations: QuerySet[Generation]) -> tuple[int | None, 
 def comparison_summary(comparison: Comparison) -> list[ArmSummary]:
     """Per arm: win rate with its 95 % interval, images done/failed/total, cost per image, latency p50/p95."""
     arms = list(comparison.arms.all())
-    picks = {row["winner"]: row["n"] for row in comparison.votes.values("winner").annotate(n=Count("id")).order_by()}
+    picks: dict[int | None, int] = {
+        row["winner"]: row["n"] for row in comparison.votes.values("winner").annotate(n=Count("id")).order_by()
+    }
     votes = sum(picks.values())
     ties = picks.get(None, 0)
     summaries = []
@@ -438,4 +446,6 @@ def _configuration(group: dict[str, Any], contests: dict[str, Any], wins: int) -
         latency_p95_ms=p95,
     )
     rate = WinRate.of(votes=contests.get("votes", 0), wins=wins, ties=contests.get("ties", 0))
-    return ConfigurationSummary(comparisons=group["comparisons"], wins=rate, images=images, **{n: group[n] for n in CONFIGURATION})
+    return ConfigurationSummary(
+        comparisons=group["comparisons"], wins=rate, images=images, **{n: group[n] for n in CONFIGURATION}
+    )

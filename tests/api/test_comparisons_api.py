@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ from generation.models import Batch, Comparison, ComparisonVote, Generation
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/comparisons/"
-PAYLOAD = {
+PAYLOAD: dict[str, Any] = {
     "name": "Sizes",
     "prompts": ["a red fox", "一隻藍色的貓 🐱"],
     "arms": [

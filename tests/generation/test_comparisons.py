@@ -187,7 +187,9 @@ class TestSummary:
         assert (a.images.failure_rate, b.images.failure_rate) == (0.0, pytest.approx(1 / 3))
         assert (b.images.done, b.images.total) == (2, 3)
 
-    def test_configurations_across_users_for_staff(self, make_comparison, other_user, django_capture_on_commit_callbacks):
+    def test_configurations_across_users_for_staff(
+        self, make_comparison, other_user, django_capture_on_commit_callbacks
+    ):
         mine = make_comparison(prompts=["a", "b"])
         spec = comparisons.check_comparison_request(prompts=["c"], arms=ARMS, user_id=other_user.pk)
         with django_capture_on_commit_callbacks(execute=True):
