@@ -14,12 +14,21 @@ from playwright.sync_api import expect
 from generation import comparisons, tasks
 from generation.comparisons import ArmRequest
 from generation.models import Comparison, ComparisonVote
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import ARTIFACTS, screenshot
 from tests.browser.test_portal import log_in
+from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 DETAIL = re.compile(r"/comparisons/[0-9a-f-]{36}/(#.*)?$")
+
+
+def watch_for_errors(page) -> list[str]:
+    """Console errors, uncaught exceptions and CSP violations (reported as console errors) of the page."""
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"{page.url}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(f"{page.url}: {error}"))
+    return problems
 
 
 def no_horizontal_overflow(page) -> bool:
@@ -27,6 +36,7 @@ def no_horizontal_overflow(page) -> bool:
 
 
 def test_create_vote_and_read_the_summary(page, live_server, owner):
+    problems = watch_for_errors(page)
     log_in(page, live_server.url)
     page.click("nav.mainnav >> text=比較")
     expect(page.locator("h1")).to_have_text("A/B 比較")
@@ -78,6 +88,7 @@ def test_create_vote_and_read_the_summary(page, live_server, owner):
     page.click("button[value=en]")
     expect(page.locator("#prompt-1 button[value='0']")).to_have_text("A is better")
     screenshot(page, "cmp-04-side-by-side-english")
+    assert problems == []
 
 
 def test_live_progress_and_phone_layout_in_both_languages(page, live_server, owner, monkeypatch):
@@ -94,6 +105,7 @@ def test_live_progress_and_phone_layout_in_both_languages(page, live_server, own
     with monkeypatch.context() as patch:
         patch.setattr(tasks, "dispatch_now", lambda: None)  # not rendered yet: nothing dispatched
         comparison = comparisons.comparison_create(owner=owner, spec=spec)
+    problems = watch_for_errors(page)
     page.set_viewport_size({"width": 390, "height": 844})
     log_in(page, live_server.url)
     page.goto(f"{live_server.url}/comparisons/{comparison.pk}/")
@@ -121,3 +133,31 @@ def test_live_progress_and_phone_layout_in_both_languages(page, live_server, own
         assert no_horizontal_overflow(page), path
     expect(page.locator("h2#summary-title")).to_have_text("Summary")
     screenshot(page, "cmp-07-finished-phone-english")
+    assert problems == []
+
+
+def test_staff_see_the_comparison_table_on_the_dashboard(page, live_server, owner, staff):
+    problems = watch_for_errors(page)
+    spec = comparisons.check_comparison_request(
+        prompts=["a red fox", "山水畫"],
+        arms=[ArmRequest(provider="local", width=256, height=256), ArmRequest(provider="local", width=512, height=512)],
+        user_id=owner.pk,
+    )
+    comparison = comparisons.comparison_get(
+        user=owner, comparison_id=comparisons.comparison_create(owner=owner, spec=spec).pk
+    )
+    comparisons.comparison_vote(comparison=comparison, prompt_index=0, winner=1)
+    comparisons.comparison_vote(comparison=comparison, prompt_index=1, winner=1)
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", "staff")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit].primary")
+    page.goto(f"{live_server.url}/monitoring/")
+    rows = page.locator("#table-comparisons tbody tr")
+    expect(rows).to_have_count(2)
+    large = page.locator("#table-comparisons tbody tr", has_text="512x512")
+    expect(large).to_contain_text("100%")  # 2 wins of 2 votes
+    expect(large).to_contain_text("34–100%")  # its Wilson interval
+    screenshot(page, "cmp-08-dashboard")
+    page.locator("#table-comparisons").screenshot(path=str(ARTIFACTS / "cmp-09-dashboard-table.png"))
+    assert problems == []
