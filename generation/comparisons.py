@@ -236,10 +236,7 @@ class PromptRow:
 def comparison_rows(comparison: Comparison) -> list[PromptRow]:
     """Prompts × arms with each arm's image for that prompt and the vote (bounded: ≤ 50 × 4 images)."""
     arms = list(comparison.arms.all())
-    by_cell = {
-        (g.batch_id, g.position): g
-        for g in Generation.objects.filter(batch_id__in=[a.batch_id for a in arms]).select_related("batch")
-    }
+    by_cell = {(g.batch_id, g.position): g for g in Generation.objects.filter(batch_id__in=[a.batch_id for a in arms])}
     votes = {v.prompt_index: v for v in comparison.votes.select_related("winner")}
     rows = []
     for index, prompt in enumerate(comparison.prompts):
