@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
 from generation import comparisons, tasks
@@ -29,6 +30,16 @@ def watch_for_errors(page) -> list[str]:
     page.on("console", lambda m: problems.append(f"{page.url}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda error: problems.append(f"{page.url}: {error}"))
     return problems
+
+
+def accessibility_problems(page) -> list[str]:
+    """Serious and critical axe-core findings on the page as it is now (the shared footer is base.html's)."""
+    results = Axe().run(page, context={"exclude": [[".footer"]]})
+    return [
+        f"{page.url}: {v['id']} ({v['impact']}) {[n['html'][:120] for n in v['nodes']]}"
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
 
 
 def no_horizontal_overflow(page) -> bool:
@@ -88,6 +99,7 @@ def test_create_vote_and_read_the_summary(page, live_server, owner):
     page.click("button[value=en]")
     expect(page.locator("#prompt-1 button[value='0']")).to_have_text("A is better")
     screenshot(page, "cmp-04-side-by-side-english")
+    assert accessibility_problems(page) == []
     assert problems == []
 
 
@@ -124,9 +136,12 @@ def test_live_progress_and_phone_layout_in_both_languages(page, live_server, own
     assert no_horizontal_overflow(page)
     screenshot(page, "cmp-06-finished-phone")
 
+    findings = accessibility_problems(page)
     for path in ("/comparisons/", "/comparisons/new/"):
         page.goto(f"{live_server.url}{path}")
         assert no_horizontal_overflow(page), path
+        findings += accessibility_problems(page)
+    assert findings == [], "\n".join(findings)
     page.click("button[value=en]")
     for path in ("/comparisons/", "/comparisons/new/", f"/comparisons/{comparison.pk}/"):
         page.goto(f"{live_server.url}{path}")
