@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -221,9 +222,17 @@ def _check_size(model: ModelInfo, width: int | None, height: int | None) -> tupl
 
 
 def batch_create(
-    *, owner: User, spec: BatchSpec, source: str = BatchSource.API, priority: int = BatchPriority.NORMAL
+    *,
+    owner: User,
+    spec: BatchSpec,
+    source: str = BatchSource.API,
+    priority: int = BatchPriority.NORMAL,
+    prompt_seeds: Sequence[int] | None = None,
 ) -> Batch:
-    """Write the batch and one generation per image; the scheduler hands them to workers after commit."""
+    """Write the batch and one generation per image; the scheduler hands them to workers after commit.
+
+    `prompt_seeds` gives each prompt its own explicit seed (comparisons: the same seeds on every arm).
+    """
     check_priority(user=owner, priority=priority)
     now = timezone.now()
     with transaction.atomic():
@@ -252,13 +261,15 @@ def batch_create(
                 negative_prompt=spec.negative_prompt,
                 width=spec.width,
                 height=spec.height,
-                seed=_seed(spec.seed, copy),
+                seed=_seed(prompt_seeds[number] if prompt_seeds else spec.seed, copy),
                 provider=spec.provider.name,
                 model=spec.model.id,
                 created_at=now,
             )
-            for index, (prompt, copy) in enumerate(
-                (prompt, copy) for prompt in spec.prompts for copy in range(spec.images_per_prompt)
+            for index, (number, prompt, copy) in enumerate(
+                (number, prompt, copy)
+                for number, prompt in enumerate(spec.prompts)
+                for copy in range(spec.images_per_prompt)
             )
         ]
         Generation.objects.bulk_create(generations, batch_size=500)
