@@ -37,6 +37,8 @@ class BatchParameters:
     # As typed: one entry per prompt line, before any template expansion.
     prompt_lines: tuple[str, ...] = ()
     template: bool = False
+    # Reuse an identical earlier image (same user, explicit seed) instead of a paid call.
+    cache: bool = True
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -59,6 +61,7 @@ class BatchParameters:
             fallbacks=tuple(Fallback.from_json(item) for item in data.get("fallbacks") or []),
             prompt_lines=tuple(str(line) for line in data.get("prompt_lines") or []),
             template=bool(data.get("template", False)),
+            cache=bool(data.get("cache", True)),
         )
 
     def options_for(self, provider_index: int) -> dict[str, Any]:

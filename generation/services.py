@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.quotas import quota_reserve, quota_reserve_retry
-from generation import lifecycle, tasks
+from generation import lifecycle, result_cache, tasks
 from generation.models import Batch, BatchPriority, BatchSource, Generation, GenerationStatus
 from generation.parameters import BatchParameters, Fallback
 from generation.prompts import expand_prompts
@@ -56,6 +56,7 @@ def check_batch_request(
     template: bool = False,
     options: dict[str, Any] | None = None,
     fallbacks: list[str] | None = None,
+    cache: bool = True,
     user_id: int | None = None,
 ) -> BatchSpec:
     """Validate a batch request and say exactly which field is wrong; nothing is written.
@@ -94,6 +95,7 @@ def check_batch_request(
         fallbacks=tuple(chosen_fallbacks),
         prompt_lines=tuple(prompts),
         template=template,
+        cache=cache,
     )
     return BatchSpec(
         name=(name.strip() or expanded[0])[:200],
@@ -248,6 +250,7 @@ def batch_create(
                 seed=_seed(spec.seed, copy),
                 provider=spec.provider.name,
                 model=spec.model.id,
+                cache_key=_cache_key(owner, spec, prompt, _seed(spec.seed, copy)),
                 created_at=now,
             )
             for index, (prompt, copy) in enumerate(
@@ -266,6 +269,23 @@ def check_priority(*, user: User, priority: int) -> None:
     if priority == BatchPriority.HIGH and not (user.is_staff or user.has_perm("generation.submit_high_priority")):
         message = _("High priority is for staff and users given the permission; use normal or low.")
         raise _invalid("priority", message, code="priority_not_allowed")
+
+
+def _cache_key(owner: User, spec: BatchSpec, prompt: str, seed: int) -> str:
+    """The image's result-cache key; blank (never cached) without an explicit seed or with `cache: false`."""
+    if spec.seed is None or not spec.parameters.cache:
+        return ""
+    return result_cache.cache_key(
+        owner_id=owner.pk,
+        provider=spec.provider.name,
+        model=spec.model.id,
+        prompt=prompt,
+        negative_prompt=spec.negative_prompt,
+        width=spec.width,
+        height=spec.height,
+        seed=seed,
+        options=spec.parameters.options,
+    )
 
 
 def _seed(base: int | None, copy: int) -> int:
