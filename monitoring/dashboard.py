@@ -33,6 +33,7 @@ def dashboard_data(*, range_name: str) -> dict[str, Any]:
             "providers": selectors.provider_table(window.start, finished),
         },
         "usage": selectors.usage(window.start, finished),
+        "cache": selectors.result_cache(window.start, finished),
         "sweeper": selectors.event_totals(window.start, "sweeper."),
         "tasks": selectors.event_totals(window.start, "tasks."),
         "now": {
