@@ -132,6 +132,31 @@ def is_replayable(response: HttpResponse) -> bool:
     return 200 <= status_code < 300 or (400 <= status_code < 500 and status_code != 429)
 
 
+# --- one-time form tokens (the portal's forms) --------------------------------------------------------
+
+# Every submission of one form with one token is the same request, whatever was typed: a second
+# POST of a token is a double submit and gets the first one's result.
+FORM_FINGERPRINT = "form"
+MAX_FORM_TOKEN_LENGTH = 64
+
+
+def form_token_claim(*, user_id: int, form: str, token: str) -> Claim | None:
+    """Claim a form's one-time token (waiting a little for a submission still running); None without a token."""
+    if not token or len(token) > MAX_FORM_TOKEN_LENGTH or not key_is_valid(token):
+        return None
+    return _claim_waiting(user_id=user_id, key=f"form:{form}:{token}", fingerprint=FORM_FINGERPRINT)
+
+
+def form_token_complete(*, row: IdempotencyKey, result: str) -> None:
+    """Remember what the submission made (e.g. the batch id), for a second POST of the same token."""
+    idempotency_complete(row=row, status_code=303, content_type="text/plain", body=result.encode())
+
+
+def form_token_result(row: IdempotencyKey) -> str | None:
+    """What the first submission of the token made; None while it is still running."""
+    return None if row.status_code is None else bytes(row.body).decode()
+
+
 # --- the middleware ---------------------------------------------------------------------------------
 
 
