@@ -77,3 +77,17 @@ def test_tokens_belong_to_their_user(client, owner, other_user):
     client.force_login(other_user)
     client.post(reverse("generation:batch_new"), form_data(submit_token="shared"))
     assert sorted(Batch.objects.values_list("owner__username", flat=True)) == ["other", "owner"]
+
+
+def test_cached_images_carry_a_badge_on_the_batch_and_image_pages(owner_client, make_batch):
+    make_batch(prompts=["a red fox"], seed=7)
+    batch = make_batch(prompts=["a red fox"], seed=7)
+    generation = batch.generations.get()
+    assert generation.cached
+    tiles = owner_client.get(reverse("generation:batch_detail", args=[batch.pk])).content.decode()
+    assert 'class="status cached-badge"' in tiles
+    page = owner_client.get(reverse("generation:generation_detail", args=[generation.pk])).content.decode()
+    assert 'class="status cached-badge"' in page
+    assert "Saved US$" in page
+    fresh = make_batch(prompts=["a green owl"], seed=7)
+    assert 'cached-badge"' not in owner_client.get(reverse("generation:batch_detail", args=[fresh.pk])).content.decode().split('id="grid"')[1]
