@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -191,7 +192,9 @@ class IdempotencyMiddleware:
             raise
         if is_replayable(response):
             content_type = str(response.get("Content-Type", ""))[:100]
-            idempotency_complete(row=row, status_code=response.status_code, content_type=content_type, body=response.content)
+            idempotency_complete(
+                row=row, status_code=response.status_code, content_type=content_type, body=response.content
+            )
         else:
             idempotency_release(row=row)
         return response
@@ -200,7 +203,8 @@ class IdempotencyMiddleware:
 def _api_user_id(request: HttpRequest) -> int | None:
     """Who DRF will find the caller to be (bearer token or session), without leaving a trace on `request`."""
     before = request.__dict__.get("user")
-    drf_request = Request(request, authenticators=[auth() for auth in api_settings.DEFAULT_AUTHENTICATION_CLASSES])
+    authenticators: list[Any] = list(api_settings.DEFAULT_AUTHENTICATION_CLASSES)
+    drf_request = Request(request, authenticators=[authenticator() for authenticator in authenticators])
     try:
         user = drf_request.user
     except Exception:  # bad token, CSRF, two-factor: the view gives the proper error
@@ -234,4 +238,3 @@ def _answer_duplicate(row: IdempotencyKey, fingerprint: str) -> HttpResponse:
     replay = HttpResponse(bytes(row.body), status=row.status_code, content_type=row.content_type or None)
     replay[REPLAYED_HEADER] = "true"
     return replay
-

@@ -128,7 +128,9 @@ class BatchListCreateView(GenericAPIView):
             size=page_size_from(_param(request, "page_size")),
         )
         known = estimates(page.items)
-        etag = etags.batch_page_etag(request.user.pk, page.items, known, page.total, page.next_cursor, _variant(request))
+        etag = etags.batch_page_etag(
+            request.user.pk, page.items, known, page.total, page.next_cursor, _variant(request)
+        )
         return conditional(request, etag, lambda: keyset_response(request, page, BatchSerializer, {"estimates": known}))
 
     @extend_schema(request=BatchCreateSerializer, responses={201: BatchSerializer})

@@ -32,13 +32,13 @@ def finished_batch_etag(batch: Batch, *variant: Any) -> str | None:
 
 
 def batch_page_etag(
-    owner_id: int, batches: Iterable[Batch], estimates: dict[Any, QueueEstimate], *variant: Any
+    owner_id: int | None, batches: Iterable[Batch], estimates: dict[Any, QueueEstimate], *variant: Any
 ) -> str:
     rows = [(*_batch_state(batch), estimates.get(batch.pk)) for batch in batches]
     return weak_etag("batches", owner_id, rows, variant)
 
 
-def generation_page_etag(owner_id: int, generations: Iterable[Generation], *variant: Any) -> str:
+def generation_page_etag(owner_id: int | None, generations: Iterable[Generation], *variant: Any) -> str:
     rows = [
         (
             str(g.pk), g.status, g.attempts, g.not_before, g.finished_at, g.provider, g.model, str(g.cost_usd),

@@ -16,6 +16,7 @@ never removes the other's file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -59,12 +60,12 @@ def hit_exists(key: str) -> bool:
     return bool(key) and sources(key).exists()
 
 
-def keys_in_flight(owner_id: int) -> QuerySet[Generation]:
+def keys_in_flight(owner_id: int) -> QuerySet[Generation, str]:
     """Keys of the owner's images being rendered now: their twins wait and copy them afterwards."""
     running = Generation.objects.filter(
         batch__owner_id=owner_id, status=GenerationStatus.RUNNING, provider_index=0
     ).exclude(cache_key="")
-    return running.values("cache_key")
+    return running.values_list("cache_key", flat=True)
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,10 @@ def cache_copy(*, generation: Generation, base_name: str) -> CachedCopy | None:
 def _copy_files(source: Generation, base_name: str) -> StoredImage:
     names: list[str] = []
     try:
-        for field, wanted in ((source.image, f"images/{base_name}.png"), (source.thumbnail, f"thumbnails/{base_name}.webp")):
+        for field, wanted in (
+            (source.image, f"images/{base_name}.png"),
+            (source.thumbnail, f"thumbnails/{base_name}.webp"),
+        ):
             if not field.name:
                 names.append("")
                 continue
@@ -119,7 +123,5 @@ def _copy_files(source: Generation, base_name: str) -> StoredImage:
 def _delete(names: list[str]) -> None:
     for name in names:
         if name:
-            try:
+            with contextlib.suppress(Exception):  # best effort: the sweeper removes what is left
                 default_storage.delete(name)
-            except Exception:  # noqa: S110 - best effort: the sweeper removes what is left
-                pass

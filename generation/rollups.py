@@ -148,9 +148,7 @@ def tally_finished(rows: Iterable[tuple[Any, ...]], step: timedelta | None) -> d
     tallies: dict[Key, Tally] = defaultdict(Tally)
     for finished_at, owner_id, provider, model, status, code, attempts, latency, cost, cached, saved in rows:
         start = floor(finished_at, step) if step else EPOCH
-        tallies[(start, owner_id, provider, model)].add_generation(
-            status, code, attempts, latency, cost, cached, saved
-        )
+        tallies[(start, owner_id, provider, model)].add_generation(status, code, attempts, latency, cost, cached, saved)
     return tallies
 
 

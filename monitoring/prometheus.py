@@ -63,7 +63,9 @@ def generation_metrics() -> Iterator[Metric]:
         "imagegen_provider_latency_seconds", "Time the provider took per image", labels=["provider", "model"]
     )
     cache_hits = CounterMetricFamily(
-        "imagegen_cache_hits", "Images copied from the result cache instead of a provider call", labels=["provider", "model"]
+        "imagegen_cache_hits",
+        "Images copied from the result cache instead of a provider call",
+        labels=["provider", "model"],
     )
     cache_saved = CounterMetricFamily(
         "imagegen_cache_saved_usd", "Estimated provider cost the result cache saved", labels=["provider", "model"]

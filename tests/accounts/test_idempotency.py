@@ -131,7 +131,10 @@ def test_get_requests_ignore_the_header(api):
 def test_a_duplicate_of_a_request_still_running_is_a_409_after_waiting(api, owner, settings):
     settings.IDEMPOTENCY_WAIT_SECONDS = 0.2
     fingerprint = request_fingerprint(
-        method="POST", path="/api/v1/batches/", content_type="application/json", body=b'{"prompts":["a red fox"],"provider":"local"}'
+        method="POST",
+        path="/api/v1/batches/",
+        content_type="application/json",
+        body=b'{"prompts":["a red fox"],"provider":"local"}',
     )
     assert idempotency_claim(user_id=owner.pk, key="key-1", fingerprint=fingerprint).ours
     response = post(api)
@@ -192,9 +195,11 @@ def waitress_server() -> Iterator[str]:
 def test_twenty_parallel_duplicates_create_exactly_one_batch(waitress_server, owner, settings):
     settings.IDEMPOTENCY_WAIT_SECONDS = 30
     headers = {"Authorization": f"Bearer {token_create(user=owner, name='load').secret}", "Idempotency-Key": "once"}
-    with httpx.Client(base_url=waitress_server, headers=headers, timeout=120) as client:
-        with ThreadPoolExecutor(max_workers=20) as pool:
-            responses = list(pool.map(lambda i: client.post("/api/v1/batches/", json=BODY), range(20)))
+    with (
+        httpx.Client(base_url=waitress_server, headers=headers, timeout=120) as client,
+        ThreadPoolExecutor(max_workers=20) as pool,
+    ):
+        responses = list(pool.map(lambda i: client.post("/api/v1/batches/", json=BODY), range(20)))
     assert Counter(response.status_code for response in responses) == Counter({201: 20})
     assert len({response.json()["id"] for response in responses}) == 1
     assert sum(response.headers.get("Idempotent-Replayed") == "true" for response in responses) == 19

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from generation import limits, lifecycle, rollups, runner, stats
+from generation import lifecycle, limits, rollups, runner, stats
 from generation.models import Batch, Generation, GenerationStatus
 from generation.result_cache import cache_key
 from tests.fakeserver import Reply
@@ -24,7 +26,8 @@ def paid_calls(server) -> int:
 
 
 def answer_with_an_image(server) -> None:
-    server.route("POST", PATH, Reply(200, {"created": 1, "data": [{"b64_json": base64.b64encode(png_bytes()).decode()}]}))
+    image = {"b64_json": base64.b64encode(png_bytes()).decode()}
+    server.route("POST", PATH, Reply(200, {"created": 1, "data": [image]}))
 
 
 def only(batch: Batch) -> Generation:
@@ -39,7 +42,7 @@ def test_the_same_request_twice_calls_the_provider_once(server, make_batch):
     assert paid_calls(server) == 1
     assert (first.cached, second.cached) == (False, True)
     assert second.status == GenerationStatus.SUCCEEDED
-    assert first.cost_usd > 0
+    assert first.cost_usd is not None and first.cost_usd > 0
     assert (second.cost_usd, second.cache_saved_usd) == (Decimal(0), first.cost_usd)
     assert second_batch.cost_usd == 0
     assert second.metadata["cached_from"] == str(first.pk)
@@ -52,12 +55,12 @@ def test_a_copy_has_its_own_files_so_deleting_the_original_keeps_it(server, make
     second = only(make_batch(prompts=["a red fox"], **REQUEST))
     assert second.image.name != first.image.name
     assert second.content_hash == first.content_hash
-    default_storage.delete(first.image.name)
-    default_storage.delete(first.thumbnail.name)
+    default_storage.delete(str(first.image.name))
+    default_storage.delete(str(first.thumbnail.name))
     first.batch.delete()
-    with default_storage.open(second.image.name, "rb") as handle:
+    with default_storage.open(str(second.image.name), "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
-    assert default_storage.exists(second.thumbnail.name)
+    assert default_storage.exists(str(second.thumbnail.name))
 
 
 def test_a_duplicate_within_one_batch_renders_once(server, make_batch):
@@ -122,6 +125,7 @@ def test_a_hit_whose_original_vanished_goes_back_to_the_queue_without_calling(se
     second = only(make_batch(prompts=["a red fox"], run=False, **REQUEST))
     # Dispatched as a hit (no permit), then the original is deleted before the worker copies it.
     attempt = lifecycle.generation_dispatch(generation_id=second.pk, attempts=0, now=timezone.now())
+    assert attempt is not None
     Generation.objects.filter(pk=first.pk).delete()
     assert runner.generation_run(generation_id=second.pk, attempt=attempt) == GenerationStatus.PENDING
     second.refresh_from_db()
@@ -130,7 +134,7 @@ def test_a_hit_whose_original_vanished_goes_back_to_the_queue_without_calling(se
 
 
 def test_the_key_covers_the_owner_and_every_parameter():
-    base = {
+    base: dict[str, Any] = {
         "owner_id": 1, "provider": "openai", "model": "dall-e-2", "prompt": "a fox", "negative_prompt": "",
         "width": 512, "height": 512, "seed": 7, "options": {"quality": "hd", "style": "vivid"},
     }  # fmt: skip
@@ -163,9 +167,9 @@ def test_rollups_count_hits_and_money_saved(server, make_batch):
     make_batch(prompts=["a red fox"], **REQUEST)
     make_batch(prompts=["a red fox"], **REQUEST)
     live = stats.totals_by_model()[("openai", "dall-e-2")]  # before any rollup: read from the tail
-    rollups.rollup_advance(now=timezone.now() + timezone.timedelta(minutes=2))
+    rollups.rollup_advance(now=timezone.now() + timedelta(minutes=2))
     rolled = stats.totals_by_model()[("openai", "dall-e-2")]
     for tally in (live, rolled):
         assert (tally.counts["succeeded"], tally.counts["cached"]) == (3, 2)
-        assert tally.saved_usd == 2 * first.cost_usd
+        assert tally.saved_usd == 2 * (first.cost_usd or 0)
         assert tally.cache_hit_rate == 2 / 3

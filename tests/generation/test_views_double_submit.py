@@ -65,7 +65,8 @@ def test_a_form_with_errors_keeps_its_token_usable(owner_client):
 
 def test_a_post_while_the_first_is_still_running_goes_to_the_history(owner_client, owner, settings):
     settings.IDEMPOTENCY_WAIT_SECONDS = 0.1
-    assert form_token_claim(user_id=owner.pk, form="new-batch", token="tok-1").ours  # the first POST, running
+    claim = form_token_claim(user_id=owner.pk, form="new-batch", token="tok-1")  # the first POST, running
+    assert claim is not None and claim.ours
     response = owner_client.post(reverse("generation:batch_new"), form_data(submit_token="tok-1"))
     assert response["Location"] == reverse("generation:batch_list")
     assert not Batch.objects.exists()
@@ -90,4 +91,5 @@ def test_cached_images_carry_a_badge_on_the_batch_and_image_pages(owner_client, 
     assert 'class="status cached-badge"' in page
     assert "Saved US$" in page
     fresh = make_batch(prompts=["a green owl"], seed=7)
-    assert 'cached-badge"' not in owner_client.get(reverse("generation:batch_detail", args=[fresh.pk])).content.decode().split('id="grid"')[1]
+    fresh_page = owner_client.get(reverse("generation:batch_detail", args=[fresh.pk])).content.decode()
+    assert 'cached-badge"' not in fresh_page.split('id="grid"')[1]
