@@ -3,6 +3,14 @@
 from django.db import migrations, models
 
 
+def rebuild_search_index(apps, schema_editor):
+    # Adding a NOT NULL column makes SQLite copy the generations table, which drops the search
+    # index's triggers and renumbers rowids: build the index again (PostgreSQL: a no-op).
+    from generation.search import search_index_rebuild
+
+    search_index_rebuild(schema_editor.connection)
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -39,4 +47,5 @@ class Migration(migrations.Migration):
             model_name='generation',
             index=models.Index(condition=models.Q(('cache_key', ''), _negated=True), fields=['cache_key', 'status'], name='generation_cache_key'),
         ),
+        migrations.RunPython(rebuild_search_index, migrations.RunPython.noop),
     ]
