@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0004_hardening'),
+        ('accounts', '0005_webhook_secret'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -14,7 +14,7 @@ def rebuild_search_index(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('generation', '0008_search_rollups'),
+        ('generation', '0009_webhooks'),
     ]
 
     operations = [
