@@ -170,6 +170,13 @@ class Generation(models.Model):
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    # The result cache (generation.result_cache): the hash of what this image asks for on the
+    # batch's own provider, including its owner; blank when the batch opted out or has no explicit seed.
+    cache_key = models.CharField(max_length=64, blank=True)
+    # Made by copying an identical earlier image instead of calling the provider (cost 0).
+    cached = models.BooleanField(_("cached"), default=False)
+    # What the provider call would have cost: the money the cache saved.
+    cache_saved_usd = models.DecimalField(max_digits=10, decimal_places=5, null=True, blank=True)
 
     objects = GenerationQuerySet.as_manager()
 
@@ -183,6 +190,10 @@ class Generation(models.Model):
             models.Index(fields=["batch", "status", "position"]),
             # The rollup writer reads only what finished since its last run.
             models.Index(fields=["finished_at"], name="generation_finished_at"),
+            # Cache look-ups: the key holds the owner, so this is an index per user.
+            models.Index(
+                fields=["cache_key", "status"], name="generation_cache_key", condition=~models.Q(cache_key="")
+            ),
         ]
 
     def __str__(self) -> str:
@@ -337,6 +348,9 @@ class GenerationRollup(models.Model):
     rate_limited = models.PositiveBigIntegerField(default=0)
     retries = models.PositiveBigIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=16, decimal_places=5, default=0)
+    # Images taken from the result cache, and what their provider calls would have cost.
+    cached = models.PositiveBigIntegerField(default=0)
+    saved_usd = models.DecimalField(max_digits=16, decimal_places=5, default=0)
     latency_count = models.PositiveBigIntegerField(default=0)
     latency_ms_sum = models.PositiveBigIntegerField(default=0)
     le_0 = models.PositiveBigIntegerField(default=0)

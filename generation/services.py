@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 
 from accounts.quotas import quota_reserve, quota_reserve_retry
 from accounts.webhook_secrets import webhook_secret_ensure
-from generation import lifecycle, tasks, webhooks
+from generation import lifecycle, result_cache, tasks, webhooks
 from generation.models import Batch, BatchPriority, BatchSource, Generation, GenerationStatus, WebhookDelivery
 from generation.parameters import BatchParameters, Fallback
 from generation.prompts import expand_prompts
@@ -59,6 +59,7 @@ def check_batch_request(
     template: bool = False,
     options: dict[str, Any] | None = None,
     fallbacks: list[str] | None = None,
+    cache: bool = True,
     user_id: int | None = None,
     webhook_url: str = "",
 ) -> BatchSpec:
@@ -98,6 +99,7 @@ def check_batch_request(
         fallbacks=tuple(chosen_fallbacks),
         prompt_lines=tuple(prompts),
         template=template,
+        cache=cache,
     )
     return BatchSpec(
         name=(name.strip() or expanded[0])[:200],
@@ -264,6 +266,7 @@ def batch_create(
                 seed=_seed(prompt_seeds[number] if prompt_seeds else spec.seed, copy),
                 provider=spec.provider.name,
                 model=spec.model.id,
+                cache_key=_cache_key(owner, spec, prompt, _seed(spec.seed, copy)),
                 created_at=now,
             )
             for index, (number, prompt, copy) in enumerate(
@@ -284,6 +287,23 @@ def check_priority(*, user: User, priority: int) -> None:
     if priority == BatchPriority.HIGH and not (user.is_staff or user.has_perm("generation.submit_high_priority")):
         message = _("High priority is for staff and users given the permission; use normal or low.")
         raise _invalid("priority", message, code="priority_not_allowed")
+
+
+def _cache_key(owner: User, spec: BatchSpec, prompt: str, seed: int) -> str:
+    """The image's result-cache key; blank (never cached) without an explicit seed or with `cache: false`."""
+    if spec.seed is None or not spec.parameters.cache:
+        return ""
+    return result_cache.cache_key(
+        owner_id=owner.pk,
+        provider=spec.provider.name,
+        model=spec.model.id,
+        prompt=prompt,
+        negative_prompt=spec.negative_prompt,
+        width=spec.width,
+        height=spec.height,
+        seed=seed,
+        options=spec.parameters.options,
+    )
 
 
 def _seed(base: int | None, copy: int) -> int:

@@ -56,6 +56,7 @@ def _range_figures(range_name: str, now: datetime) -> dict[str, Any]:
             "comparisons": stats.comparison_configurations(),
         },
         "usage": selectors.usage(window.start, finished),
+        "cache": selectors.result_cache(window.start, finished),
         "sweeper": selectors.event_totals(window.start, "sweeper."),
         "tasks": selectors.event_totals(window.start, "tasks."),
         "availability": availability_summary(now=now),

@@ -198,6 +198,9 @@
     const free = sample ? (100 * sample.disk_free_bytes) / sample.disk_total_bytes : null;
     setTile("tile-disk", free === null ? "–" : `${free.toFixed(0)}%`, free !== null && free < 10 ? "bad" : null);
     setTile("tile-sweeper", fmtNumber((data.sweeper.redelivered || 0) + (data.sweeper.requeued || 0)));
+    const cache = data.cache;
+    setTile("tile-cache-rate", cache.hit_rate_percent === null ? "–" : `${fmtNumber(cache.hit_rate_percent, 1)}% (${fmtNumber(cache.hits)})`);
+    setTile("tile-cache-saved", `$${fmtNumber(cache.saved_usd, 2)}`);
     const firing = document.getElementById("alerts-firing");
     firing.hidden = !data.alerts.firing.length;
     firing.replaceChildren();
