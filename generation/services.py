@@ -254,6 +254,13 @@ def batch_create(
         )
         if spec.webhook_url:
             webhook_secret_ensure(user=owner)  # so the owner can read it before the first delivery
+        # A seed given for the batch or per prompt (comparisons) is explicit, and makes the image cacheable.
+        explicit = spec.seed is not None or bool(prompt_seeds)
+        seeded = [
+            (prompt, _seed(prompt_seeds[number] if prompt_seeds else spec.seed, copy))
+            for number, prompt in enumerate(spec.prompts)
+            for copy in range(spec.images_per_prompt)
+        ]
         generations = [
             Generation(
                 id=uuid.uuid4(),
@@ -263,17 +270,13 @@ def batch_create(
                 negative_prompt=spec.negative_prompt,
                 width=spec.width,
                 height=spec.height,
-                seed=_seed(prompt_seeds[number] if prompt_seeds else spec.seed, copy),
+                seed=seed,
                 provider=spec.provider.name,
                 model=spec.model.id,
-                cache_key=_cache_key(owner, spec, prompt, _seed(spec.seed, copy)),
+                cache_key=_cache_key(owner, spec, prompt, seed) if explicit else "",
                 created_at=now,
             )
-            for index, (number, prompt, copy) in enumerate(
-                (number, prompt, copy)
-                for number, prompt in enumerate(spec.prompts)
-                for copy in range(spec.images_per_prompt)
-            )
+            for index, (prompt, seed) in enumerate(seeded)
         ]
         Generation.objects.bulk_create(generations, batch_size=500)
         transaction.on_commit(tasks.dispatch_now)
@@ -290,8 +293,8 @@ def check_priority(*, user: User, priority: int) -> None:
 
 
 def _cache_key(owner: User, spec: BatchSpec, prompt: str, seed: int) -> str:
-    """The image's result-cache key; blank (never cached) without an explicit seed or with `cache: false`."""
-    if spec.seed is None or not spec.parameters.cache:
+    """The image's result-cache key (its seed is explicit); blank (never cached) with `cache: false`."""
+    if not spec.parameters.cache:
         return ""
     return result_cache.cache_key(
         owner_id=owner.pk,
