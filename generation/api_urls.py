@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from generation import api
+from generation import api, api_comparisons, api_webhooks
 
 urlpatterns = [
     path("batches/", api.BatchListCreateView.as_view(), name="api-batch-list"),
@@ -33,4 +33,21 @@ urlpatterns = [
     path("usage/", api.UsageView.as_view(), name="api-usage"),
     path("provider-keys/", api.ProviderKeyListCreateView.as_view(), name="api-provider-keys"),
     path("provider-keys/<slug:provider>/", api.ProviderKeyDetailView.as_view(), name="api-provider-key-detail"),
+    path("batches/<uuid:batch_id>/webhooks/", api_webhooks.BatchWebhookListView.as_view(), name="api-batch-webhooks"),
+    path(
+        "batches/<uuid:batch_id>/webhooks/<uuid:delivery_id>/resend/",
+        api_webhooks.BatchWebhookResendView.as_view(),
+        name="api-batch-webhook-resend",
+    ),
+    path("comparisons/", api_comparisons.ComparisonListCreateView.as_view(), name="api-comparison-list"),
+    path(
+        "comparisons/<uuid:comparison_id>/",
+        api_comparisons.ComparisonDetailView.as_view(),
+        name="api-comparison-detail",
+    ),
+    path(
+        "comparisons/<uuid:comparison_id>/votes/",
+        api_comparisons.ComparisonVoteView.as_view(),
+        name="api-comparison-votes",
+    ),
 ]

@@ -60,6 +60,15 @@ class BatchForm(forms.Form):
         label=_("Seed"), required=False, min_value=0, max_value=2**32 - 1, help_text=_("Empty for random seeds.")
     )
 
+    cache = forms.BooleanField(
+        label=_("Reuse identical images"),
+        required=False,
+        initial=True,
+        help_text=_("With a fixed seed, an image you already made with the same settings is copied, free of charge."),
+    )
+    # A one-time token: a second POST of this form (double click, reload) goes to the batch already made.
+    submit_token = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64)
+
     priority = forms.TypedChoiceField(
         label=_("Priority"),
         coerce=int,
@@ -73,6 +82,15 @@ class BatchForm(forms.Form):
         required=False,
         widget=forms.SelectMultiple(attrs={"size": 4}),
         help_text=_("Tried in this order when the chosen model keeps failing with temporary errors."),
+    )
+
+    # Webhooks (generation/webhooks.py): called with the signed summary when the batch ends.
+    webhook_url = forms.CharField(
+        label=_("Webhook URL"),
+        required=False,
+        max_length=2000,
+        widget=forms.URLInput(attrs={"placeholder": "https://", "inputmode": "url"}),
+        help_text=_("Optional. When the batch ends, a signed POST with its summary is sent here (https only)."),
     )
 
     def __init__(self, *args: Any, user_id: int | None = None, high_priority: bool = False, **kwargs: Any) -> None:
@@ -133,7 +151,9 @@ class BatchForm(forms.Form):
             "seed": data["seed"],
             "options": self.model_options(),
             "fallbacks": list(data.get("fallbacks") or []),
+            "cache": bool(data.get("cache")),
             "user_id": self.user_id,
+            "webhook_url": data.get("webhook_url") or "",
         }
 
     def model_options(self) -> dict[str, str]:

@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 from generation import stats
 from imagegen import __version__
 from monitoring import resources, selectors
+from monitoring.figures_cache import shared_figures
 from monitoring.models import BUCKET_FIELDS, LATENCY_BUCKETS_MS, AlertState, RequestStats, SystemSample
 from monitoring.services import queue_reading
 
@@ -62,6 +63,14 @@ def generation_metrics() -> Iterator[Metric]:
     latency = HistogramMetricFamily(
         "imagegen_provider_latency_seconds", "Time the provider took per image", labels=["provider", "model"]
     )
+    cache_hits = CounterMetricFamily(
+        "imagegen_cache_hits",
+        "Images copied from the result cache instead of a provider call",
+        labels=["provider", "model"],
+    )
+    cache_saved = CounterMetricFamily(
+        "imagegen_cache_saved_usd", "Estimated provider cost the result cache saved", labels=["provider", "model"]
+    )
     for (provider, model), tally in sorted(stats.totals_by_model().items()):
         if not provider:
             continue
@@ -71,11 +80,13 @@ def generation_metrics() -> Iterator[Metric]:
                 by_status.add_metric([*labels, status], tally.counts[status])
         retries.add_metric(labels, tally.counts["retries"])
         cost.add_metric(labels, float(tally.cost_usd))
+        cache_hits.add_metric(labels, tally.counts["cached"])
+        cache_saved.add_metric(labels, float(tally.saved_usd))
         for code, n in sorted(tally.errors.items()):
             errors.add_metric([*labels, code], n)
         if tally.counts["latency_count"]:
             latency.add_metric(labels, _cumulative(tally.buckets), tally.counts["latency_ms_sum"] / 1000)
-    yield from (by_status, retries, cost, errors, latency)
+    yield from (by_status, retries, cost, errors, latency, cache_hits, cache_saved)
 
 
 def _cumulative(buckets: list[int]) -> list[tuple[str, float]]:
@@ -179,6 +190,11 @@ class StoreCollector(Collector):
 
 
 def render_metrics() -> bytes:
+    """The exposition text, shared for METRICS_CACHE_SECONDS by every scraper and process."""
+    return shared_figures("metrics", settings.METRICS_CACHE_SECONDS, _exposition)
+
+
+def _exposition() -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreCollector())
     return generate_latest(registry)
