@@ -8,6 +8,7 @@ to PAGES: a name, who is logged in ("owner", "staff" or None) and a function fro
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,8 +24,9 @@ from django.db import connections
 from django.test import Client, override_settings
 from django.urls import reverse
 
-from generation import services, tasks
-from generation.models import Batch, BatchSource
+from generation import comparisons, services, tasks
+from generation.comparisons import ArmRequest
+from generation.models import Batch, BatchSource, Comparison
 from tests.browser.conftest import ARTIFACTS
 from tests.conftest import PASSWORD
 
@@ -35,6 +37,15 @@ SIZES = {"desktop": {"width": 1440, "height": 900}, "phone": {"width": 390, "hei
 LANGUAGES = ["zh-hant", "en"]
 SERIOUS = ("serious", "critical")
 # Reports every CSP violation to the console, where the audit collects it with the errors.
+SERVER_ERRORS: list[str] = []  # what Django logged as a request error while the audit ran
+
+
+class _ServerErrors(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.ERROR:
+            SERVER_ERRORS.append(self.format(record)[-1500:])
+
+
 CSP_LISTENER = """
 document.addEventListener("securitypolicyviolation", (event) => {
   console.error("CSP violation: " + event.violatedDirective + " " + event.blockedURI);
@@ -49,6 +60,7 @@ class Seed:
     finished: Batch
     running: Batch
     image_id: str
+    comparison_id: str = ""
     sessions: dict[str, str] = field(default_factory=dict)
 
 
@@ -79,6 +91,9 @@ PAGES = [
     AuditPage("history-staff", "staff", lambda seed: reverse("generation:batch_list")),
     AuditPage("monitoring", "staff", lambda seed: reverse("monitoring_dashboard")),
     AuditPage("new-user", "staff", lambda seed: reverse("accounts:user_new")),
+    AuditPage("comparisons", "owner", lambda seed: reverse("comparisons:comparison_list")),
+    AuditPage("new-comparison", "owner", lambda seed: reverse("comparisons:comparison_new")),
+    AuditPage("comparison", "owner", lambda seed: reverse("comparisons:comparison_detail", args=[seed.comparison_id])),
 ]
 
 
@@ -98,6 +113,14 @@ def _batch(owner: User, prompts: list[str], name: str) -> Batch:
     return services.batch_create(owner=owner, spec=spec, source=BatchSource.PORTAL)
 
 
+def _comparison(owner: User) -> Comparison:
+    arms = [ArmRequest(provider="local", width=256, height=256), ArmRequest(provider="local", width=512, height=512)]
+    spec = comparisons.check_comparison_request(
+        name="比較 A/B", prompts=["a red fox", "一隻藍色的貓 🐱"], arms=arms, user_id=owner.pk
+    )
+    return comparisons.comparison_create(owner=owner, spec=spec, source=BatchSource.PORTAL)
+
+
 def _session(user: User) -> str:
     client = Client()
     client.force_login(user)
@@ -113,10 +136,12 @@ def seed(django_db_setup: Any, django_db_blocker: Any, media_root: Path) -> Iter
         finished = _batch(
             owner, ["紅色夕陽下的海邊 🌅", "a lighthouse in a storm, oil painting", "山水畫"], "夕陽與燈塔"
         )
+        comparison = _comparison(owner)  # before the waiting batch: its dispatch would run that one too
         with mock.patch.object(tasks, "dispatch_now", lambda: None):  # nobody runs it: it stays queued
             running = _batch(owner, [f"一隻藍色的貓 {i}" for i in range(6)], "Cats in blue, a very long batch name")
         finished.refresh_from_db()
         seed = Seed(finished=finished, running=running, image_id=str(finished.generations.order_by("position")[0].pk))
+        seed.comparison_id = str(comparison.pk)
         seed.sessions = {"owner": _session(owner), "staff": _session(staff)}
         yield seed
         call_command("flush", interactive=False, verbosity=0)
@@ -144,6 +169,8 @@ def server_url(seed: Seed, django_db_blocker: Any) -> Iterator[str]:
             finally:
                 connections.close_all()  # or the test database cannot be dropped at the end
 
+    handler = _ServerErrors()
+    logging.getLogger("django.request").addHandler(handler)
     with django_db_blocker.unblock():
         server = make_server(
             "127.0.0.1", 0, StaticFilesHandler(WSGIHandler()), server_class=Threaded, handler_class=Quiet
@@ -152,6 +179,7 @@ def server_url(seed: Seed, django_db_blocker: Any) -> Iterator[str]:
         thread.start()
         yield f"http://127.0.0.1:{server.server_port}"
         server.shutdown()
+    logging.getLogger("django.request").removeHandler(handler)
 
 
 @pytest.fixture(scope="module")
@@ -185,6 +213,7 @@ def audit(context: Any, url: str, shot: Path, status: int = 200) -> list[str]:
 
     page = context.new_page()
     problems: list[str] = []
+    SERVER_ERRORS.clear()
     expected = f"the server responded with a status of {status}"  # Chromium logs a 404 page's own status
 
     def on_console(message: Any) -> None:
@@ -208,6 +237,7 @@ def audit(context: Any, url: str, shot: Path, status: int = 200) -> list[str]:
                 targets = [", ".join(node["target"]) for node in violation["nodes"]][:5]
                 problems.append(f"axe {violation['impact']} {violation['id']}: {violation['help']} at {targets}")
         page.screenshot(path=str(shot), full_page=True)
+        problems.extend(f"server: {error}" for error in SERVER_ERRORS)
     finally:
         page.close()
     return problems
@@ -219,7 +249,8 @@ def audit(context: Any, url: str, shot: Path, status: int = 200) -> list[str]:
 # database: keep it in any -k selection of this module.
 @pytest.mark.django_db
 def test_audit_seed_has_a_finished_and_a_waiting_batch(seed: Seed) -> None:
-    assert seed.finished.status == "completed" and seed.running.status == "queued"
+    statuses = dict(Batch.objects.filter(pk__in=[seed.finished.pk, seed.running.pk]).values_list("pk", "status"))
+    assert statuses == {seed.finished.pk: "completed", seed.running.pk: "queued"}
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -311,7 +342,10 @@ def test_the_batch_page_shows_progress_in_the_title_and_backs_off_on_429(context
     page = contexts("owner", "desktop", "zh-hant").new_page()
     try:
         page.route(f"**/api/v1/batches/{seed.running.pk}/", too_many)
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(server_url + reverse("generation:batch_detail", args=[seed.running.pk]))
+        assert errors == []
         assert page.title().startswith("(0%) ")
         page.locator("#live-message").wait_for(state="visible", timeout=5_000)
         assert "3 秒後再更新" in page.locator("#live-message").inner_text()
