@@ -179,6 +179,7 @@ def server_url(seed: Seed, django_db_blocker: Any) -> Iterator[str]:
         thread.start()
         yield f"http://127.0.0.1:{server.server_port}"
         server.shutdown()
+        server.server_close()
     logging.getLogger("django.request").removeHandler(handler)
 
 
