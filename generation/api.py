@@ -18,6 +18,7 @@ from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from generation import keys, selectors, services
+from generation.api_output import GenerationDetailSerializer
 from generation.models import BatchSource
 from generation.scheduler import estimates
 from generation.serializers import (
@@ -236,10 +237,10 @@ class LibraryView(GenericAPIView):
 
 
 class GenerationDetailView(APIView):
-    @extend_schema(responses=GenerationSerializer)
+    @extend_schema(responses=GenerationDetailSerializer)
     def get(self, request: Request, generation_id: uuid.UUID) -> Response:
         generation = selectors.generation_get(user=request.user, generation_id=generation_id)
-        return Response(GenerationSerializer(generation, context={"request": request}).data)
+        return Response(GenerationDetailSerializer(generation, context={"request": request}).data)
 
 
 class GenerationFileView(APIView):

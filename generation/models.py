@@ -371,3 +371,56 @@ class RollupState(models.Model):
 
     def __str__(self) -> str:
         return f"rolled up to {self.rolled_up_to}"
+
+
+class Rendition(models.Model):
+    """A file derived from a generation's original image by post-processing (generation/output.py).
+
+    One per image and settings: the unique hash makes a task delivered twice find the first one.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="renditions")
+    settings_hash = models.CharField(max_length=64)
+    settings = models.JSONField(default=dict)
+    format = models.CharField(_("format"), max_length=10)
+    file = models.FileField(_("file"), upload_to="renditions/", max_length=255)
+    width = models.PositiveIntegerField(_("width"))
+    height = models.PositiveIntegerField(_("height"))
+    bytes = models.PositiveBigIntegerField(_("size (bytes)"))
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at"]
+        verbose_name = _("rendition")
+        verbose_name_plural = _("renditions")
+        constraints = [
+            models.UniqueConstraint(fields=["generation", "settings_hash"], name="rendition_once_per_settings")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.generation_id} {self.format} {self.width}x{self.height}"
+
+
+class OutputJob(models.Model):
+    """Re-processing a batch's succeeded images with other output settings (no provider call).
+
+    Progress is derived: done = renditions with this hash among the batch's images; failures
+    are kept by image id, so a task delivered twice counts once.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="output_jobs")
+    settings = models.JSONField(default=dict)
+    settings_hash = models.CharField(max_length=64)
+    total = models.PositiveIntegerField(default=0)
+    failed_ids = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("re-processing job")
+        verbose_name_plural = _("re-processing jobs")
+
+    def __str__(self) -> str:
+        return f"{self.batch_id} {self.settings_hash[:8]}"

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from generation.output import OutputSettings
+
 SCHEMA_VERSION = 2
 
 
@@ -37,12 +39,18 @@ class BatchParameters:
     # As typed: one entry per prompt line, before any template expansion.
     prompt_lines: tuple[str, ...] = ()
     template: bool = False
+    # Post-processing of each image (generation/output.py); None keeps only the original PNG.
+    output: OutputSettings | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["fallbacks"] = [asdict(fallback) for fallback in self.fallbacks]
         data["prompt_lines"] = list(self.prompt_lines)
         data["version"] = SCHEMA_VERSION
+        if self.output is None:
+            del data["output"]  # batches without post-processing store exactly what they always did
+        else:
+            data["output"] = self.output.to_json()
         return data
 
     @classmethod
@@ -59,6 +67,7 @@ class BatchParameters:
             fallbacks=tuple(Fallback.from_json(item) for item in data.get("fallbacks") or []),
             prompt_lines=tuple(str(line) for line in data.get("prompt_lines") or []),
             template=bool(data.get("template", False)),
+            output=OutputSettings.from_json(data["output"]) if data.get("output") else None,
         )
 
     def options_for(self, provider_index: int) -> dict[str, Any]:

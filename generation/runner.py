@@ -25,6 +25,7 @@ from generation.models import Batch, Generation, GenerationStatus, SpooledResult
 from generation.parameters import BatchParameters
 from generation.providers import get_provider
 from generation.providers.base import GenerationRequest, Provider, ProviderError
+from generation.renditions import rendition_make_quietly
 from generation.storage import StorageUnavailable, StoredImage, delete_files, store_image
 
 logger = logging.getLogger(__name__)
@@ -130,6 +131,8 @@ def _store_and_record(generation: Generation, answer: Answer, *, from_spool: boo
     if not recorded:
         delete_files(stored.image_name, stored.thumbnail_name)
         return "superseded"
+    if parameters.output is not None:
+        rendition_make_quietly(generation_id=generation.pk, output=parameters.output)
     return GenerationStatus.SUCCEEDED
 
 

@@ -18,6 +18,7 @@ from generation.limits import limit_for
 from generation.models import Batch, BatchPriority, Generation, ProviderKey
 from generation.prompts import check_template_budget
 from generation.scheduler import QueueEstimate, estimates
+from generation.serializers_output import OutputField
 from imagegen import fields
 
 PRIORITY_NAMES: dict[str, int] = {"low": BatchPriority.LOW, "normal": BatchPriority.NORMAL, "high": BatchPriority.HIGH}
@@ -53,6 +54,7 @@ class BatchCreateSerializer(serializers.Serializer):
         help_text="Providers to move to, in order, when a generation keeps failing with transient errors: "
         "`provider` or `provider:model`.",
     )
+    output = OutputField(required=False, allow_null=True, default=None)
     priority = serializers.ChoiceField(
         choices=list(PRIORITY_NAMES),
         required=False,

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from accounts.quotas import quota_reserve, quota_reserve_retry
 from generation import lifecycle, tasks
 from generation.models import Batch, BatchPriority, BatchSource, Generation, GenerationStatus
+from generation.output import check_output
 from generation.parameters import BatchParameters, Fallback
 from generation.prompts import expand_prompts
 from generation.providers import configured_providers
@@ -57,12 +58,14 @@ def check_batch_request(
     options: dict[str, Any] | None = None,
     fallbacks: list[str] | None = None,
     user_id: int | None = None,
+    output: Any = None,
 ) -> BatchSpec:
     """Validate a batch request and say exactly which field is wrong; nothing is written.
 
     `options` are the chosen model's own settings (quality, style, steps...); `fallbacks` name
     providers (`provider` or `provider:model`) to move to when the first one keeps failing.
-    `user_id` adds the providers that user brought their own key for.
+    `user_id` adds the providers that user brought their own key for. `output` asks for
+    post-processing of each image (generation/output.py).
     """
     chosen_provider = _check_provider(provider or settings.DEFAULT_PROVIDER, user_id=user_id)
     chosen_model = _check_model(chosen_provider, model)
@@ -94,6 +97,7 @@ def check_batch_request(
         fallbacks=tuple(chosen_fallbacks),
         prompt_lines=tuple(prompts),
         template=template,
+        output=check_output(output, source_size=size),
     )
     return BatchSpec(
         name=(name.strip() or expanded[0])[:200],

@@ -192,8 +192,13 @@ def serve_generation_file(
     name = getattr(generation, field).name
     if not name:
         raise Http404
-    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     filename = f"{generation.batch.name[:40]}-{generation.position + 1}{name[name.rfind('.') :]}"
+    return serve_stored_file(name, filename=filename, download=download)
+
+
+def serve_stored_file(name: str, *, filename: str, download: bool = False) -> FileResponse | HttpResponseRedirect:
+    """Stream a stored file (or redirect to a presigned URL) whose ownership has already been checked."""
+    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     if settings.STORAGE_PRESIGNED_URLS:
         return _presigned_redirect(name, content_type=content_type, filename=filename, download=download)
     if not default_storage.exists(name):
