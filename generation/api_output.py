@@ -19,6 +19,7 @@ from generation.serializers import GenerationSerializer, object_url
 from generation.serializers_output import OutputField
 from generation.views import serve_stored_file
 
+
 class ReprocessSerializer(serializers.Serializer):
     output = OutputField()
 

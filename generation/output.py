@@ -155,7 +155,10 @@ def _whole_number(value: Any, field: str, low: int, high: int) -> int:
 
 def _choice(value: Any, field: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        message = _("%(field)s must be one of: %(choices)s.") % {"field": f"output.{field}", "choices": ", ".join(choices)}
+        message = _("%(field)s must be one of: %(choices)s.") % {
+            "field": f"output.{field}",
+            "choices": ", ".join(choices),
+        }
         raise _invalid(field, message)
     return str(value)
 
@@ -390,4 +393,10 @@ def read_exif_comment(image: Image.Image) -> dict[str, str]:
 
 
 def embedded_metadata(*, prompt: str, negative_prompt: str, seed: int, model: str, provider: str) -> dict[str, str]:
-    return {"prompt": prompt, "negative_prompt": negative_prompt, "seed": str(seed), "model": model, "provider": provider}
+    return {
+        "prompt": prompt,
+        "negative_prompt": negative_prompt,
+        "seed": str(seed),
+        "model": model,
+        "provider": provider,
+    }

@@ -18,7 +18,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from generation.models import Generation, GenerationStatus, OutputJob, Rendition
+from generation.models import Batch, Generation, GenerationStatus, OutputJob, Rendition
 from generation.output import EXTENSIONS, OutputSettings, embedded_metadata, output_render
 from imagegen.errors import NotFound
 
@@ -116,3 +116,8 @@ def output_job_progress(job: OutputJob) -> dict[str, object]:
     done = min(done, job.total)
     failed = len(job.failed_ids)
     return {"done": done, "failed": failed, "status": "finished" if done + failed >= job.total else "running"}
+
+
+def output_jobs_with_progress(batch: Batch) -> list[tuple[OutputJob, dict[str, object]]]:
+    """The batch's re-processing jobs, newest first, each with its progress."""
+    return [(job, output_job_progress(job)) for job in batch.output_jobs.all()]

@@ -22,8 +22,10 @@ from django.views.decorators.http import require_POST
 
 from generation import keys, selectors, services
 from generation.forms import BatchForm, ProviderKeyForm
+from generation.forms_output import OutputForm
 from generation.models import Batch, BatchSource, BatchStatus, Generation, GenerationStatus
 from generation.providers import configured_providers
+from generation.renditions import output_jobs_with_progress
 from generation.scheduler import estimates
 from generation.serializers import provider_data
 from imagegen.errors import ApplicationError
@@ -68,19 +70,28 @@ def _filter_query(*, search: str, status: str) -> str:
 def batch_new(request: HttpRequest) -> HttpResponse:
     user = cast(User, request.user)
     form = BatchForm(request.POST or None, request.FILES or None, user_id=user.pk, high_priority=can_go_first(user))
-    if request.method == "POST" and form.is_valid():
+    output_form = OutputForm(request.POST or None)
+    if request.method == "POST" and all([form.is_valid(), output_form.is_valid()]):
         try:
-            spec = services.check_batch_request(**form.batch_request())
+            spec = services.check_batch_request(**form.batch_request(), output=output_form.output_request())
             priority = form.cleaned_data["priority"]
             batch = services.batch_create(owner=user, spec=spec, source=BatchSource.PORTAL, priority=priority)
         except ApplicationError as error:
             field = next(iter(error.details), None)
-            field = BatchForm.FIELD_FOR_ERROR.get(field or "", field)
-            form.add_error(field if field and field in form.fields else None, error.message)
+            if field and field.startswith("output"):
+                output_form.add_service_error(field, error.message)
+            else:
+                field = BatchForm.FIELD_FOR_ERROR.get(field or "", field)
+                form.add_error(field if field and field in form.fields else None, error.message)
         else:
             messages.success(request, _("Batch queued: %(count)d images.") % {"count": batch.total})
             return redirect("generation:batch_detail", batch_id=batch.pk)
-    context = {"form": form, "providers": user_provider_data(request.user.pk), "posted_options": form.model_options()}
+    context = {
+        "form": form,
+        "output_form": output_form,
+        "providers": user_provider_data(request.user.pk),
+        "posted_options": form.model_options(),
+    }
     return render(request, "generation/batch_new.html", context)
 
 
@@ -109,6 +120,8 @@ def batch_detail(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
             "estimate": estimates([batch]).get(batch.pk),
             "parameters": json.dumps(batch.parameters, ensure_ascii=False, indent=2),
             "status_labels": {**dict(BatchStatus.choices), **dict(GenerationStatus.choices)},
+            "output_form": OutputForm(),
+            "output_jobs": output_jobs_with_progress(batch),
         },
     )
 

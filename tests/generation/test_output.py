@@ -102,7 +102,9 @@ class TestWatermark:
 
     def test_zero_opacity_changes_nothing(self):
         plain = render(OutputSettings(format="png", metadata="strip", resample_scale=2)).convert("RGB")
-        settings = OutputSettings(format="png", metadata="strip", resample_scale=2, watermark=Watermark("x", "center", 0))
+        settings = OutputSettings(
+            format="png", metadata="strip", resample_scale=2, watermark=Watermark("x", "center", 0)
+        )
         assert render(settings).convert("RGB").tobytes() == plain.tobytes()
 
 
@@ -148,7 +150,9 @@ class TestCheckOutput:
                 "metadata": "strip",
             }
         )
-        assert settings == OutputSettings("webp", 70, Resize(256, 128, "cover"), 2.0, Watermark("© me", "top-left", 0.3), "strip")
+        assert settings == OutputSettings(
+            "webp", 70, Resize(256, 128, "cover"), 2.0, Watermark("© me", "top-left", 0.3), "strip"
+        )
         assert OutputSettings.from_json(settings.to_json()) == settings
 
     @pytest.mark.parametrize(
