@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from django.http.response import HttpResponseBase
 from drf_spectacular.utils import extend_schema, extend_schema_field
@@ -61,7 +61,7 @@ class OutputJobSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def _progress(self, job: OutputJob) -> dict[str, Any]:
-        cache = self.context.setdefault("_progress", {})
+        cache = cast(dict[str, Any], self.context).setdefault("_progress", {})
         if job.pk not in cache:
             cache[job.pk] = output_job_progress(job)
         return dict(cache[job.pk])
@@ -102,7 +102,7 @@ class RenditionFileView(APIView):
     def get(self, request: Request, rendition_id: uuid.UUID) -> HttpResponseBase:
         rendition = rendition_get(user=request.user, rendition_id=rendition_id)
         generation = rendition.generation
-        name = rendition.file.name
+        name = str(rendition.file.name)
         filename = f"{generation.batch.name[:40]}-{generation.position + 1}-{rendition.width}x{rendition.height}"
         filename += name[name.rfind(".") :]
         return serve_stored_file(name, filename=filename, download=request.query_params.get("download") == "1")

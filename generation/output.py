@@ -310,7 +310,7 @@ def _watermark(image: Image.Image, watermark: Watermark) -> Image.Image:
     draw = ImageDraw.Draw(layer)
     stroke = max(1, size // 12)
     left, top, right, bottom = draw.textbbox((0, 0), watermark.text, font=font, stroke_width=stroke)
-    x, y = _corner(image.size, (right - left, bottom - top), watermark.position, margin=max(4, size // 2))
+    x, y = _corner(image.size, (int(right - left), int(bottom - top)), watermark.position, margin=max(4, size // 2))
     alpha = round(255 * watermark.opacity)
     draw.text(
         (x - left, y - top),

@@ -32,7 +32,7 @@ def rendition_make(*, generation_id: uuid.UUID, output: OutputSettings) -> Rendi
     if existing is not None:
         return existing
     generation = Generation.objects.get(pk=generation_id, status=GenerationStatus.SUCCEEDED)
-    with default_storage.open(generation.image.name, "rb") as original:
+    with default_storage.open(str(generation.image.name), "rb") as original:
         source = original.read()
     metadata = embedded_metadata(
         prompt=generation.prompt,
