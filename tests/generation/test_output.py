@@ -6,9 +6,9 @@ import io
 
 import pytest
 from django.core.files.storage import default_storage
-from PIL import Image, PngImagePlugin
+from PIL import Image, ImageDraw, PngImagePlugin
 
-from generation import renditions
+from generation import output, renditions
 from generation.models import GenerationStatus, Rendition
 from generation.output import (
     FORMATS,
@@ -99,6 +99,19 @@ class TestWatermark:
 
     def test_cjk_text_draws_glyphs(self):
         assert self.changed("bottom-right", "浮水印") == {"bottom-right"}
+
+    def test_the_watermark_font_has_real_cjk_glyphs(self):
+        """Two different characters draw differently: a font without CJK would draw the same empty box."""
+        if "CJK" not in str(output._font_path()) and "wqy" not in str(output._font_path()):
+            pytest.skip("no CJK font installed on this machine")
+
+        def drawn(character: str) -> bytes:
+            image = Image.new("L", (48, 48))
+            ImageDraw.Draw(image).text((4, 4), character, font=output.watermark_font(32), fill=255)
+            return image.tobytes()
+
+        assert drawn("浮") != drawn("印")
+        assert drawn("\U0010fffd") == drawn("\U0010fffe"), "characters a font lacks all draw the same box"
 
     def test_zero_opacity_changes_nothing(self):
         plain = render(OutputSettings(format="png", metadata="strip", resample_scale=2)).convert("RGB")
