@@ -245,6 +245,15 @@ def check_output(raw: Any, *, source_size: tuple[int, int]) -> OutputSettings | 
     return None if settings.is_original else settings
 
 
+def output_from_provider_options(options: dict[str, Any]) -> dict[str, Any] | None:
+    """A model's own `output_format` option (OpenAI, Stability) as output settings.
+
+    The stored original is always PNG; a JPEG or WebP chosen there is delivered as a rendition.
+    """
+    chosen = options.get("output_format")
+    return {"format": chosen} if chosen in LOSSY_FORMATS else None
+
+
 # -- the pipeline ---------------------------------------------------------------------------------
 
 

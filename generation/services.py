@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from accounts.quotas import quota_reserve, quota_reserve_retry
 from generation import lifecycle, tasks
 from generation.models import Batch, BatchPriority, BatchSource, Generation, GenerationStatus
-from generation.output import check_output
+from generation.output import check_output, output_from_provider_options
 from generation.parameters import BatchParameters, Fallback
 from generation.prompts import expand_prompts
 from generation.providers import configured_providers
@@ -97,7 +97,9 @@ def check_batch_request(
         fallbacks=tuple(chosen_fallbacks),
         prompt_lines=tuple(prompts),
         template=template,
-        output=check_output(output, source_size=size),
+        output=check_output(
+            output if output is not None else output_from_provider_options(clean_options), source_size=size
+        ),
     )
     return BatchSpec(
         name=(name.strip() or expanded[0])[:200],

@@ -63,6 +63,22 @@ class TestCreateWithOutput:
         assert list(body["details"]) == [field]
         assert field in body["message"] or body["message"]
 
+    def test_a_models_own_jpeg_output_format_is_delivered_as_a_jpeg(self, api, run_queue, server):
+        """It used to be saved as PNG only: the original stays PNG and a JPEG rendition is made."""
+        server.route("POST", OPENAI_PATH, Reply(200, {"data": [{"b64_json": base64.b64encode(png_bytes()).decode()}]}))
+        payload = {
+            "provider": "openai",
+            "model": "gpt-image-1",
+            "prompts": ["a fox"],
+            "options": {"output_format": "jpeg"},
+        }
+        with run_queue():
+            response = api.post("/api/v1/batches/", payload, format="json")
+        assert response.json()["parameters"]["output"]["format"] == "jpeg"
+        assert server.requests[0].json()["output_format"] == "jpeg"
+        rendition = Rendition.objects.get()
+        assert Image.open(rendition.file.open("rb")).format == "JPEG"
+
 
 class TestRenditionsOnTheImage:
     def test_detail_lists_renditions_and_each_downloads(self, api, make_batch):
