@@ -6,6 +6,7 @@ import uuid
 from typing import Any, cast
 
 from django.http.response import HttpResponseBase
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -14,6 +15,7 @@ from rest_framework.views import APIView
 
 from generation import reprocess, selectors
 from generation.models import Generation, OutputJob, Rendition
+from generation.output import CONTENT_TYPES, FORMATS
 from generation.renditions import output_job_progress, rendition_get
 from generation.serializers import GenerationSerializer, object_url
 from generation.serializers_output import OutputField
@@ -98,7 +100,10 @@ class BatchReprocessView(APIView):
 
 
 class RenditionFileView(APIView):
-    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @extend_schema(
+        responses={(200, CONTENT_TYPES[name]): OpenApiTypes.BINARY for name in FORMATS},
+        description="The rendition's file; `?download=1` for an attachment.",
+    )
     def get(self, request: Request, rendition_id: uuid.UUID) -> HttpResponseBase:
         rendition = rendition_get(user=request.user, rendition_id=rendition_id)
         generation = rendition.generation

@@ -154,6 +154,7 @@ class BatchSerializer(serializers.ModelSerializer):
             "self": object_url(self.context, "api-batch-detail", batch.pk),
             "generations": object_url(self.context, "api-batch-generations", batch.pk),
             "portal": object_url(self.context, "generation:batch_detail", batch.pk),
+            "reprocess": object_url(self.context, "api-batch-reprocess", batch.pk),
         }
 
 

@@ -118,6 +118,11 @@ class TestReprocess:
         with run_queue():
             response = api.post(f"/api/v1/batches/{batch_id}/reprocess/", {"output": output}, format="json")
         assert response.status_code == 202
+        assert (
+            api.get(f"/api/v1/batches/{batch_id}/")
+            .json()["urls"]["reprocess"]
+            .endswith(f"/api/v1/batches/{batch_id}/reprocess/")
+        )
         job = response.json()
         assert (job["total"], job["output"]["format"]) == (2, "jpeg")
         assert len(server.requests) == calls, "the provider was not called again"
