@@ -7,7 +7,7 @@ from typing import Any, cast
 
 from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -87,7 +87,12 @@ class BatchReprocessView(APIView):
 
     @extend_schema(
         request=ReprocessSerializer,
-        responses={202: OutputJobSerializer},
+        responses={
+            202: OutputJobSerializer,
+            409: OpenApiResponse(
+                OpenApiTypes.OBJECT, description="No image of the batch has succeeded yet (`nothing_to_reprocess`)."
+            ),
+        },
         description="Derive new files from the batch's succeeded images with other output settings; the "
         "provider is not called again. The work is queued; follow it with GET on this URL.",
     )
