@@ -62,12 +62,21 @@ class Resize:
     height: int
     fit: str = "contain"
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Resize:
+        return cls(width=int(data["width"]), height=int(data["height"]), fit=str(data.get("fit") or "contain"))
+
 
 @dataclass(frozen=True)
 class Watermark:
     text: str
     position: str = "bottom-right"
     opacity: float = 0.5
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Watermark:
+        position = str(data.get("position") or "bottom-right")
+        return cls(text=str(data["text"]), position=position, opacity=float(data.get("opacity", 0.5)))
 
 
 @dataclass(frozen=True)
@@ -87,20 +96,13 @@ class OutputSettings:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> OutputSettings:
         """Read settings already checked by `check_output` (stored on a batch or a job)."""
-        resize, watermark = data.get("resize"), data.get("watermark")
         quality = data.get("quality")
         return cls(
             format=str(data.get("format") or "png"),
             quality=None if quality is None else int(quality),
-            resize=Resize(int(resize["width"]), int(resize["height"]), str(resize.get("fit") or "contain"))
-            if resize
-            else None,
+            resize=Resize.from_json(data["resize"]) if data.get("resize") else None,
             resample_scale=float(data.get("resample_scale") or 1.0),
-            watermark=Watermark(
-                str(watermark["text"]), str(watermark.get("position")), float(watermark.get("opacity", 0.5))
-            )
-            if watermark
-            else None,
+            watermark=Watermark.from_json(data["watermark"]) if data.get("watermark") else None,
             metadata=str(data.get("metadata") or "embed"),
         )
 
@@ -269,13 +271,14 @@ def output_render(source: bytes, settings: OutputSettings, *, metadata: dict[str
     """Derive one file from the original's bytes: resize, resample, watermark, encode."""
     with Image.open(io.BytesIO(source)) as opened:
         opened.load()
+        icc_profile = opened.info.get("icc_profile")  # colour, not metadata: kept even when stripping
         image = opened.convert("RGBA" if "A" in opened.getbands() else "RGB")
     image = _resize(image, settings)
     if settings.watermark is not None:
         image = _watermark(image, settings.watermark)
     if settings.format == "jpeg" and image.mode == "RGBA":
         image = _flatten(image)
-    data = _encode(image, settings, metadata if settings.metadata == "embed" else None)
+    data = _encode(image, settings, metadata if settings.metadata == "embed" else None, icc_profile)
     return Encoded(data=data, format=settings.format, width=image.width, height=image.height)
 
 
@@ -352,9 +355,11 @@ def _flatten(image: Image.Image) -> Image.Image:
     return background
 
 
-def _encode(image: Image.Image, settings: OutputSettings, metadata: dict[str, str] | None) -> bytes:
+def _encode(
+    image: Image.Image, settings: OutputSettings, metadata: dict[str, str] | None, icc_profile: bytes | None
+) -> bytes:
     out = io.BytesIO()
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"icc_profile": icc_profile} if icc_profile else {}
     if settings.format == "png":
         options["compress_level"] = 6
         if metadata:

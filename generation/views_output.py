@@ -22,7 +22,11 @@ def batch_reprocess(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
     batch = selectors.batch_get(user=request.user, batch_id=batch_id)
     form = OutputForm(request.POST)
     if not form.is_valid():
-        problems = [str(error) for errors in form.errors.values() for error in errors]
+        problems = [
+            f"{form.fields[name].label}: {error}" if name in form.fields else str(error)
+            for name, errors in form.errors.items()
+            for error in errors
+        ]
         messages.error(request, " ".join(problems))
         return redirect("generation:batch_detail", batch_id=batch.pk)
     try:

@@ -6,7 +6,7 @@ import io
 
 import pytest
 from django.core.files.storage import default_storage
-from PIL import Image, ImageDraw, PngImagePlugin
+from PIL import Image, ImageCms, ImageDraw, PngImagePlugin
 
 from generation import output, renditions
 from generation.models import GenerationStatus, Rendition
@@ -142,6 +142,15 @@ class TestMetadata:
         assert not getattr(image, "text", {})
         assert not image.getexif()
         assert "xmp" not in image.info
+
+
+    @pytest.mark.parametrize("name", FORMATS)
+    def test_the_colour_profile_is_kept_even_when_stripping(self, name):
+        profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+        source = io.BytesIO()
+        Image.new("RGB", (32, 32), "teal").save(source, format="PNG", icc_profile=profile)
+        encoded = output_render(source.getvalue(), OutputSettings(format=name, metadata="strip"), metadata=META)
+        assert Image.open(io.BytesIO(encoded.data)).info.get("icc_profile") == profile
 
 
 class TestCheckOutput:
