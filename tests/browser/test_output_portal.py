@@ -7,7 +7,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from generation.models import Batch, Rendition
+from generation import renditions
+from generation.models import Batch, OutputJob, Rendition
+from generation.output import OutputSettings
 from tests.browser.conftest import screenshot
 from tests.browser.test_portal import log_in
 
@@ -52,3 +54,17 @@ def test_output_settings_on_a_phone(page, live_server, owner):
     assert download.value.suggested_filename.endswith(".webp")
     assert_no_horizontal_overflow(page)
     screenshot(page, "output-03-image-renditions-phone")
+
+
+def test_reprocess_progress_updates_live(page, live_server, owner, make_batch):
+    batch = make_batch(prompts=["a fox"])
+    settings = OutputSettings(format="webp")
+    OutputJob.objects.create(batch=batch, settings=settings.to_json(), settings_hash=settings.settings_hash, total=1)
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/batches/{batch.pk}/")
+    line = page.locator(".job-progress")
+    expect(line).to_have_attribute("data-status", "running")
+    expect(line).to_contain_text("已完成 0 / 1")
+    renditions.rendition_make(generation_id=batch.generations.get().pk, output=settings)
+    expect(line).to_have_attribute("data-status", "finished", timeout=10_000)
+    expect(line).to_contain_text("已完成 1 / 1，失敗 0")

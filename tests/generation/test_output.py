@@ -143,7 +143,6 @@ class TestMetadata:
         assert not image.getexif()
         assert "xmp" not in image.info
 
-
     @pytest.mark.parametrize("name", FORMATS)
     def test_the_colour_profile_is_kept_even_when_stripping(self, name):
         profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
