@@ -20,6 +20,7 @@ from generation.prompts import check_template_budget
 from generation.scheduler import QueueEstimate, estimates
 from generation.serializers_output import OutputField
 from imagegen import fields
+from imagegen.representation import CompiledRepresentation
 
 PRIORITY_NAMES: dict[str, int] = {"low": BatchPriority.LOW, "normal": BatchPriority.NORMAL, "high": BatchPriority.HIGH}
 PRIORITY_LABELS: dict[int, str] = {value: name for name, value in PRIORITY_NAMES.items()}
@@ -95,7 +96,7 @@ def object_url(context: Mapping[str, Any], name: str, pk: uuid.UUID) -> str:
     return f"{prefix}{pk}{suffix}"
 
 
-class BatchSerializer(serializers.ModelSerializer):
+class BatchSerializer(CompiledRepresentation, serializers.ModelSerializer):
     progress = serializers.FloatField(read_only=True)
     pending = serializers.SerializerMethodField()
     priority = serializers.SerializerMethodField()
@@ -158,7 +159,7 @@ class BatchSerializer(serializers.ModelSerializer):
         }
 
 
-class GenerationSerializer(serializers.ModelSerializer):
+class GenerationSerializer(CompiledRepresentation, serializers.ModelSerializer):
     batch_id = serializers.UUIDField(read_only=True)
     image_url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
