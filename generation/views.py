@@ -122,6 +122,7 @@ def batch_detail(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
             "status_labels": {**dict(BatchStatus.choices), **dict(GenerationStatus.choices)},
             "output_form": OutputForm(),
             "output_jobs": output_jobs_with_progress(batch),
+            "webhook_deliveries": selectors.webhook_delivery_list(batch=batch)[:20],
         },
     )
 

@@ -364,6 +364,14 @@ _check_timeouts()
 # addresses (e.g. an image server on the LAN). Operator-configured provider URLs are always allowed.
 OUTBOUND_ALLOWED_PRIVATE_HOSTS = env.list("OUTBOUND_ALLOWED_PRIVATE_HOSTS", default=[])
 
+# Batch webhooks (generation/webhooks.py): hosts a webhook URL may name although they resolve to
+# private addresses; only these may also use plain http (every other webhook URL must be https).
+WEBHOOK_ALLOWED_HOSTS = [host.lower() for host in env.list("WEBHOOK_ALLOWED_HOSTS", default=[])]
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# The public origin of the site (https://imagegen.example.com), for links sent outside a request
+# such as the batch URL in a webhook; empty sends the path alone.
+SITE_URL = env.str("SITE_URL", default="").rstrip("/")
+
 # --- Auth ----------------------------------------------------------------------------
 
 AUTH_PASSWORD_VALIDATORS = [
