@@ -39,6 +39,11 @@ class BatchParameters:
     # As typed: one entry per prompt line, before any template expansion.
     prompt_lines: tuple[str, ...] = ()
     template: bool = False
+    # The image format and compression an OpenAI-compatible client asked for (gateway): "" is the default.
+    output_format: str = ""
+    output_compression: int | None = None
+    # Reuse an identical earlier image (same user, explicit seed) instead of a paid call.
+    cache: bool = True
     # Post-processing of each image (generation/output.py); None keeps only the original PNG.
     output: OutputSettings | None = None
 
@@ -56,7 +61,7 @@ class BatchParameters:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BatchParameters:
         """Read stored parameters; rows written before version 2 lack the typed prompt lines."""
-        seed = data.get("seed")
+        seed, compression = data.get("seed"), data.get("output_compression")
         return cls(
             width=int(data.get("width") or 0),
             height=int(data.get("height") or 0),
@@ -67,6 +72,9 @@ class BatchParameters:
             fallbacks=tuple(Fallback.from_json(item) for item in data.get("fallbacks") or []),
             prompt_lines=tuple(str(line) for line in data.get("prompt_lines") or []),
             template=bool(data.get("template", False)),
+            output_format=str(data.get("output_format") or ""),
+            output_compression=None if compression is None else int(compression),
+            cache=bool(data.get("cache", True)),
             output=OutputSettings.from_json(data["output"]) if data.get("output") else None,
         )
 

@@ -8,7 +8,7 @@ import io
 import pytest
 from PIL import Image
 
-from generation.models import OutputJob, Rendition
+from generation.models import Batch, OutputJob, Rendition
 from generation.output import read_exif_comment
 from tests.fakeserver import Reply
 from tests.generation.providerfakes import png_bytes, server
@@ -198,3 +198,22 @@ class TestReprocess:
         tasks.reprocess_generation(str(job.pk), str(done.generations.first().pk))
         [progress] = api.get(reprocess_url(done)).json()
         assert (progress["done"], progress["failed"], progress["status"]) == (0, 2, "finished")
+
+
+@pytest.mark.django_db(transaction=True)
+class TestGatewayOutputFormat:
+    """The gateway waits for its batch, so the queue must run on commit: a transactional test."""
+
+    def test_openai_output_format_and_compression_answer_with_that_format(self, api):
+        body = {"prompt": "a red fox", "model": "local/procedural-v1", "size": "256x256"}
+        response = api.post(
+            "/v1/images/generations", {**body, "output_format": "jpeg", "output_compression": 40}, format="json"
+        )
+        assert response.status_code == 200, response.content
+        answer = response.json()
+        assert answer["output_format"] == "jpeg"
+        image = Image.open(io.BytesIO(base64.b64decode(answer["data"][0]["b64_json"])))
+        assert (image.format, image.size) == ("JPEG", (256, 256))
+        output = Batch.objects.get().parameters["output"]
+        assert (output["format"], output["quality"]) == ("jpeg", 40)
+        assert Rendition.objects.get().format == "jpeg"
