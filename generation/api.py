@@ -7,7 +7,9 @@ from typing import Any, cast
 
 from django.contrib.auth.models import User
 from django.http.response import HttpResponseBase
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from django.conf import settings
 from rest_framework import serializers as drf_serializers
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
@@ -17,11 +19,14 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
-from generation import keys, selectors, services
+from generation import imports, keys, selectors, services
 from generation.models import BatchSource
 from generation.scheduler import estimates
 from generation.serializers import (
+    BatchCreatedSerializer,
     BatchCreateSerializer,
+    BatchEstimateSerializer,
+    BatchImportSerializer,
     BatchRetrySerializer,
     BatchSerializer,
     GenerationSerializer,
@@ -34,6 +39,7 @@ from generation.views import serve_generation_file, user_provider_data
 from imagegen.errors import ValidationFailed
 from imagegen.pagination import KeysetPage, page_number_from, page_size_from
 
+BATCH_REQUEST = {"application/json": BatchCreateSerializer, "multipart/form-data": BatchImportSerializer}
 PAGING = [
     OpenApiParameter(
         "cursor",
@@ -123,16 +129,44 @@ class BatchListCreateView(GenericAPIView):
         )
         return keyset_response(request, page, BatchSerializer, {"estimates": estimates(page.items)})
 
-    @extend_schema(request=BatchCreateSerializer, responses={201: BatchSerializer})
+    @extend_schema(request=BATCH_REQUEST, responses={201: BatchCreatedSerializer})
     def post(self, request: Request) -> Response:
-        data = BatchCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
-        priority = fields.pop("priority")
-        spec = services.check_batch_request(**fields, user_id=request.user.pk)
+        spec, priority = checked_batch_request(request)
         owner = cast(User, request.user)
+        estimate = services.batch_estimate(owner=owner, spec=spec).as_dict()
         batch = services.batch_create(owner=owner, spec=spec, source=BatchSource.API, priority=priority)
-        return Response(BatchSerializer(batch, context={"request": request}).data, status=status.HTTP_201_CREATED)
+        context = {"request": request, "estimate": estimate}
+        return Response(BatchCreatedSerializer(batch, context=context).data, status=status.HTTP_201_CREATED)
+
+
+class BatchEstimateView(APIView):
+    @extend_schema(
+        request=BATCH_REQUEST,
+        responses=BatchEstimateSerializer,
+        description="Check a batch request as `POST /batches/` would and say what it would make and cost, and the "
+        "quota left; nothing is created.",
+    )
+    def post(self, request: Request) -> Response:
+        spec, _priority = checked_batch_request(request)
+        estimate = services.batch_estimate(owner=cast(User, request.user), spec=spec)
+        return Response(estimate.as_dict())
+
+
+def checked_batch_request(request: Request) -> tuple[services.BatchSpec, int]:
+    """A create (or estimate) request as JSON or multipart with a `file`, checked; and its priority."""
+    multipart = (request.content_type or "").startswith("multipart/")
+    data = (BatchImportSerializer if multipart else BatchCreateSerializer)(data=request.data)
+    data.is_valid(raise_exception=True)
+    fields = dict(data.validated_data)
+    priority = fields.pop("priority")
+    upload = fields.pop("file", None)
+    if upload is not None:
+        if upload.size > settings.MAX_UPLOAD_BYTES:
+            raise ValidationFailed(_("The file is larger than 2 MB."), code="file_too_large", details={"file": []})
+        imported = imports.import_file(upload.read(), filename=upload.name or "")
+        fields["prompts"] = [*fields["prompts"], *imported.lines]
+        fields["items"] = imported.items or fields["items"]
+    return services.check_batch_request(**fields, user_id=request.user.pk), priority
 
 
 class BatchDetailView(APIView):

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from generation import api
+from generation import api, api_downloads
 
 urlpatterns = [
     path("batches/", api.BatchListCreateView.as_view(), name="api-batch-list"),
@@ -33,4 +33,9 @@ urlpatterns = [
     path("usage/", api.UsageView.as_view(), name="api-usage"),
     path("provider-keys/", api.ProviderKeyListCreateView.as_view(), name="api-provider-keys"),
     path("provider-keys/<slug:provider>/", api.ProviderKeyDetailView.as_view(), name="api-provider-key-detail"),
+]
+urlpatterns += [
+    path("batches/estimate/", api.BatchEstimateView.as_view(), name="api-batch-estimate"),
+    path("batches/<uuid:batch_id>/download/", api_downloads.BatchDownloadView.as_view(), name="api-batch-download"),
+    path("generations/download/", api_downloads.SelectionDownloadView.as_view(), name="api-generations-download"),
 ]

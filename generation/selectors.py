@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from generation import stats
 from generation.models import Batch, Generation
 from generation.search import PromptMatches, query_terms
-from imagegen.errors import NotFound
+from imagegen.errors import NotFound, ValidationFailed
 from imagegen.pagination import KeysetPage, after, decode_cursor, encode_cursor, invalid_cursor, keyset_page
 
 # Orders that match an index exactly, ending in a unique column, so every page is a keyset range scan.
@@ -58,6 +58,24 @@ def batch_get(*, user: AbstractBaseUser | AnonymousUser, batch_id: uuid.UUID | s
 def generation_list(*, batch: Batch, status: str = "") -> QuerySet[Generation]:
     generations = Generation.objects.filter(batch=batch).select_related("batch")
     return generations.filter(status=status) if status else generations
+
+
+MAX_DOWNLOAD_SELECTION = 1000
+
+
+def download_selection(*, user: AbstractBaseUser | AnonymousUser, ids: list[str]) -> QuerySet[Generation]:
+    """The user's images among `ids`, in library order; one id that is not theirs is a 404 for all."""
+    if not ids or len(ids) > MAX_DOWNLOAD_SELECTION:
+        message = _("Select from 1 to %(max)d images to download.") % {"max": MAX_DOWNLOAD_SELECTION}
+        raise ValidationFailed(message, code="invalid_selection", details={"ids": [message]})
+    try:
+        wanted = {uuid.UUID(str(value)) for value in ids}
+    except ValueError:
+        raise NotFound(_("No such image.")) from None
+    generations = Generation.objects.filter(batch__owner_id=user.pk, pk__in=wanted)
+    if generations.count() != len(wanted):
+        raise NotFound(_("No such image.")) from None
+    return generations.select_related("batch").order_by(*LIBRARY_ORDER)
 
 
 def generation_get(*, user: AbstractBaseUser | AnonymousUser, generation_id: uuid.UUID | str) -> Generation:

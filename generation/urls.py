@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from generation import views
+from generation import views, views_downloads
 
 app_name = "generation"
 
@@ -18,4 +18,8 @@ urlpatterns = [
     path("images/<uuid:generation_id>/", views.generation_detail, name="generation_detail"),
     path("keys/", views.provider_keys, name="provider_keys"),
     path("keys/<slug:provider>/delete/", views.provider_key_delete, name="provider_key_delete"),
+]
+urlpatterns += [
+    path("<uuid:batch_id>/download/", views_downloads.batch_download, name="batch_download"),
+    path("download/", views_downloads.download_selection, name="download_selection"),
 ]

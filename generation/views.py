@@ -16,6 +16,7 @@ from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -24,6 +25,7 @@ from generation import keys, selectors, services
 from generation.forms import BatchForm, ProviderKeyForm
 from generation.models import Batch, BatchSource, BatchStatus, Generation, GenerationStatus
 from generation.providers import configured_providers
+from generation.rerun import Rerun, rerun_from_batch, rerun_from_generation
 from generation.scheduler import estimates
 from generation.serializers import provider_data
 from imagegen.errors import ApplicationError
@@ -67,7 +69,14 @@ def _filter_query(*, search: str, status: str) -> str:
 @login_required
 def batch_new(request: HttpRequest) -> HttpResponse:
     user = cast(User, request.user)
-    form = BatchForm(request.POST or None, request.FILES or None, user_id=user.pk, high_priority=can_go_first(user))
+    rerun = _rerun(request) if request.method != "POST" else Rerun(initial={})
+    form = BatchForm(
+        request.POST or None,
+        request.FILES or None,
+        user_id=user.pk,
+        high_priority=can_go_first(user),
+        initial=rerun.initial or None,
+    )
     if request.method == "POST" and form.is_valid():
         try:
             spec = services.check_batch_request(**form.batch_request())
@@ -80,8 +89,24 @@ def batch_new(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, _("Batch queued: %(count)d images.") % {"count": batch.total})
             return redirect("generation:batch_detail", batch_id=batch.pk)
-    context = {"form": form, "providers": user_provider_data(request.user.pk), "posted_options": form.model_options()}
+    context = {
+        "form": form,
+        "providers": user_provider_data(request.user.pk),
+        "posted_options": form.model_options() or rerun.options,
+        "imported_rows": rerun.imported_rows,
+        "estimate_url": reverse("api-batch-estimate"),
+    }
     return render(request, "generation/batch_new.html", context)
+
+
+def _rerun(request: HttpRequest) -> Rerun:
+    """`?from=<batch>` or `?from_generation=<image>`: the user's own only (another user's is a 404)."""
+    if request.GET.get("from"):
+        return rerun_from_batch(selectors.batch_get(user=request.user, batch_id=request.GET["from"]))
+    if request.GET.get("from_generation"):
+        generation_id = request.GET["from_generation"]
+        return rerun_from_generation(selectors.generation_get(user=request.user, generation_id=generation_id))
+    return Rerun(initial={})
 
 
 def can_go_first(user: User) -> bool:

@@ -1,0 +1,82 @@
+"""Download endpoints: a batch, or a selection of images, as one streamed ZIP with manifests."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from generation import selectors
+from generation.archive import archive_response
+from generation.models import GenerationStatus
+from generation.serializers import SelectionDownloadSerializer
+from imagegen.errors import ValidationFailed
+
+ZIP_RESPONSE = {
+    (200, "application/zip"): OpenApiResponse(
+        OpenApiTypes.BINARY, description="images/… plus manifest.csv and manifest.json, streamed."
+    )
+}
+
+
+class ZipRenderer(BaseRenderer):
+    """Lets a client ask for `Accept: application/zip`; errors are still the JSON error body."""
+
+    media_type = "application/zip"
+    format = "zip"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        return JSONRenderer().render(data)
+
+
+def download_status(value: str) -> str:
+    if value and value not in GenerationStatus.values:
+        message = _("status must be one of: %(statuses)s.") % {"statuses": ", ".join(GenerationStatus.values)}
+        raise ValidationFailed(message, details={"status": [message]})
+    return value
+
+
+def selection_filename() -> str:
+    return f"imagegen-{timezone.localtime():%Y%m%d-%H%M}.zip"
+
+
+class BatchDownloadView(APIView):
+    renderer_classes = [JSONRenderer, ZipRenderer]
+
+    @extend_schema(
+        operation_id="v1_batches_download",
+        parameters=[OpenApiParameter("status", str, enum=GenerationStatus.values, description="Only these images.")],
+        responses=ZIP_RESPONSE,
+        description="The batch as a ZIP: its images and manifest.csv / manifest.json (file, prompt, negative "
+        "prompt, seed, size, provider, model, status, cost); images without a file are listed with an empty "
+        "`file`. One request, however many images.",
+    )
+    def get(self, request: Request, batch_id: uuid.UUID) -> StreamingHttpResponse:
+        batch = selectors.batch_get(user=request.user, batch_id=batch_id)
+        status = download_status(str(request.query_params.get("status", "")).strip())
+        return archive_response(selectors.generation_list(batch=batch, status=status), f"{batch.name}.zip")
+
+
+class SelectionDownloadView(APIView):
+    renderer_classes = [JSONRenderer, ZipRenderer]
+
+    @extend_schema(
+        operation_id="v1_generations_download",
+        request=SelectionDownloadSerializer,
+        responses=ZIP_RESPONSE,
+        description="Your images with these ids (at most 1000) as one ZIP with manifests. An id that is not "
+        "yours is a 404 for the whole request.",
+    )
+    def post(self, request: Request) -> StreamingHttpResponse:
+        data = SelectionDownloadSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ids = [str(value) for value in data.validated_data["ids"]]
+        return archive_response(selectors.download_selection(user=request.user, ids=ids), selection_filename())
