@@ -1,0 +1,64 @@
+"""Imports through POST /api/v1/batches/: `items` in JSON, or a multipart `file`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from generation.models import Batch
+
+
+def test_items_keep_their_own_seed_and_image_count(api: Any) -> None:
+    items = [{"prompt": "a {style} fox", "style": "watercolour", "seed": 5, "images": 2}, {"prompt": "b"}]
+    response = api.post("/api/v1/batches/", {"items": items}, format="json")
+    assert response.status_code == 201, response.json()
+    batch = Batch.objects.get()
+    rows = list(batch.generations.order_by("position").values_list("prompt", "seed"))
+    assert rows[:2] == [("a watercolour fox", 5), ("a watercolour fox", 6)] and rows[2][0] == "b"
+    assert batch.parameters["items"][0] == {"prompt": "a watercolour fox", "seed": 5, "images": 2}
+
+
+def test_a_csv_file_imports_rows_and_not_its_header(api: Any) -> None:
+    upload = SimpleUploadedFile("rows.csv", "\ufeffprompt,negative_prompt\n一隻貓,\nb,blur\n".encode())
+    response = api.post("/api/v1/batches/", {"file": upload}, format="multipart")
+    assert response.status_code == 201, response.json()
+    assert list(Batch.objects.get().generations.values_list("prompt", flat=True)) == ["一隻貓", "b"]
+
+
+def test_a_bad_file_is_refused_whole_with_row_numbers(api: Any) -> None:
+    upload = SimpleUploadedFile("rows.csv", b"prompt,seed,width\nok,1,512\nbad,x,512\nsize,1,333\n")
+    response = api.post("/api/v1/batches/", {"file": upload}, format="multipart")
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["rows"] == [{"row": 3, "field": "seed", "message": response.json()["error"]["details"]["rows"][0]["message"]}]
+    assert not Batch.objects.exists()
+
+
+def test_a_row_size_the_model_does_not_offer_names_its_row(api: Any) -> None:
+    response = api.post("/api/v1/batches/", {"items": [{"prompt": "a"}, {"prompt": "b", "width": 333}]}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["rows"][0]["row"] == 2
+    assert not Batch.objects.exists()
+
+
+def test_items_that_are_not_a_list_wrong_method_and_anonymous(api: Any, anon_api: Any) -> None:
+    assert api.post("/api/v1/batches/", {"items": {"prompt": "a"}}, format="json").status_code == 400
+    assert api.put("/api/v1/batches/", {"items": [{"prompt": "a"}]}, format="json").status_code == 405
+    assert anon_api.post("/api/v1/batches/", {"items": [{"prompt": "a"}]}, format="json").status_code == 401
+
+
+def test_another_users_batch_cannot_be_rerun_from_the_portal(client: Any, other_user: Any, make_batch: Any) -> None:
+    batch = make_batch(prompts=["a {x|y}"], template=True, seed=9, run=False)
+    client.force_login(other_user)
+    assert client.get(f"/batches/new/?from={batch.pk}").status_code == 404
+    assert client.get(f"/batches/new/?from_generation={batch.generations.first().pk}").status_code == 404
+
+
+def test_the_portal_prefills_new_batch_with_exactly_what_was_typed(client: Any, owner: Any, make_batch: Any) -> None:
+    batch = make_batch(prompts=["a {x|y}"], template=True, seed=9, negative_prompt="blur", run=False)
+    client.force_login(owner)
+    form = client.get(f"/batches/new/?from={batch.pk}").context["form"]
+    assert form.initial["prompts"] == "a {x|y}" and form.initial["template"] is True
+    assert (form.initial["seed"], form.initial["negative_prompt"]) == (9, "blur")
+    one = client.get(f"/batches/new/?from_generation={batch.generations.get(position=1).pk}").context["form"]
+    assert one.initial["prompts"] == "a y" and one.initial["template"] is False
