@@ -79,7 +79,7 @@ def _members(rows: QuerySet[Generation], now: datetime) -> Iterator[tuple[str, d
     for index, generation in enumerate(rows.iterator(chunk_size=ROWS_PER_QUERY), start=1):
         name = _member_name(generation, index)
         if name:
-            yield name, generation.finished_at or now, FILE_MODE, ZIP_64, _file_chunks(generation.image.name)
+            yield name, generation.finished_at or now, FILE_MODE, ZIP_64, _file_chunks(str(generation.image.name))
     yield "manifest.csv", now, FILE_MODE, ZIP_64, _manifest_csv(rows)
     yield "manifest.json", now, FILE_MODE, ZIP_64, _manifest_json(rows)
 

@@ -155,9 +155,7 @@ def _item(row: int, raw: Any, errors: list[RowError]) -> PromptItem | None:
     numbers = {name: _number(row, name, raw.get(name), errors) for name in NUMBER_FIELDS}
     if len(errors) > found:
         return None
-    return PromptItem(
-        prompt=prompt, negative_prompt=None if not negative else _fill(negative, variables), **numbers
-    )
+    return PromptItem(prompt=prompt, negative_prompt=None if not negative else _fill(negative, variables), **numbers)
 
 
 def _text(value: Any) -> str | None:

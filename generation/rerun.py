@@ -1,4 +1,4 @@
-""""Use these settings": a batch's (or one image's) request as the New batch form's initial values."""
+""" "Use these settings": a batch's (or one image's) request as the New batch form's initial values."""
 
 from __future__ import annotations
 

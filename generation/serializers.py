@@ -28,6 +28,7 @@ PRIORITY_LABELS: dict[int, str] = {value: name for name, value in PRIORITY_NAMES
 @extend_schema_field(
     {
         "type": "array",
+        "nullable": True,
         "maxItems": settings.MAX_PROMPTS_PER_BATCH,
         "items": {
             "type": "object",
@@ -65,6 +66,7 @@ class BatchCreateSerializer(serializers.Serializer):
     )
     items = ImportItemsField(
         required=False,
+        allow_null=True,
         default=None,
         help_text="Imported rows, each with its own settings (unset ones take the batch's): "
         "`prompt`, `negative_prompt`, `seed`, `width`, `height`, `images`. Other keys are variables: `{key}` in "

@@ -17,8 +17,8 @@ from django.utils.translation import gettext as _
 from accounts.quotas import quota_reserve, quota_reserve_retry, quota_usage
 from generation import lifecycle, tasks
 from generation.costs import cost_estimate
-from generation.models import Batch, BatchPriority, BatchSource, Generation, GenerationStatus
 from generation.imports import RowError, refuse_rows
+from generation.models import Batch, BatchPriority, BatchSource, Generation, GenerationStatus
 from generation.parameters import BatchParameters, Fallback, PromptItem
 from generation.prompts import expand_each, expand_prompts
 from generation.providers import configured_providers
@@ -147,7 +147,9 @@ def _check_item_prompts(items: list[PromptItem], *, template: bool, model: Model
     if sum(len(group) for group in grouped) > limit:
         raise _invalid("prompts", _("A batch holds at most %(limit)d prompts.") % {"limit": limit}, "too_many_prompts")
     errors = [
-        RowError(row, "prompt", _("Too long for this model: at most %(max)d characters.") % {"max": model.max_prompt_length})
+        RowError(
+            row, "prompt", _("Too long for this model: at most %(max)d characters.") % {"max": model.max_prompt_length}
+        )
         for row, group in enumerate(grouped, start=1)
         if any(len(prompt) > model.max_prompt_length for prompt in group)
     ]
@@ -167,9 +169,11 @@ def _spec_rows(
     for number, (item, group) in enumerate(zip(items, grouped, strict=False), start=1):
         size = (item.width or item.height or defaults.width, item.height or item.width or defaults.height)
         if size not in model.sizes:
-            errors.append(RowError(number, "width", _("Size %(size)s is not offered by this model.") % {
-                "size": "{}x{}".format(*size)
-            }))
+            errors.append(
+                RowError(
+                    number, "width", _("Size %(size)s is not offered by this model.") % {"size": "{}x{}".format(*size)}
+                )
+            )
         if item.negative_prompt and not model.supports_negative_prompt:
             errors.append(RowError(number, "negative_prompt", _("This model does not take a negative prompt.")))
         negative = defaults.negative_prompt if item.negative_prompt is None else item.negative_prompt

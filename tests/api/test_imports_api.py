@@ -30,7 +30,9 @@ def test_a_bad_file_is_refused_whole_with_row_numbers(api: Any) -> None:
     upload = SimpleUploadedFile("rows.csv", b"prompt,seed,width\nok,1,512\nbad,x,512\nsize,1,333\n")
     response = api.post("/api/v1/batches/", {"file": upload}, format="multipart")
     assert response.status_code == 400
-    assert response.json()["error"]["details"]["rows"] == [{"row": 3, "field": "seed", "message": response.json()["error"]["details"]["rows"][0]["message"]}]
+    assert response.json()["error"]["details"]["rows"] == [
+        {"row": 3, "field": "seed", "message": response.json()["error"]["details"]["rows"][0]["message"]}
+    ]
     assert not Batch.objects.exists()
 
 
@@ -62,3 +64,26 @@ def test_the_portal_prefills_new_batch_with_exactly_what_was_typed(client: Any, 
     assert (form.initial["seed"], form.initial["negative_prompt"]) == (9, "blur")
     one = client.get(f"/batches/new/?from_generation={batch.generations.get(position=1).pk}").context["form"]
     assert one.initial["prompts"] == "a y" and one.initial["template"] is False
+
+
+def test_a_batch_reruns_from_what_the_api_returns(api: Any) -> None:
+    body = {"prompts": ["a {x|y}"], "template": True, "seed": 4, "images_per_prompt": 2, "priority": "low"}
+    first = api.post("/api/v1/batches/", body, format="json").json()
+    shown = api.get(f"/api/v1/batches/{first['id']}/").json()
+    parameters = shown["parameters"]
+    again = {
+        "provider": shown["provider"],
+        "model": shown["model"],
+        "priority": shown["priority"],
+        "prompts": parameters["prompt_lines"],
+        "items": parameters["items"] or None,
+        "template": parameters["template"],
+        "seed": parameters["seed"],
+        "images_per_prompt": parameters["images_per_prompt"],
+        "width": parameters["width"],
+        "height": parameters["height"],
+        "options": parameters["options"],
+        "fallbacks": [f"{f['provider']}:{f['model']}" for f in parameters["fallbacks"]],
+    }
+    second = api.post("/api/v1/batches/", again, format="json").json()
+    assert second["parameters"] == parameters and second["total"] == first["total"] == 4

@@ -31,7 +31,9 @@ def _finish(batch: Batch, *, failed: int = 0, size: int = 64) -> None:
             image=name, status=GenerationStatus.SUCCEEDED, cost_usd="0.04000"
         )
     for generation in generations[len(generations) - failed :]:
-        Generation.objects.filter(pk=generation.pk).update(status=GenerationStatus.FAILED, error_code="content_filtered")
+        Generation.objects.filter(pk=generation.pk).update(
+            status=GenerationStatus.FAILED, error_code="content_filtered"
+        )
 
 
 def test_the_zip_holds_every_image_and_manifests_that_list_the_failed_ones_without_a_file(make_batch: Any) -> None:
@@ -44,7 +46,10 @@ def test_the_zip_holds_every_image_and_manifests_that_list_the_failed_ones_witho
     assert archive.read(images[0]) == default_storage.open(stored.image.name).read()
     listed = json.loads(archive.read("manifest.json"))
     assert [row["prompt"] for row in listed] == ["a red fox", "一隻藍色的貓 🐱", "a third"]
-    assert listed[0] | {"file": images[0], "seed": 7, "width": 512, "status": "succeeded", "cost_usd": "0.04000"} == listed[0]
+    assert (
+        listed[0] | {"file": images[0], "seed": 7, "width": 512, "status": "succeeded", "cost_usd": "0.04000"}
+        == listed[0]
+    )
     assert listed[2]["file"] == "" and listed[2]["status"] == "failed"
     rows = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode("utf-8-sig"))))
     assert [row["file"] for row in rows] == [images[0], images[1], ""]

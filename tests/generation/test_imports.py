@@ -17,7 +17,7 @@ from tests.generation.test_views import form_data
 
 
 def test_a_csv_header_is_not_a_prompt_and_other_columns_fill_placeholders() -> None:
-    data = "\ufeffprompt,seed,width,height,images,animal\n" '"a {animal}, in oil",7,512,512,2,cat\n' "plain,,,,,\n"
+    data = '\ufeffprompt,seed,width,height,images,animal\n"a {animal}, in oil",7,512,512,2,cat\nplain,,,,,\n'
     imported = import_file(data.encode(), filename="rows.csv")
     assert imported.items == [
         PromptItem(prompt="a cat, in oil", seed=7, width=512, height=512, images=2),

@@ -117,12 +117,15 @@
   // Fallbacks: checkboxes, without the chosen provider's own models.
   function syncFallbacks() {
     const { provider } = chosen();
-    for (const box of form.querySelectorAll('input[name="fallbacks"]')) {
+    const boxes = [...form.querySelectorAll('input[name="fallbacks"]')];
+    for (const box of boxes) {
       const mine = provider && box.value.split(":")[0] === provider.name;
       if (mine) box.checked = false;
       box.disabled = mine;
       box.closest("div").hidden = mine;
     }
+    const field = document.getElementById("id_fallbacks").closest(".field");
+    field.hidden = boxes.every((box) => box.disabled);
   }
 
   // --- Import preview: the file is read here for a quick look; the server checks it again. ---
@@ -158,6 +161,21 @@
     return rows
       .filter((cells) => cells.some((value) => value.trim() !== ""))
       .map((cells) => Object.fromEntries(header.map((name, index) => [name, (cells[index] || "").trim()])));
+  }
+
+  // As the server does: other columns fill {column} in the prompt and negative prompt.
+  const FIELDS = ["prompt", "negative_prompt", "seed", "width", "height", "images"];
+  function fillPlaceholders(row) {
+    if (!row || typeof row !== "object") return row;
+    const fill = (text) =>
+      String(text).replace(/\{([^{}|$]+)\}/g, (whole, name) => {
+        const key = name.trim();
+        return !FIELDS.includes(key) && row[key] != null ? String(row[key]).trim() : whole;
+      });
+    const filled = { ...row };
+    if (row.prompt != null) filled.prompt = fill(row.prompt);
+    if (row.negative_prompt != null) filled.negative_prompt = fill(row.negative_prompt);
+    return filled;
   }
 
   function parseFile(name, text) {
@@ -201,7 +219,7 @@
     file.text().then((text) => {
       try {
         const rows = parseFile(file.name, text);
-        fileRows = Array.isArray(rows) ? rows : null;
+        fileRows = Array.isArray(rows) ? rows.map(fillPlaceholders) : null;
       } catch (error) {
         fileRows = null;
       }
