@@ -10,7 +10,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
@@ -27,14 +28,12 @@ ZIP_RESPONSE = {
 }
 
 
-class ZipRenderer(BaseRenderer):
-    """Lets a client ask for `Accept: application/zip`; errors are still the JSON error body."""
+class ZipOrJsonErrors(DefaultContentNegotiation):
+    """A download answers a ZIP whatever the client accepts (no 406 for `Accept: application/zip`);
+    DRF renders only the errors, and those are always the JSON error body."""
 
-    media_type = "application/zip"
-    format = "zip"
-
-    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
-        return JSONRenderer().render(data)
+    def select_renderer(self, request: Request, renderers: list[Any], format_suffix: str | None = None) -> Any:
+        return renderers[0], renderers[0].media_type
 
 
 def download_status(value: str) -> str:
@@ -49,7 +48,8 @@ def selection_filename() -> str:
 
 
 class BatchDownloadView(APIView):
-    renderer_classes = [JSONRenderer, ZipRenderer]
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = ZipOrJsonErrors
 
     @extend_schema(
         operation_id="v1_batches_download",
@@ -66,7 +66,8 @@ class BatchDownloadView(APIView):
 
 
 class SelectionDownloadView(APIView):
-    renderer_classes = [JSONRenderer, ZipRenderer]
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = ZipOrJsonErrors
 
     @extend_schema(
         operation_id="v1_generations_download",
