@@ -164,6 +164,8 @@ def checked_batch_request(request: Request) -> tuple[services.BatchSpec, int]:
         if upload.size > settings.MAX_UPLOAD_BYTES:
             raise ValidationFailed(_("The file is larger than 2 MB."), code="file_too_large", details={"file": []})
         imported = imports.import_file(upload.read(), filename=upload.name or "")
+        if imported.items and (fields["prompts"] or fields["items"]):
+            imports.refuse_prompts_and_items()
         fields["prompts"] = [*fields["prompts"], *imported.lines]
         fields["items"] = imported.items or fields["items"]
     return services.check_batch_request(**fields, user_id=request.user.pk), priority

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from generation.imports import ImportedPrompts, check_items, import_file
+from generation.imports import ImportedPrompts, check_items, import_file, prompts_and_items_message
 from generation.models import BatchPriority
 from generation.parameters import PromptItem
 from generation.prompts import split_lines
@@ -129,6 +129,8 @@ class BatchForm(forms.Form):
         imported = data.get("prompts_file")
         lines = split_lines(data.get("prompts", "")) + (imported.lines if imported else [])
         items = (imported.items if imported else []) or data.get("items_json") or []
+        if items and split_lines(data.get("prompts", "")):
+            self.add_error("prompts_file", prompts_and_items_message())
         if not lines and not items and not {"prompts_file", "items_json"} & set(self.errors):
             self.add_error("prompts", _("Enter at least one prompt, or upload a file of prompts."))
         data["prompt_lines"] = [] if items else lines
@@ -166,7 +168,14 @@ class BatchForm(forms.Form):
         }
 
     # Which form field shows an error a service reports against an API field.
-    FIELD_FOR_ERROR = {"provider": "model", "width": "size", "height": "size", "options": None}
+    FIELD_FOR_ERROR = {
+        "provider": "model",
+        "width": "size",
+        "height": "size",
+        "options": None,
+        "rows": "prompts_file",
+        "items": "prompts_file",
+    }
 
 
 def _row_errors(error: ValidationFailed) -> list[str]:

@@ -13,7 +13,7 @@ import io
 import json
 import re
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.utils.translation import gettext as _
@@ -76,6 +76,15 @@ def check_items(raw: Any) -> list[PromptItem]:
         _refuse_file(_("The items must be a list of objects with a prompt."))
     _check_row_count(len(raw))
     return _collect((index, value) for index, value in enumerate(raw, start=1))
+
+
+def prompts_and_items_message() -> str:
+    return _("Type prompts or import rows with their own settings (CSV, JSON), not both.")
+
+
+def refuse_prompts_and_items() -> NoReturn:
+    message = prompts_and_items_message()
+    raise ValidationFailed(message, code="prompts_and_items", details={"items": [message]})
 
 
 def _decode(data: bytes) -> str:

@@ -13,7 +13,7 @@ from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
-from generation.imports import check_items
+from generation.imports import check_items, refuse_prompts_and_items
 from generation.keys import key_providers
 from generation.limits import limit_for
 from generation.models import Batch, BatchPriority, Generation, ProviderKey
@@ -106,6 +106,8 @@ class BatchCreateSerializer(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs.get("prompts") and not attrs.get("items") and not attrs.get("file"):
             raise serializers.ValidationError({"prompts": [gettext("Enter at least one prompt.")]})
+        if attrs.get("prompts") and attrs.get("items"):
+            refuse_prompts_and_items()
         return attrs
 
     def to_internal_value(self, data: Any) -> Any:

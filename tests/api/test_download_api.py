@@ -80,3 +80,15 @@ def test_the_portal_downloads_a_batch_and_a_posted_selection(client: Any, owner:
     response = client.post("/batches/download/", {"ids": ids})
     assert len(_manifest(response)) == 2
     assert client.get("/batches/download/").status_code == 405
+
+
+def test_the_portal_downloads_only_my_own_and_only_when_logged_in(
+    client: Any, other_user: Any, make_batch: Any
+) -> None:
+    batch = make_batch(prompts=["a"], run=False)
+    ids = [str(batch.generations.get().pk)]
+    assert client.get(f"/batches/{batch.pk}/download/").status_code == 302  # to the login page
+    client.force_login(other_user)
+    assert client.get(f"/batches/{batch.pk}/download/").status_code == 404
+    assert client.post("/batches/download/", {"ids": ids}).status_code == 404
+    assert client.post("/batches/download/", {"ids": []}).status_code == 302  # back, with the message

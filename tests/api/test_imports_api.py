@@ -87,3 +87,13 @@ def test_a_batch_reruns_from_what_the_api_returns(api: Any) -> None:
     }
     second = api.post("/api/v1/batches/", again, format="json").json()
     assert second["parameters"] == parameters and second["total"] == first["total"] == 4
+
+
+def test_prompts_and_imported_rows_together_are_refused(api: Any) -> None:
+    body = {"prompts": ["typed"], "items": [{"prompt": "imported"}]}
+    response = api.post("/api/v1/batches/", body, format="json")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "prompts_and_items"
+    upload = SimpleUploadedFile("rows.jsonl", b'{"prompt": "imported"}\n')
+    response = api.post("/api/v1/batches/", {"file": upload, "prompts": ["typed"]}, format="multipart")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "prompts_and_items"
+    assert not Batch.objects.exists()
