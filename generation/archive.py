@@ -95,10 +95,24 @@ def _member_name(generation: Generation, index: int) -> str:
 
 def _file_chunks(name: str) -> Iterator[bytes]:
     try:
-        stored = default_storage.open(name, "rb")
+        chunks = _open_chunks(name)
     except Exception:  # a lost file must not cut off the rest of a download already under way
         logger.warning("Image file %s could not be opened for a download; it is left empty", name, exc_info=True)
         return
+    yield from chunks
+
+
+def _open_chunks(name: str) -> Iterator[bytes]:
+    stored = default_storage.open(name, "rb")
+    remote = getattr(stored, "obj", None)
+    if remote is not None:
+        # django-storages' S3File would first copy the whole object into memory: read its body as a stream.
+        body = remote.get()["Body"]
+        return iter(body.iter_chunks(CHUNK_BYTES))
+    return _local_chunks(stored)
+
+
+def _local_chunks(stored: Any) -> Iterator[bytes]:
     with stored:
         while chunk := stored.read(CHUNK_BYTES):
             yield chunk

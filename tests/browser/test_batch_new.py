@@ -71,6 +71,8 @@ def test_use_these_settings_prefills_new_batch(page, live_server, owner, make_ba
     page.set_viewport_size({"width": width, "height": 900})
     log_in(page, live_server.url)
     page.goto(f"{live_server.url}/batches/{batch.pk}/")
+    screenshot(page, f"batch-detail-actions-{width}")
+    assert fits(page, "#download-link", width) and fits(page, "#rerun-link", width)
     page.click("#rerun-link")
     expect(page.locator("#id_prompts")).to_have_value("a {red|blue} cat")
     expect(page.locator("#id_template")).to_be_checked()

@@ -73,10 +73,14 @@ def test_the_filename_is_safe_and_keeps_chinese_as_rfc_5987() -> None:
 
 
 def test_the_zip_streams_from_object_storage(object_store: Any, make_batch: Any) -> None:
-    batch = make_batch(prompts=["a", "b"], run=False)
+    batch = make_batch(prompts=["a", "b", "c"], run=False)
     _finish(batch)
+    first, lost = batch.generations.get(position=0), batch.generations.get(position=2)
+    default_storage.delete(lost.image.name)
     archive = _zip(archive_response(batch.generations.all(), "x.zip"))
-    assert len([n for n in archive.namelist() if n.startswith("images/")]) == 2
+    images = [n for n in archive.namelist() if n.startswith("images/")]
+    assert archive.read(images[0]) == default_storage.open(first.image.name).read()
+    assert len(json.loads(archive.read("manifest.json"))) == 3
 
 
 def test_memory_stays_flat_for_a_2000_image_batch(owner: Any, settings: Any) -> None:
