@@ -6,8 +6,6 @@ import uuid
 from collections.abc import Iterable
 
 from django.http import StreamingHttpResponse
-from django.utils import timezone
-from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -16,10 +14,9 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from generation import selectors
-from generation.archive import archive_response
+from generation.archive import archive_response, download_status, selection_filename
 from generation.models import GenerationStatus
 from generation.serializers import SelectionDownloadSerializer
-from imagegen.errors import ValidationFailed
 
 ZIP_RESPONSE = {
     (200, "application/zip"): OpenApiResponse(
@@ -37,17 +34,6 @@ class ZipOrJsonErrors(DefaultContentNegotiation):
     ) -> tuple[BaseRenderer, str]:
         renderer = next(iter(renderers))
         return renderer, renderer.media_type
-
-
-def download_status(value: str) -> str:
-    if value and value not in GenerationStatus.values:
-        message = _("status must be one of: %(statuses)s.") % {"statuses": ", ".join(GenerationStatus.values)}
-        raise ValidationFailed(message, details={"status": [message]})
-    return value
-
-
-def selection_filename() -> str:
-    return f"imagegen-{timezone.localtime():%Y%m%d-%H%M}.zip"
 
 
 class BatchDownloadView(APIView):

@@ -23,9 +23,11 @@ from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from stream_zip import ZIP_64, stream_zip
 
-from generation.models import Generation
+from generation.models import Generation, GenerationStatus
+from imagegen.errors import ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +61,19 @@ def archive_chunks(generations: QuerySet[Generation]) -> Iterator[bytes]:
     now = timezone.now()
     members = _members(rows, now)
     return iter(stream_zip(members, chunk_size=CHUNK_BYTES, get_compressobj=_fast_deflate))
+
+
+def download_status(value: str) -> str:
+    """The `?status=` of a download: empty (every image) or one generation status."""
+    if value and value not in GenerationStatus.values:
+        message = _("status must be one of: %(statuses)s.") % {"statuses": ", ".join(GenerationStatus.values)}
+        raise ValidationFailed(message, details={"status": [message]})
+    return value
+
+
+def selection_filename() -> str:
+    """The name of a ZIP of hand-picked images, which have no batch name to go by."""
+    return f"imagegen-{timezone.localtime():%Y%m%d-%H%M}.zip"
 
 
 def attachment_header(filename: str) -> str:

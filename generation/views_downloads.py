@@ -12,8 +12,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from generation import selectors
-from generation.api_downloads import download_status, selection_filename
-from generation.archive import archive_response
+from generation.archive import archive_response, download_status, selection_filename
 from imagegen.errors import ValidationFailed
 
 
