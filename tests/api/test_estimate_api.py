@@ -40,3 +40,13 @@ def test_bad_input_wrong_method_and_anonymous(api: Any, anon_api: Any) -> None:
 
 def test_another_users_own_key_provider_is_not_offered(other_api: Any) -> None:
     assert other_api.post(ESTIMATE, {"prompts": ["a"], "provider": "openai"}, format="json").status_code == 400
+
+
+def test_the_portal_form_estimates_as_multipart_with_carried_over_rows(client: Any, owner: Any) -> None:
+    """What batch_new.js sends: form fields, `options.<name>`, and re-run rows as a JSON string."""
+    client.force_login(owner)
+    rows = '[{"prompt": "a", "images": 3}, {"prompt": "b"}]'
+    body = {"provider": "local", "items": rows, "images_per_prompt": "2", "width": "512", "height": "512"}
+    response = client.post(ESTIMATE, body)
+    assert response.status_code == 200, response.json()
+    assert (response.json()["prompts"], response.json()["images"]) == (2, 5)
