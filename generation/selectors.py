@@ -12,7 +12,7 @@ from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
 
 from generation import stats
-from generation.models import Batch, Generation
+from generation.models import Batch, Generation, WebhookDelivery
 from generation.search import PromptMatches, query_terms
 from imagegen.errors import NotFound, ValidationFailed
 from imagegen.pagination import KeysetPage, after, decode_cursor, encode_cursor, invalid_cursor, keyset_page
@@ -56,7 +56,8 @@ def batch_get(*, user: AbstractBaseUser | AnonymousUser, batch_id: uuid.UUID | s
 
 
 def generation_list(*, batch: Batch, status: str = "") -> QuerySet[Generation]:
-    generations = Generation.objects.filter(batch=batch).select_related("batch")
+    """The batch's images; each row's `batch` is the one given (no join: every row would repeat it)."""
+    generations = Generation.objects.filter(batch=batch)
     return generations.filter(status=status) if status else generations
 
 
@@ -97,7 +98,10 @@ def batch_generation_page(
     generations = generation_list(batch=batch, status=status)
     if page_number > 1 and not cursor:
         generations = generations.filter(position__gte=(page_number - 1) * size)
-    return keyset_page(generations, ordering=BATCH_GENERATION_ORDER, cursor=cursor, size=size, total=total)
+    page = keyset_page(generations, ordering=BATCH_GENERATION_ORDER, cursor=cursor, size=size, total=total)
+    for generation in page.items:
+        generation.batch = batch
+    return page
 
 
 def library_list(
@@ -181,3 +185,15 @@ def usage_summary(*, user: AbstractBaseUser | AnonymousUser) -> dict[str, Any]:
             for p, m, tally in made
         ],
     }
+
+
+def webhook_delivery_list(*, batch: Batch) -> QuerySet[WebhookDelivery]:
+    """The webhook deliveries of a batch the caller already holds (read through `batch_get`), newest first."""
+    return WebhookDelivery.objects.filter(batch=batch).order_by("-created_at", "-id")
+
+
+def webhook_delivery_get(*, batch: Batch, delivery_id: uuid.UUID | str) -> WebhookDelivery:
+    delivery = WebhookDelivery.objects.filter(batch=batch, pk=delivery_id).first()
+    if delivery is None:
+        raise NotFound(_("No such webhook delivery."))
+    return delivery

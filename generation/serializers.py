@@ -16,10 +16,11 @@ from rest_framework import serializers
 from generation.imports import check_items, refuse_prompts_and_items
 from generation.keys import key_providers
 from generation.limits import limit_for
-from generation.models import Batch, BatchPriority, Generation, ProviderKey
+from generation.models import Batch, BatchPriority, Generation, ProviderKey, WebhookDelivery
 from generation.prompts import check_template_budget
 from generation.scheduler import QueueEstimate, estimates
 from imagegen import fields
+from imagegen.representation import CompiledRepresentation
 
 PRIORITY_NAMES: dict[str, int] = {"low": BatchPriority.LOW, "normal": BatchPriority.NORMAL, "high": BatchPriority.HIGH}
 PRIORITY_LABELS: dict[int, str] = {value: name for name, value in PRIORITY_NAMES.items()}
@@ -100,6 +101,15 @@ class BatchCreateSerializer(serializers.Serializer):
         "`high` is for staff and users given the permission.",
     )
 
+    webhook_url = fields.CharField(
+        max_length=2000,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Called with a signed `batch.finished` event when the batch ends (see Webhooks). https only, "
+        "public addresses only (unless the operator allows the host).",
+    )
+
     def validate_priority(self, value: str) -> int:
         return PRIORITY_NAMES[value]
 
@@ -173,7 +183,7 @@ def object_url(context: Mapping[str, Any], name: str, pk: uuid.UUID) -> str:
     return f"{prefix}{pk}{suffix}"
 
 
-class BatchSerializer(serializers.ModelSerializer):
+class BatchSerializer(CompiledRepresentation, serializers.ModelSerializer):
     progress = serializers.FloatField(read_only=True)
     pending = serializers.SerializerMethodField()
     priority = serializers.SerializerMethodField()
@@ -194,6 +204,7 @@ class BatchSerializer(serializers.ModelSerializer):
             "id", "name", "status", "priority", "paused", "provider", "model", "parameters", "source",
             "total", "completed", "failed", "cancelled", "pending", "progress", "cost_usd",
             "queue_position", "eta_seconds", "created_at", "started_at", "finished_at", "urls",
+            "webhook_url",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -210,7 +221,10 @@ class BatchSerializer(serializers.ModelSerializer):
     def _estimate(self, batch: Batch) -> QueueEstimate | None:
         known = self.context.get("estimates")
         if known is None or batch.pk not in known:
-            known = estimates([batch])
+            # One batch on its own (detail, create): estimated once for both fields that show it.
+            known = self.__dict__.setdefault("_own_estimates", {})
+            if batch.pk not in known:
+                known.update(estimates([batch]) or {batch.pk: None})
         return known.get(batch.pk)
 
     @extend_schema_field(serializers.IntegerField(allow_null=True))
@@ -248,7 +262,7 @@ class BatchCreatedSerializer(BatchSerializer):
         return cast(dict[str, Any], self.context["estimate"])
 
 
-class GenerationSerializer(serializers.ModelSerializer):
+class GenerationSerializer(CompiledRepresentation, serializers.ModelSerializer):
     batch_id = serializers.UUIDField(read_only=True)
     image_url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
@@ -361,3 +375,20 @@ class ApiKeyField(fields.CharField):
 class ProviderKeyCreateSerializer(serializers.Serializer):
     provider = KeyProviderField(max_length=50, help_text="A provider that takes your own key.")
     api_key = ApiKeyField(max_length=500, write_only=True, trim_whitespace=True)
+
+
+class WebhookDeliverySerializer(serializers.ModelSerializer):
+    webhook_id = serializers.UUIDField(
+        source="id", read_only=True, help_text="The `webhook-id` header it is sent with."
+    )
+    response_code = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="HTTP status of the last answer; null when none came."
+    )
+
+    class Meta:
+        model = WebhookDelivery
+        fields = [
+            "id", "webhook_id", "event", "url", "status", "attempts", "response_code", "last_error",
+            "next_attempt_at", "created_at", "last_attempt_at", "delivered_at", "payload",
+        ]  # fmt: skip
+        read_only_fields = fields

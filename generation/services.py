@@ -15,10 +15,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.quotas import quota_reserve, quota_reserve_retry, quota_usage
-from generation import lifecycle, tasks
+from accounts.webhook_secrets import webhook_secret_ensure
+from generation import lifecycle, tasks, webhooks
 from generation.costs import cost_estimate
 from generation.imports import RowError, refuse_rows
-from generation.models import Batch, BatchPriority, BatchSource, Generation, GenerationStatus
+from generation.models import Batch, BatchPriority, BatchSource, Generation, GenerationStatus, WebhookDelivery
 from generation.parameters import BatchParameters, Fallback, PromptItem
 from generation.prompts import expand_each, expand_prompts
 from generation.providers import configured_providers
@@ -56,6 +57,7 @@ class BatchSpec:
     seed: int | None
     parameters: BatchParameters
     rows: tuple[SpecRow, ...] = ()
+    webhook_url: str = ""
 
     @property
     def total_images(self) -> int:
@@ -78,6 +80,7 @@ def check_batch_request(
     fallbacks: list[str] | None = None,
     items: list[PromptItem] | None = None,
     user_id: int | None = None,
+    webhook_url: str = "",
 ) -> BatchSpec:
     """Validate a batch request and say exactly which field is wrong; nothing is written.
 
@@ -137,6 +140,7 @@ def check_batch_request(
         seed=seed,
         parameters=parameters,
         rows=tuple(rows),
+        webhook_url=webhooks.check_webhook_url(webhook_url) if webhook_url.strip() else "",
     )
 
 
@@ -368,7 +372,10 @@ def batch_create(
             priority=priority,
             total=spec.total_images,
             created_at=now,
+            webhook_url=spec.webhook_url,
         )
+        if spec.webhook_url:
+            webhook_secret_ensure(user=owner)  # so the owner can read it before the first delivery
         generations = [
             Generation(
                 id=uuid.uuid4(),
@@ -459,3 +466,11 @@ def _requeue(batch: Batch, ids: list[uuid.UUID]) -> Batch:
         batch = lifecycle.generations_requeue(batch=batch, generation_ids=ids)
         transaction.on_commit(tasks.dispatch_now)
     return batch
+
+
+def webhook_delivery_resend(*, delivery: WebhookDelivery) -> WebhookDelivery:
+    """Send a batch's webhook again now: same webhook-id, fresh timestamp and signature."""
+    with transaction.atomic():
+        delivery = webhooks.delivery_rearm(delivery=delivery, now=timezone.now())
+        transaction.on_commit(tasks.webhooks_dispatch)
+    return delivery

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from generation import views, views_downloads
+from generation import views, views_downloads, views_webhooks
 
 app_name = "generation"
 
@@ -18,6 +18,11 @@ urlpatterns = [
     path("images/<uuid:generation_id>/", views.generation_detail, name="generation_detail"),
     path("keys/", views.provider_keys, name="provider_keys"),
     path("keys/<slug:provider>/delete/", views.provider_key_delete, name="provider_key_delete"),
+    path(
+        "<uuid:batch_id>/webhooks/<uuid:delivery_id>/resend/",
+        views_webhooks.batch_webhook_resend,
+        name="batch_webhook_resend",
+    ),
 ]
 urlpatterns += [
     path("<uuid:batch_id>/download/", views_downloads.batch_download, name="batch_download"),

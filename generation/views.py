@@ -134,6 +134,7 @@ def batch_detail(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
             "estimate": estimates([batch]).get(batch.pk),
             "parameters": json.dumps(batch.parameters, ensure_ascii=False, indent=2),
             "status_labels": {**dict(BatchStatus.choices), **dict(GenerationStatus.choices)},
+            "webhook_deliveries": selectors.webhook_delivery_list(batch=batch)[:20],
         },
     )
 

@@ -364,6 +364,14 @@ _check_timeouts()
 # addresses (e.g. an image server on the LAN). Operator-configured provider URLs are always allowed.
 OUTBOUND_ALLOWED_PRIVATE_HOSTS = env.list("OUTBOUND_ALLOWED_PRIVATE_HOSTS", default=[])
 
+# Batch webhooks (generation/webhooks.py): hosts a webhook URL may name although they resolve to
+# private addresses; only these may also use plain http (every other webhook URL must be https).
+WEBHOOK_ALLOWED_HOSTS = [host.lower() for host in env.list("WEBHOOK_ALLOWED_HOSTS", default=[])]
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# The public origin of the site (https://imagegen.example.com), for links sent outside a request
+# such as the batch URL in a webhook; empty sends the path alone.
+SITE_URL = env.str("SITE_URL", default="").rstrip("/")
+
 # --- Auth ----------------------------------------------------------------------------
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -588,6 +596,9 @@ if SENTRY_DSN:
 
 # When set, GET /metrics needs `Authorization: Bearer <token>`; when empty it is open (keep it private).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Concurrent scrapes and dashboard viewers share one computation of the figures for this long.
+METRICS_CACHE_SECONDS = env.float("METRICS_CACHE_SECONDS", default=5)
+DASHBOARD_CACHE_SECONDS = env.float("DASHBOARD_CACHE_SECONDS", default=10)
 METRICS_RETENTION_DAYS = env.int("METRICS_RETENTION_DAYS", default=30)
 ALERT_EMAILS = env.list("ALERT_EMAILS", default=[])
 ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")
