@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from generation.models import Batch
@@ -96,4 +97,22 @@ def test_prompts_and_imported_rows_together_are_refused(api: Any) -> None:
     upload = SimpleUploadedFile("rows.jsonl", b'{"prompt": "imported"}\n')
     response = api.post("/api/v1/batches/", {"file": upload, "prompts": ["typed"]}, format="multipart")
     assert response.status_code == 400 and response.json()["error"]["code"] == "prompts_and_items"
+    assert not Batch.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [1, "x", None],
+        [{"prompt": {"nested": 1}}],
+        [{"prompt": "a", "seed": "1e400"}],
+        [{"prompt": "a", "images": True}],
+        [{"prompt": "a", "width": "wide"}],
+        [{"prompt": "a" * 5000}],
+        [],
+    ],
+)
+def test_odd_rows_are_a_400_never_a_500(api: Any, items: Any) -> None:
+    response = api.post("/api/v1/batches/", {"items": items}, format="json")
+    assert response.status_code == 400, response.content
     assert not Batch.objects.exists()
