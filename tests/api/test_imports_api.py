@@ -50,23 +50,6 @@ def test_items_that_are_not_a_list_wrong_method_and_anonymous(api: Any, anon_api
     assert anon_api.post("/api/v1/batches/", {"items": [{"prompt": "a"}]}, format="json").status_code == 401
 
 
-def test_another_users_batch_cannot_be_rerun_from_the_portal(client: Any, other_user: Any, make_batch: Any) -> None:
-    batch = make_batch(prompts=["a {x|y}"], template=True, seed=9, run=False)
-    client.force_login(other_user)
-    assert client.get(f"/batches/new/?from={batch.pk}").status_code == 404
-    assert client.get(f"/batches/new/?from_generation={batch.generations.first().pk}").status_code == 404
-
-
-def test_the_portal_prefills_new_batch_with_exactly_what_was_typed(client: Any, owner: Any, make_batch: Any) -> None:
-    batch = make_batch(prompts=["a {x|y}"], template=True, seed=9, negative_prompt="blur", run=False)
-    client.force_login(owner)
-    form = client.get(f"/batches/new/?from={batch.pk}").context["form"]
-    assert form.initial["prompts"] == "a {x|y}" and form.initial["template"] is True
-    assert (form.initial["seed"], form.initial["negative_prompt"]) == (9, "blur")
-    one = client.get(f"/batches/new/?from_generation={batch.generations.get(position=1).pk}").context["form"]
-    assert one.initial["prompts"] == "a y" and one.initial["template"] is False
-
-
 def test_a_batch_reruns_from_what_the_api_returns(api: Any) -> None:
     body = {"prompts": ["a {x|y}"], "template": True, "seed": 4, "images_per_prompt": 2, "priority": "low"}
     first = api.post("/api/v1/batches/", body, format="json").json()
