@@ -72,6 +72,11 @@ class BatchParameters:
     template: bool = False
     # Imported rows as read (placeholders filled in); empty when the prompts were typed as lines.
     items: tuple[PromptItem, ...] = ()
+    # The image format and compression an OpenAI-compatible client asked for (gateway): "" is the default.
+    output_format: str = ""
+    output_compression: int | None = None
+    # Reuse an identical earlier image (same user, explicit seed) instead of a paid call.
+    cache: bool = True
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -84,7 +89,7 @@ class BatchParameters:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BatchParameters:
         """Read stored parameters; rows written before version 2 lack the typed prompt lines."""
-        seed = data.get("seed")
+        seed, compression = data.get("seed"), data.get("output_compression")
         return cls(
             width=int(data.get("width") or 0),
             height=int(data.get("height") or 0),
@@ -96,6 +101,9 @@ class BatchParameters:
             prompt_lines=tuple(str(line) for line in data.get("prompt_lines") or []),
             template=bool(data.get("template", False)),
             items=tuple(PromptItem.from_json(item) for item in data.get("items") or []),
+            output_format=str(data.get("output_format") or ""),
+            output_compression=None if compression is None else int(compression),
+            cache=bool(data.get("cache", True)),
         )
 
     def options_for(self, provider_index: int) -> dict[str, Any]:

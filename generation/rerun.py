@@ -61,4 +61,6 @@ def _common(batch: Batch, parameters: BatchParameters) -> dict[str, Any]:
         "size": f"{parameters.width}x{parameters.height}",
         "priority": batch.priority,
         "fallbacks": [f"{fallback.provider}:{fallback.model}" for fallback in parameters.fallbacks],
+        "cache": parameters.cache,
+        "webhook_url": batch.webhook_url,
     }

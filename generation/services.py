@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -16,7 +17,7 @@ from django.utils.translation import gettext as _
 
 from accounts.quotas import quota_reserve, quota_reserve_retry, quota_usage
 from accounts.webhook_secrets import webhook_secret_ensure
-from generation import lifecycle, tasks, webhooks
+from generation import lifecycle, result_cache, tasks, webhooks
 from generation.costs import cost_estimate
 from generation.imports import RowError, refuse_rows
 from generation.models import Batch, BatchPriority, BatchSource, Generation, GenerationStatus, WebhookDelivery
@@ -79,6 +80,7 @@ def check_batch_request(
     options: dict[str, Any] | None = None,
     fallbacks: list[str] | None = None,
     items: list[PromptItem] | None = None,
+    cache: bool = True,
     user_id: int | None = None,
     webhook_url: str = "",
 ) -> BatchSpec:
@@ -127,6 +129,7 @@ def check_batch_request(
         prompt_lines=tuple(prompts),
         template=template,
         items=tuple(items or ()),
+        cache=cache,
     )
     return BatchSpec(
         name=(name.strip() or expanded[0])[:200],
@@ -354,9 +357,17 @@ def batch_estimate(*, owner: User, spec: BatchSpec) -> BatchEstimate:
 
 
 def batch_create(
-    *, owner: User, spec: BatchSpec, source: str = BatchSource.API, priority: int = BatchPriority.NORMAL
+    *,
+    owner: User,
+    spec: BatchSpec,
+    source: str = BatchSource.API,
+    priority: int = BatchPriority.NORMAL,
+    prompt_seeds: Sequence[int] | None = None,
 ) -> Batch:
-    """Write the batch and one generation per image; the scheduler hands them to workers after commit."""
+    """Write the batch and one generation per image; the scheduler hands them to workers after commit.
+
+    `prompt_seeds` gives each prompt its own explicit seed (comparisons: the same seeds on every arm).
+    """
     check_priority(user=owner, priority=priority)
     now = timezone.now()
     with transaction.atomic():
@@ -385,12 +396,15 @@ def batch_create(
                 negative_prompt=row.negative_prompt,
                 width=row.width,
                 height=row.height,
-                seed=_seed(row.seed, copy),
+                seed=_seed(prompt_seeds[number] if prompt_seeds else row.seed, copy),
                 provider=spec.provider.name,
                 model=spec.model.id,
+                cache_key=_cache_key(owner, spec, row, copy),
                 created_at=now,
             )
-            for index, (row, copy) in enumerate((row, copy) for row in spec.rows for copy in range(row.images))
+            for index, (number, row, copy) in enumerate(
+                (number, row, copy) for number, row in enumerate(spec.rows) for copy in range(row.images)
+            )
         ]
         Generation.objects.bulk_create(generations, batch_size=500)
         transaction.on_commit(tasks.dispatch_now)
@@ -404,6 +418,23 @@ def check_priority(*, user: User, priority: int) -> None:
     if priority == BatchPriority.HIGH and not (user.is_staff or user.has_perm("generation.submit_high_priority")):
         message = _("High priority is for staff and users given the permission; use normal or low.")
         raise _invalid("priority", message, code="priority_not_allowed")
+
+
+def _cache_key(owner: User, spec: BatchSpec, row: SpecRow, copy: int) -> str:
+    """The image's result-cache key; blank (never cached) without an explicit seed or with `cache: false`."""
+    if row.seed is None or not spec.parameters.cache:
+        return ""
+    return result_cache.cache_key(
+        owner_id=owner.pk,
+        provider=spec.provider.name,
+        model=spec.model.id,
+        prompt=row.prompt,
+        negative_prompt=row.negative_prompt,
+        width=row.width,
+        height=row.height,
+        seed=_seed(row.seed, copy),
+        options=spec.parameters.options,
+    )
 
 
 def _seed(base: int | None, copy: int) -> int:

@@ -95,6 +95,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "accounts.middleware.TwoFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: it answers replays itself, after authentication, two-factor and CSRF have run.
+    "accounts.idempotency.IdempotencyMiddleware",
 ]
 
 # Bodies Django reads into memory (JSON, form fields) stay at its default 2.5 MiB; uploaded prompt
@@ -235,6 +237,13 @@ LOCAL_PROVIDER_DELAY = env.float("LOCAL_PROVIDER_DELAY", default=0.0)
 # Share of the offline renderer's calls that fail with a transient error (fault injection; 0 = none).
 LOCAL_PROVIDER_FAIL_RATE = env.float("LOCAL_PROVIDER_FAIL_RATE", default=0.0)
 DEFAULT_PROVIDER = env.str("DEFAULT_PROVIDER", default="local")
+# OpenAI-compatible gateway (/v1/images/generations): how long a call waits for its batch before
+# answering 504 (the batch goes on), how often it looks, and how long its image `url`s stay valid.
+GATEWAY_TIMEOUT_SECONDS = env.float("GATEWAY_TIMEOUT_SECONDS", default=300.0)
+GATEWAY_POLL_SECONDS = env.float("GATEWAY_POLL_SECONDS", default=0.5)
+GATEWAY_URL_TTL_SECONDS = env.int("GATEWAY_URL_TTL_SECONDS", default=3600)
+# Calls one web process lets wait at once (each holds a thread: keep it below WEB_THREADS).
+GATEWAY_MAX_WAITING = env.int("GATEWAY_MAX_WAITING", default=4)
 
 # --- Image providers (generation/providers/, docs/providers.md) ---------------------------------
 
@@ -440,6 +449,11 @@ if AWS_STORAGE_BUCKET_NAME:
 STORAGE_PRESIGNED_URLS = env.bool("STORAGE_PRESIGNED_URLS", default=False) and bool(AWS_STORAGE_BUCKET_NAME)
 
 # --- REST API ---------------------------------------------------------------------------------
+
+# Idempotency-Key on API POSTs (accounts.idempotency): how long a key's first response is replayed,
+# and how long a duplicate arriving while the first is still running waits for it before a 409.
+IDEMPOTENCY_TTL_HOURS = env.int("IDEMPOTENCY_TTL_HOURS", default=24)
+IDEMPOTENCY_WAIT_SECONDS = env.float("IDEMPOTENCY_WAIT_SECONDS", default=5.0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
