@@ -17,7 +17,7 @@ def test_the_portal_prefills_new_batch_with_exactly_what_was_typed(client: Any, 
     client.force_login(owner)
     form = client.get(f"/batches/new/?from={batch.pk}").context["form"]
     assert form.initial["prompts"] == "a {x|y}" and form.initial["template"] is True
-    assert (form.initial["seed"], form.initial["negative_prompt"]) == (9, "blur")
+    assert (form.initial["seed"], form.initial["negative_prompt"], form.initial["cache"]) == (9, "blur", True)
     one = client.get(f"/batches/new/?from_generation={batch.generations.get(position=1).pk}").context["form"]
     assert one.initial["prompts"] == "a y" and one.initial["template"] is False
 
