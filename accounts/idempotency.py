@@ -41,7 +41,9 @@ from imagegen.api import error_body
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 # POSTs under these prefixes honour the header.
-IDEMPOTENT_PREFIXES: tuple[str, ...] = ("/api/v1/",)
+IDEMPOTENT_PREFIXES: tuple[str, ...] = ("/api/v1/", "/v1/")
+# The OpenAI-compatible routes answer OpenAI's error shape, which OpenAI's SDKs read.
+OPENAI_PREFIX = "/v1/"
 MAX_KEY_LENGTH = 255
 # A key still "in progress" this long after its request began was left by a process that died.
 ABANDONED_AFTER = timedelta(minutes=10)
@@ -171,7 +173,7 @@ class IdempotencyMiddleware:
             return self.get_response(request)
         if not key_is_valid(key):
             message = _("Idempotency-Key must be 1 to %(max)d printable ASCII characters.") % {"max": MAX_KEY_LENGTH}
-            return JsonResponse(error_body("invalid_idempotency_key", message), status=400)
+            return _refusal(request, "invalid_idempotency_key", message, status=400)
         body = request.body  # read once here; Django keeps it for the view's parsers
         user_id = _api_user_id(request)
         if user_id is None:
@@ -181,7 +183,7 @@ class IdempotencyMiddleware:
         )
         claim = _claim_waiting(user_id=user_id, key=key, fingerprint=fingerprint)
         if not claim.ours:
-            return _answer_duplicate(claim.row, fingerprint)
+            return _answer_duplicate(request, claim.row, fingerprint)
         return self._run(request, claim.row)
 
     def _run(self, request: HttpRequest, row: IdempotencyKey) -> HttpResponse:
@@ -226,13 +228,20 @@ def _claim_waiting(*, user_id: int, key: str, fingerprint: str) -> Claim:
         time.sleep(POLL_SECONDS)
 
 
-def _answer_duplicate(row: IdempotencyKey, fingerprint: str) -> HttpResponse:
+def _refusal(request: HttpRequest, code: str, message: str, *, status: int) -> JsonResponse:
+    if request.path.startswith(OPENAI_PREFIX):
+        body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
+        return JsonResponse(body, status=status)
+    return JsonResponse(error_body(code, message), status=status)
+
+
+def _answer_duplicate(request: HttpRequest, row: IdempotencyKey, fingerprint: str) -> HttpResponse:
     if row.fingerprint != fingerprint:
         message = _("This Idempotency-Key was already used with a different request.")
-        return JsonResponse(error_body("idempotency_conflict", message), status=422)
+        return _refusal(request, "idempotency_conflict", message, status=422)
     if row.status_code is None:
         message = _("A request with this Idempotency-Key is still being processed; try again shortly.")
-        response = JsonResponse(error_body("idempotency_in_progress", message), status=409)
+        response = _refusal(request, "idempotency_in_progress", message, status=409)
         response["Retry-After"] = "1"
         return response
     replay = HttpResponse(bytes(row.body), status=row.status_code, content_type=row.content_type or None)

@@ -387,6 +387,16 @@ def batch_create(
         )
         if spec.webhook_url:
             webhook_secret_ensure(user=owner)  # so the owner can read it before the first delivery
+        # A seed given for the batch, a row or per prompt (comparisons) is explicit, and makes the image cacheable.
+        seeded = [
+            (
+                row,
+                _seed(prompt_seeds[number] if prompt_seeds else row.seed, copy),
+                bool(prompt_seeds) or row.seed is not None,
+            )
+            for number, row in enumerate(spec.rows)
+            for copy in range(row.images)
+        ]
         generations = [
             Generation(
                 id=uuid.uuid4(),
@@ -396,15 +406,13 @@ def batch_create(
                 negative_prompt=row.negative_prompt,
                 width=row.width,
                 height=row.height,
-                seed=_seed(prompt_seeds[number] if prompt_seeds else row.seed, copy),
+                seed=seed,
                 provider=spec.provider.name,
                 model=spec.model.id,
-                cache_key=_cache_key(owner, spec, row, copy),
+                cache_key=_cache_key(owner, spec, row, seed) if explicit else "",
                 created_at=now,
             )
-            for index, (number, row, copy) in enumerate(
-                (number, row, copy) for number, row in enumerate(spec.rows) for copy in range(row.images)
-            )
+            for index, (row, seed, explicit) in enumerate(seeded)
         ]
         Generation.objects.bulk_create(generations, batch_size=500)
         transaction.on_commit(tasks.dispatch_now)
@@ -420,9 +428,9 @@ def check_priority(*, user: User, priority: int) -> None:
         raise _invalid("priority", message, code="priority_not_allowed")
 
 
-def _cache_key(owner: User, spec: BatchSpec, row: SpecRow, copy: int) -> str:
-    """The image's result-cache key; blank (never cached) without an explicit seed or with `cache: false`."""
-    if row.seed is None or not spec.parameters.cache:
+def _cache_key(owner: User, spec: BatchSpec, row: SpecRow, seed: int) -> str:
+    """The image's result-cache key (its seed is explicit); blank (never cached) with `cache: false`."""
+    if not spec.parameters.cache:
         return ""
     return result_cache.cache_key(
         owner_id=owner.pk,
@@ -432,7 +440,7 @@ def _cache_key(owner: User, spec: BatchSpec, row: SpecRow, copy: int) -> str:
         negative_prompt=row.negative_prompt,
         width=row.width,
         height=row.height,
-        seed=_seed(row.seed, copy),
+        seed=seed,
         options=spec.parameters.options,
     )
 

@@ -173,3 +173,19 @@ def test_rollups_count_hits_and_money_saved(server, make_batch):
         assert (tally.counts["succeeded"], tally.counts["cached"]) == (3, 2)
         assert tally.saved_usd == 2 * (first.cost_usd or 0)
         assert tally.cache_hit_rate == 2 / 3
+
+
+def test_seeds_given_per_prompt_are_explicit_and_cached(server, owner, django_capture_on_commit_callbacks):
+    from generation import services
+    from generation.models import BatchSource
+
+    answer_with_an_image(server)
+    request = {key: value for key, value in REQUEST.items() if key != "seed"}
+    made = []
+    for _ in range(2):
+        spec = services.check_batch_request(prompts=["a red fox", "a blue owl"], **request)
+        with django_capture_on_commit_callbacks(execute=True):
+            batch = services.batch_create(owner=owner, spec=spec, source=BatchSource.API, prompt_seeds=[11, 12])
+        made.append(sorted(batch.generations.values_list("seed", "cached")))
+    assert made == [[(11, False), (12, False)], [(11, True), (12, True)]]
+    assert paid_calls(server) == 2
