@@ -99,3 +99,10 @@ def test_odd_rows_are_a_400_never_a_500(api: Any, items: Any) -> None:
     response = api.post("/api/v1/batches/", {"items": items}, format="json")
     assert response.status_code == 400, response.content
     assert not Batch.objects.exists()
+
+
+def test_a_row_with_its_own_seed_is_cacheable_and_one_without_is_not(api: Any) -> None:
+    response = api.post("/api/v1/batches/", {"items": [{"prompt": "a", "seed": 5}, {"prompt": "b"}]}, format="json")
+    assert response.status_code == 201
+    keys = list(Batch.objects.get().generations.order_by("position").values_list("cache_key", flat=True))
+    assert keys[0] and keys[1] == ""
