@@ -17,7 +17,7 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
-from generation import keys, selectors, services
+from generation import keys, library, selectors, services
 from generation.models import BatchSource
 from generation.scheduler import estimates
 from generation.serializers import (
@@ -54,6 +54,13 @@ LIBRARY_FILTERS = [
     OpenApiParameter("provider", str, description="Only images made by this provider."),
     OpenApiParameter("model", str, description="Only images made by this model."),
     OpenApiParameter("status", str, description="Only images in this status."),
+    OpenApiParameter("size", str, description="Only images of this size, `WIDTHxHEIGHT` (e.g. `1024x1024`)."),
+    OpenApiParameter(
+        "since", str, description="Batches created from this date (`2025-01-31`) or ISO 8601 date-time on."
+    ),
+    OpenApiParameter("until", str, description="Batches created before this date-time, or up to the end of this date."),
+    OpenApiParameter("favourite", bool, description="`true`: only starred images."),
+    OpenApiParameter("collection", uuid.UUID, description="Only images in this collection of yours."),
     *PAGING,
 ]
 
@@ -140,6 +147,15 @@ class BatchDetailView(APIView):
     def get(self, request: Request, batch_id: uuid.UUID) -> Response:
         batch = selectors.batch_get(user=request.user, batch_id=batch_id)
         return Response(BatchSerializer(batch, context={"request": request}).data)
+
+    @extend_schema(
+        responses={204: None},
+        description="Delete an ended batch, its images and their files (409 `batch_active` while it runs: cancel "
+        "it first). What it cost stays in your usage and quota.",
+    )
+    def delete(self, request: Request, batch_id: uuid.UUID) -> Response:
+        library.batch_delete(batch=selectors.batch_get(user=request.user, batch_id=batch_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class BatchCancelView(APIView):
@@ -230,7 +246,7 @@ class LibraryView(GenericAPIView):
             user=request.user,
             cursor=_param(request, "cursor"),
             size=page_size_from(_param(request, "page_size")),
-            **{name: _param(request, name) for name in ("search", "provider", "model", "status")},
+            filters=selectors.library_filters(request.query_params),
         )
         return keyset_response(request, page, GenerationSerializer)
 
@@ -240,6 +256,16 @@ class GenerationDetailView(APIView):
     def get(self, request: Request, generation_id: uuid.UUID) -> Response:
         generation = selectors.generation_get(user=request.user, generation_id=generation_id)
         return Response(GenerationSerializer(generation, context={"request": request}).data)
+
+    @extend_schema(
+        responses={204: None},
+        description="Delete a finished image and its files (409 `generation_unfinished` while it is being made). "
+        "Its batch still counts it in `total`; usage and quota are unchanged.",
+    )
+    def delete(self, request: Request, generation_id: uuid.UUID) -> Response:
+        generation = selectors.generation_get(user=request.user, generation_id=generation_id)
+        library.generations_delete(generations=[generation])
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class GenerationFileView(APIView):

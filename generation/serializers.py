@@ -167,7 +167,7 @@ class GenerationSerializer(serializers.ModelSerializer):
         fields = [
             "id", "batch_id", "position", "status", "prompt", "negative_prompt", "seed", "width", "height",
             "provider", "model", "quality", "cost_usd", "attempts", "not_before", "provider_latency_ms", "content_hash",
-            "retryable",
+            "retryable", "favourite",
             "image_url", "thumbnail_url", "error",
             "metadata", "created_at", "started_at", "finished_at",
         ]  # fmt: skip
