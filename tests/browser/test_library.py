@@ -1,0 +1,98 @@
+"""The library in a real browser: grid, CJK search, star, the lightbox's keys, delete with a confirm step."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from generation.models import Generation
+from tests.browser.conftest import screenshot
+from tests.browser.test_portal import log_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PROMPTS = ["一隻藍色的貓", "a red fox in the snow", "forest at night"]
+
+
+def _watch_console(page) -> list[str]:
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    return problems
+
+
+def test_library_grid_search_star_viewer_and_delete(page, live_server, owner, make_batch):
+    make_batch(name="貓與狐狸", prompts=PROMPTS, width=256, height=256)
+    problems = _watch_console(page)
+    log_in(page, live_server.url)
+    page.click("nav.mainnav >> text=圖庫")
+    expect(page.locator("#grid .tile")).to_have_count(3)
+    page.wait_for_function("() => [...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth)")
+    screenshot(page, "library-01-grid-1280")
+
+    page.fill("input[name=q]", "貓")
+    page.press("input[name=q]", "Enter")
+    expect(page.locator("#grid .tile")).to_have_count(1)
+    assert page.locator("#grid .tile").get_attribute("data-prompt") == "一隻藍色的貓"
+    page.click("text=清除")
+    expect(page.locator("#grid .tile")).to_have_count(3)
+
+    first = page.locator("#grid .tile").first
+    first.locator(".star").click()
+    expect(first).to_have_attribute("data-favourite", "true")
+    assert Generation.objects.filter(favourite=True).count() == 1
+
+    first.locator(".tile-open").click()
+    dialog = page.locator("#lightbox")
+    expect(dialog).to_be_visible()
+    assert dialog.get_attribute("aria-modal") == "true"
+    expect(page.locator(".lightbox-position")).to_contain_text("1")
+    page.wait_for_function("() => document.querySelector('.lightbox-image').naturalWidth === 256")
+    expect(page.locator(".lightbox-star")).to_have_attribute("aria-pressed", "true")
+    screenshot(page, "library-02-viewer-1280")
+    page.keyboard.press("ArrowRight")
+    expect(page.locator(".lightbox-prompt")).to_have_text(page.locator("#grid .tile").nth(1).get_attribute("data-prompt"))
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")  # wraps round to the last image
+    expect(page.locator(".lightbox-prompt")).to_have_text(page.locator("#grid .tile").nth(2).get_attribute("data-prompt"))
+    for _ in range(12):  # Tab never leaves the dialog
+        page.keyboard.press("Tab")
+        assert page.evaluate("() => document.getElementById('lightbox').contains(document.activeElement)")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    assert page.evaluate("() => document.activeElement.classList.contains('tile-open')")
+
+    doomed = page.locator("#grid .tile").nth(1).get_attribute("data-prompt")
+    page.locator("#grid .tile").nth(1).locator(".tile-open").click()
+    page.click(".lightbox-delete")
+    page.wait_for_selector("#confirm-delete")
+    screenshot(page, "library-03-confirm-delete")
+    page.click("#confirm-delete")
+    expect(page.locator("#grid .tile")).to_have_count(2)
+    assert not Generation.objects.listed().filter(prompt=doomed).exists()
+    assert problems == []
+
+
+def test_library_on_a_phone(page, live_server, owner, make_batch):
+    make_batch(name="phone", prompts=PROMPTS, width=256, height=256)
+    problems = _watch_console(page)
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/batches/library/")
+    expect(page.locator("#grid .tile")).to_have_count(3)
+    for selector in (".library-filters", ".selection-bar", "#grid"):
+        box = page.locator(selector).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, (selector, box)
+    columns = page.evaluate("() => getComputedStyle(document.getElementById('grid')).gridTemplateColumns.split(' ').length")
+    assert columns == 2
+    page.locator("#grid .tile .pick").first.check()
+    expect(page.locator(".selection-count")).to_contain_text("1")
+    screenshot(page, "library-04-phone-390")
+    page.locator("#grid .tile-open").first.click()
+    expect(page.locator("#lightbox")).to_be_visible()
+    for selector in (".lightbox-close", ".lightbox-next", ".lightbox-delete"):
+        box = page.locator(selector).bounding_box()
+        assert box is not None and box["height"] >= 40 and box["x"] + box["width"] <= 390, (selector, box)
+    screenshot(page, "library-05-viewer-390")
+    page.keyboard.press("Escape")
+    assert problems == []
