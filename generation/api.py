@@ -7,6 +7,7 @@ from typing import Any, cast
 
 from django.contrib.auth.models import User
 from django.http.response import HttpResponseBase
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers as drf_serializers
 from rest_framework import status
@@ -34,6 +35,7 @@ from generation.views import serve_generation_file, user_provider_data
 from imagegen.errors import ValidationFailed
 from imagegen.pagination import KeysetPage, page_number_from, page_size_from
 
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 PAGING = [
     OpenApiParameter(
         "cursor",
@@ -54,13 +56,26 @@ LIBRARY_FILTERS = [
     OpenApiParameter("provider", str, description="Only images made by this provider."),
     OpenApiParameter("model", str, description="Only images made by this model."),
     OpenApiParameter("status", str, description="Only images in this status."),
-    OpenApiParameter("size", str, description="Only images of this size, `WIDTHxHEIGHT` (e.g. `1024x1024`)."),
     OpenApiParameter(
-        "since", str, description="Batches created from this date (`2025-01-31`) or ISO 8601 date-time on."
+        "size",
+        str,
+        pattern=r"^\d{1,5}[xX×]\d{1,5}$",
+        description="Only images of this size, `WIDTHxHEIGHT` (e.g. `1024x1024`).",
     ),
-    OpenApiParameter("until", str, description="Batches created before this date-time, or up to the end of this date."),
-    OpenApiParameter("favourite", bool, description="`true`: only starred images."),
-    OpenApiParameter("collection", uuid.UUID, description="Only images in this collection of yours."),
+    OpenApiParameter(
+        "since",
+        OpenApiTypes.DATETIME,
+        description="Batches created at or after this moment; a plain date (`2025-01-31`) means its start.",
+    ),
+    OpenApiParameter(
+        "until",
+        OpenApiTypes.DATETIME,
+        description="Batches created before this moment; a plain date (`2025-01-31`) includes that whole day.",
+    ),
+    OpenApiParameter("favourite", str, enum=["true", "false"], description="`true`: only starred images."),
+    OpenApiParameter(
+        "collection", str, pattern=UUID_PATTERN, description="Only images in this collection of yours (its id)."
+    ),
     *PAGING,
 ]
 

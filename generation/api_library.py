@@ -95,7 +95,9 @@ class CollectionListCreateView(APIView):
 class CollectionDetailView(APIView):
     @extend_schema(responses=CollectionSerializer, description="Its images: `GET /generations/?collection=<id>`.")
     def get(self, request: Request, collection_id: uuid.UUID) -> Response:
-        return Response(CollectionSerializer(library.collection_get(user=request.user, collection_id=collection_id)).data)
+        return Response(
+            CollectionSerializer(library.collection_get(user=request.user, collection_id=collection_id)).data
+        )
 
     @extend_schema(request=CollectionNameSerializer, responses=CollectionSerializer, description="Rename.")
     def patch(self, request: Request, collection_id: uuid.UUID) -> Response:

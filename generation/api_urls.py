@@ -40,9 +40,7 @@ urlpatterns = [
         name="api-generation-favourite",
     ),
     path("collections/", api_library.CollectionListCreateView.as_view(), name="api-collection-list"),
-    path(
-        "collections/<uuid:collection_id>/", api_library.CollectionDetailView.as_view(), name="api-collection-detail"
-    ),
+    path("collections/<uuid:collection_id>/", api_library.CollectionDetailView.as_view(), name="api-collection-detail"),
     path(
         "collections/<uuid:collection_id>/items/",
         api_library.CollectionItemsView.as_view(),

@@ -35,9 +35,9 @@ from generation.models import (
     FINISHED_GENERATION_STATUSES,
     Batch,
     BatchStatus,
+    CollectionItem,
     Generation,
     GenerationStatus,
-    CollectionItem,
     SpooledResult,
 )
 from generation.parameters import BatchParameters

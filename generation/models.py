@@ -241,9 +241,7 @@ class CollectionItem(models.Model):
     class Meta:
         verbose_name = _("collection item")
         verbose_name_plural = _("collection items")
-        constraints = [
-            models.UniqueConstraint(fields=["collection", "generation"], name="one_membership_per_image")
-        ]
+        constraints = [models.UniqueConstraint(fields=["collection", "generation"], name="one_membership_per_image")]
 
     def __str__(self) -> str:
         return f"{self.collection_id}: {self.generation_id}"

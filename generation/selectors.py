@@ -28,6 +28,8 @@ from imagegen.pagination import KeysetPage, after, decode_cursor, encode_cursor,
 BATCH_ORDER = ("-created_at", "-id")
 LIBRARY_ORDER = ("-batch__created_at", "-batch__id", "position")
 BATCH_GENERATION_ORDER = ("position",)
+STRICT_FILTERS = ("size", "since", "until", "favourite", "collection")
+UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def batch_list(*, user: AbstractBaseUser | AnonymousUser, search: str = "", status: str = "") -> QuerySet[Batch]:
@@ -139,6 +141,10 @@ def library_filters(query: Mapping[str, str]) -> LibraryFilters:
     def get(*names: str) -> str:
         return next((str(query.get(name, "")).strip() for name in names if str(query.get(name, "")).strip()), "")
 
+    for name in STRICT_FILTERS:  # given, these must say something (the portal leaves out empty fields)
+        if name in query and not str(query[name]).strip():
+            raise _bad(name, _("This filter is empty; leave it out to not filter."))
+
     width = height = None
     size = get("size")
     if size:
@@ -147,12 +153,10 @@ def library_filters(query: Mapping[str, str]) -> LibraryFilters:
             raise _bad("size", _("Give the size as width×height, for example 1024x1024."))
         width, height = int(match[1]), int(match[2])
     collection = get("collection")
-    try:
-        collection_id = uuid.UUID(collection) if collection else None
-    except ValueError:
-        raise _bad("collection", _("Not a collection id.")) from None
-    favourite = get("favourite", "favorite").lower()
-    if favourite not in ("", "true", "false", "1", "0"):
+    if collection and not UUID_TEXT.fullmatch(collection):
+        raise _bad("collection", _("Not a collection id."))
+    favourite = get("favourite", "favorite")
+    if favourite not in ("", "true", "false"):
         raise _bad("favourite", _("Use true or false."))
     return LibraryFilters(
         search=get("search", "q").replace("\x00", ""),
@@ -163,8 +167,8 @@ def library_filters(query: Mapping[str, str]) -> LibraryFilters:
         height=height,
         since=_moment(get("since", "created_after"), "since"),
         until=_moment(get("until", "created_before"), "until", end_of_day=True),
-        favourite=favourite in ("true", "1"),
-        collection_id=collection_id,
+        favourite=favourite == "true",
+        collection_id=uuid.UUID(collection) if collection else None,
     )
 
 
@@ -176,6 +180,7 @@ def _moment(raw: str, field: str, *, end_of_day: bool = False) -> datetime | Non
     """A date (the whole day, in the site's time zone) or an ISO 8601 date-time."""
     if not raw:
         return None
+    raw = raw.upper()  # RFC 3339 allows a lower-case "t" and "z"
     try:
         day = parse_date(raw)
         moment = parse_datetime(raw) if day is None else None

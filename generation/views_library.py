@@ -53,8 +53,9 @@ def selection_context(request: HttpRequest) -> dict[str, Any]:
 def _grid_context(request: HttpRequest, *, collection: Collection | None = None) -> dict[str, Any]:
     """A page of the library (or of one collection) for the filters in the query string."""
     query = {name: request.GET.get(name, "").strip() for name in FILTER_NAMES}
+    given = {name: value for name, value in query.items() if value}
     try:
-        filters = selectors.library_filters({**query, "collection": str(collection.pk) if collection else ""})
+        filters = selectors.library_filters({**given, **({"collection": str(collection.pk)} if collection else {})})
     except ApplicationError as error:
         messages.error(request, error.message)
         filters = selectors.LibraryFilters(collection_id=collection.pk if collection else None)
@@ -91,7 +92,9 @@ def collection_list(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, _("Collection created."))
             return redirect("generation:collection_detail", collection_id=collection.pk)
-    return render(request, "generation/collection_list.html", {"collections": library.collection_list(user=request.user)})
+    return render(
+        request, "generation/collection_list.html", {"collections": library.collection_list(user=request.user)}
+    )
 
 
 @login_required
@@ -143,7 +146,9 @@ def generation_delete(request: HttpRequest, generation_id: uuid.UUID) -> HttpRes
         else:
             messages.success(request, _("Image deleted."))
         return redirect(_next_url(request, back))
-    return _confirm(request, _("Delete this image and its file? This cannot be undone."), cancel=_next_url(request, back))
+    return _confirm(
+        request, _("Delete this image and its file? This cannot be undone."), cancel=_next_url(request, back)
+    )
 
 
 @login_required
@@ -181,7 +186,9 @@ def library_selection(request: HttpRequest) -> HttpResponse:
             if request.POST.get("confirm") != "1":
                 return _confirm_selection(request, generations, back)
             count = library.generations_delete(generations=generations)
-            messages.success(request, ngettext("%(count)d image deleted.", "%(count)d images deleted.", count) % {"count": count})
+            messages.success(
+                request, ngettext("%(count)d image deleted.", "%(count)d images deleted.", count) % {"count": count}
+            )
         elif action in ("add", "remove"):
             collection = library.collection_get(user=request.user, collection_id=request.POST.get("collection", ""))
             change = library.collection_items_add if action == "add" else library.collection_items_remove

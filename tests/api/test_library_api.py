@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -39,9 +40,9 @@ def collection(api: Any) -> dict[str, Any]:
 
 def test_the_library_filters_by_size_dates_and_favourites(api: Any, make_batch: Any, made: Batch) -> None:
     wide = make_batch(name="wide", prompts=["a wide fox"], width=768, height=512, run=False)
-    Batch.objects.filter(pk=wide.pk).update(created_at=timezone.now() - timezone.timedelta(days=3))
+    Batch.objects.filter(pk=wide.pk).update(created_at=timezone.now() - timedelta(days=3))
     assert _prompts(api.get(LIBRARY, {"size": "768x512"}).json()) == ["a wide fox"]
-    since = (timezone.localdate() - timezone.timedelta(days=1)).isoformat()
+    since = (timezone.localdate() - timedelta(days=1)).isoformat()
     assert "a wide fox" not in _prompts(api.get(LIBRARY, {"since": since}).json())
     assert _prompts(api.get(LIBRARY, {"until": since}).json()) == ["a wide fox"]
     assert api.get(LIBRARY, {"favourite": "true"}).json()["results"] == []
@@ -170,10 +171,10 @@ def test_deleting_an_image_removes_it_and_its_files_but_keeps_the_batch_counts(
 ) -> None:
     generation = made.generations.get(position=0)
     files = [generation.image.name, generation.thumbnail.name]
-    assert all(default_storage.exists(name) for name in files)
+    assert all(default_storage.exists(str(name)) for name in files)
     with run_queue():
         assert api.delete(f"/api/v1/generations/{generation.pk}/").status_code == 204
-    assert not any(default_storage.exists(name) for name in files)
+    assert not any(default_storage.exists(str(name)) for name in files)
     assert api.get(f"/api/v1/generations/{generation.pk}/").status_code == 404
     assert _prompts(api.get(LIBRARY).json()) == ["一隻藍色的貓"]
     batch = api.get(f"/api/v1/batches/{made.pk}/").json()
@@ -203,7 +204,7 @@ def test_bulk_delete_bad_input(api: Any, body: dict[str, Any]) -> None:
 
 
 def test_bulk_delete_is_limited_to_500(api: Any) -> None:
-    ids = ["00000000-0000-0000-0000-%012d" % n for n in range(501)]
+    ids = [f"00000000-0000-0000-0000-{n:012d}" for n in range(501)]
     assert api.post(BULK_DELETE, {"ids": ids}, format="json").status_code == 400
 
 
@@ -228,7 +229,7 @@ def test_deleting_a_batch(api: Any, made: Batch, run_queue: Any, collection: dic
     assert api.get(f"/api/v1/batches/{made.pk}/").status_code == 404
     assert api.get("/api/v1/batches/").json()["results"] == []
     assert api.get(LIBRARY).json()["results"] == []
-    assert not any(default_storage.exists(name) for name in names)
+    assert not any(default_storage.exists(str(name)) for name in names)
     assert api.get(f"{COLLECTIONS}{collection['id']}/").json()["size"] == 0
     assert api.get("/api/v1/usage/").json()["images"] == 2  # usage history is kept
 

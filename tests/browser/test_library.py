@@ -51,10 +51,14 @@ def test_library_grid_search_star_viewer_and_delete(page, live_server, owner, ma
     expect(page.locator(".lightbox-star")).to_have_attribute("aria-pressed", "true")
     screenshot(page, "library-02-viewer-1280")
     page.keyboard.press("ArrowRight")
-    expect(page.locator(".lightbox-prompt")).to_have_text(page.locator("#grid .tile").nth(1).get_attribute("data-prompt"))
+    expect(page.locator(".lightbox-prompt")).to_have_text(
+        page.locator("#grid .tile").nth(1).get_attribute("data-prompt")
+    )
     page.keyboard.press("ArrowLeft")
     page.keyboard.press("ArrowLeft")  # wraps round to the last image
-    expect(page.locator(".lightbox-prompt")).to_have_text(page.locator("#grid .tile").nth(2).get_attribute("data-prompt"))
+    expect(page.locator(".lightbox-prompt")).to_have_text(
+        page.locator("#grid .tile").nth(2).get_attribute("data-prompt")
+    )
     for _ in range(12):  # Tab never leaves the dialog
         page.keyboard.press("Tab")
         assert page.evaluate("() => document.getElementById('lightbox').contains(document.activeElement)")
@@ -83,7 +87,9 @@ def test_library_on_a_phone(page, live_server, owner, make_batch):
     for selector in (".library-filters", ".selection-bar", "#grid"):
         box = page.locator(selector).bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, (selector, box)
-    columns = page.evaluate("() => getComputedStyle(document.getElementById('grid')).gridTemplateColumns.split(' ').length")
+    columns = page.evaluate(
+        "() => getComputedStyle(document.getElementById('grid')).gridTemplateColumns.split(' ').length"
+    )
     assert columns == 2
     page.locator("#grid .tile .pick").first.check()
     expect(page.locator(".selection-count")).to_contain_text("1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -37,7 +38,7 @@ def _images(made: Batch) -> list[Generation]:
 
 def test_filters_parse_every_spelling(settings: Any) -> None:
     filters = selectors.library_filters(
-        {"q": "貓", "size": "512×768", "created_after": "2025-01-02", "until": "2025-01-03", "favorite": "1"}
+        {"q": "貓", "size": "512×768", "created_after": "2025-01-02", "until": "2025-01-03", "favorite": "true"}
     )
     assert (filters.search, filters.width, filters.height, filters.favourite) == ("貓", 512, 768, True)
     assert filters.since is not None and filters.until is not None
@@ -46,7 +47,9 @@ def test_filters_parse_every_spelling(settings: Any) -> None:
     assert moment is not None and moment.hour == 10
 
 
-@pytest.mark.parametrize("query", [{"size": "10"}, {"since": "soon"}, {"favourite": "yes"}, {"collection": "1"}])
+@pytest.mark.parametrize(
+    "query", [{"size": "10"}, {"since": "soon"}, {"favourite": "yes"}, {"collection": "1"}, {"collection": ""}]
+)
 def test_bad_filters_raise_a_validation_error(query: dict[str, str]) -> None:
     with pytest.raises(ValidationFailed):
         selectors.library_filters(query)
@@ -74,9 +77,7 @@ def test_a_collection_filter_and_favourites_use_their_own_small_sets(owner: Any,
     assert [g.prompt for g in page.items] == [fox.prompt]
 
 
-def test_history_thumbnails_come_in_one_query(
-    owner: Any, make_batch: Any, django_assert_num_queries: Any
-) -> None:
+def test_history_thumbnails_come_in_one_query(owner: Any, make_batch: Any, django_assert_num_queries: Any) -> None:
     batches = [make_batch(name=f"b{n}", prompts=[f"p{n}-{i}" for i in range(6)]) for n in range(3)]
     with django_assert_num_queries(1):
         strips = selectors.batch_thumbnails(batches=batches, per_batch=4)
@@ -84,7 +85,7 @@ def test_history_thumbnails_come_in_one_query(
 
 
 def test_the_date_filter_narrows_the_owners_batch_index(owner: Any, made: Batch) -> None:
-    filters = selectors.LibraryFilters(since=timezone.now() - timezone.timedelta(days=1))
+    filters = selectors.LibraryFilters(since=timezone.now() - timedelta(days=1))
     batches = Batch.objects.filter(filters.batch_conditions(), owner_id=owner.pk).order_by(*selectors.BATCH_ORDER)
     plan = _plan(batches[:2])
     _assert_no_full_scan(plan)
@@ -104,34 +105,36 @@ def test_favourites_are_read_from_their_partial_index(owner: Any, made: Batch) -
 
 
 def test_deleting_keeps_usage_quota_and_batch_counts(owner: Any, made: Batch, run_queue: Any) -> None:
-    rollups.rollup_advance(now=timezone.now() + timezone.timedelta(minutes=2))
+    rollups.rollup_advance(now=timezone.now() + timedelta(minutes=2))
     before = (quota_usage(user=owner).images_today, stats.owner_totals(owner_id=owner.pk))
     with run_queue():
         library.batch_delete(batch=made)
-    rollups.rollup_advance(now=timezone.now() + timezone.timedelta(minutes=3))
+    rollups.rollup_advance(now=timezone.now() + timedelta(minutes=3))
     assert (quota_usage(user=owner).images_today, stats.owner_totals(owner_id=owner.pk)) == before
     made.refresh_from_db()
     assert (made.total, made.completed, made.deleted, made.listed) == (3, 3, 3, 0)
     assert made.deleted_at is not None
 
 
-def test_files_go_only_after_the_transaction_commits(owner: Any, made: Batch, django_capture_on_commit_callbacks: Any) -> None:
+def test_files_go_only_after_the_transaction_commits(
+    owner: Any, made: Batch, django_capture_on_commit_callbacks: Any
+) -> None:
     fox = _images(made)[0]
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         library.generations_delete(generations=[fox])
-    assert default_storage.exists(fox.image.name)  # not yet: the rows could still roll back
+    assert default_storage.exists(str(fox.image.name))  # not yet: the rows could still roll back
     callbacks[0]()
-    assert not default_storage.exists(fox.image.name) and not default_storage.exists(fox.thumbnail.name)
+    assert not default_storage.exists(str(fox.image.name)) and not default_storage.exists(str(fox.thumbnail.name))
 
 
 def test_files_are_removed_from_an_object_store(object_store: Any, owner: Any, make_batch: Any, run_queue: Any) -> None:
     batch = make_batch(prompts=["stored in S3"])
     generation = batch.generations.get()
-    assert default_storage.exists(generation.image.name)
+    assert default_storage.exists(str(generation.image.name))
     with run_queue():
         library.generations_delete(generations=[generation])
-    assert not default_storage.exists(generation.image.name)
-    assert not default_storage.exists(generation.thumbnail.name)
+    assert not default_storage.exists(str(generation.image.name))
+    assert not default_storage.exists(str(generation.thumbnail.name))
 
 
 def test_a_file_that_cannot_be_removed_is_logged_not_raised(caplog: Any, monkeypatch: Any) -> None:
@@ -169,7 +172,7 @@ def test_retry_failed_skips_deleted_images(owner: Any, make_batch: Any, run_queu
 
     batch = make_batch(prompts=["a", "b"])
     Generation.objects.filter(batch=batch).update(status="failed", error_code="server_error")
-    first, second = batch.generations.order_by("position")
+    first, _second = batch.generations.order_by("position")
     with run_queue():
         library.generations_delete(generations=[first])
     services.batch_retry_failed(batch=Batch.objects.get(pk=batch.pk))
@@ -197,7 +200,9 @@ def test_collection_names_are_cleaned_and_checked(owner: Any) -> None:
 # --- portal -----------------------------------------------------------------------------------------
 
 
-def test_the_library_page_shows_my_images_and_searches_cjk(owner_client: Any, made: Batch, make_batch: Any, other_user: Any) -> None:
+def test_the_library_page_shows_my_images_and_searches_cjk(
+    owner_client: Any, made: Batch, make_batch: Any, other_user: Any
+) -> None:
     make_batch(other_user, prompts=["一隻貓 of theirs"], run=False)
     page = owner_client.get(reverse("generation:library"), {"q": "貓"}).content.decode()
     assert "一隻藍色的貓" in page and "a red fox" not in page and "theirs" not in page
@@ -260,7 +265,9 @@ def test_delete_a_batch_only_once_it_ended(owner_client: Any, make_batch: Any, m
     assert owner_client.get(reverse("generation:batch_detail", args=[made.pk])).status_code == 404
 
 
-def test_bulk_delete_and_add_to_a_collection_from_the_selection(owner_client: Any, owner: Any, made: Batch, run_queue: Any) -> None:
+def test_bulk_delete_and_add_to_a_collection_from_the_selection(
+    owner_client: Any, owner: Any, made: Batch, run_queue: Any
+) -> None:
     fox, cat, sea = _images(made)
     collection = library.collection_create(owner=owner, name="Best")
     url = reverse("generation:library_selection")
@@ -277,7 +284,9 @@ def test_bulk_delete_and_add_to_a_collection_from_the_selection(owner_client: An
 def test_the_selection_refuses_another_users_images(client: Any, other_user: Any, made: Batch) -> None:
     client.force_login(other_user)
     ids = [str(g.pk) for g in _images(made)]
-    response = client.post(reverse("generation:library_selection"), {"action": "delete", "confirm": "1", "ids": ids}, follow=True)
+    response = client.post(
+        reverse("generation:library_selection"), {"action": "delete", "confirm": "1", "ids": ids}, follow=True
+    )
     assert "No such image" in response.content.decode()
     assert Generation.objects.listed().filter(batch=made).count() == 3
 
