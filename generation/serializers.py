@@ -112,7 +112,7 @@ class BatchSerializer(serializers.ModelSerializer):
         model = Batch
         fields = [
             "id", "name", "status", "priority", "paused", "provider", "model", "parameters", "source",
-            "total", "completed", "failed", "cancelled", "pending", "progress", "cost_usd",
+            "total", "completed", "failed", "cancelled", "deleted", "pending", "progress", "cost_usd",
             "queue_position", "eta_seconds", "created_at", "started_at", "finished_at", "urls",
         ]  # fmt: skip
         read_only_fields = fields

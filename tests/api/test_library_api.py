@@ -178,7 +178,7 @@ def test_deleting_an_image_removes_it_and_its_files_but_keeps_the_batch_counts(
     assert api.get(f"/api/v1/generations/{generation.pk}/").status_code == 404
     assert _prompts(api.get(LIBRARY).json()) == ["一隻藍色的貓"]
     batch = api.get(f"/api/v1/batches/{made.pk}/").json()
-    assert (batch["total"], batch["completed"]) == (2, 2)  # made and charged: still counted
+    assert (batch["total"], batch["completed"], batch["deleted"]) == (2, 2, 1)  # made and charged: still counted
     assert api.get(f"/api/v1/batches/{made.pk}/generations/").json()["count"] == 1
 
 

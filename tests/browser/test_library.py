@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
-from generation.models import Generation
+from generation.models import Batch, Generation
 from tests.browser.conftest import screenshot
 from tests.browser.test_portal import log_in
 
@@ -101,4 +103,29 @@ def test_library_on_a_phone(page, live_server, owner, make_batch):
         assert box is not None and box["height"] >= 40 and box["x"] + box["width"] <= 390, (selector, box)
     screenshot(page, "library-05-viewer-390")
     page.keyboard.press("Escape")
+    assert problems == []
+
+
+def test_batch_page_viewer_history_thumbnails_and_deleting_a_batch(page, live_server, owner, make_batch):
+    batch = make_batch(name="海邊", prompts=PROMPTS, width=256, height=256)
+    problems = _watch_console(page)
+    log_in(page, live_server.url)
+    expect(page.locator(".history-strip img")).to_have_count(3)
+    page.wait_for_function("() => [...document.querySelectorAll('.history-strip img')].every(i => i.naturalWidth)")
+    screenshot(page, "library-06-history-thumbnails")
+
+    page.click("text=海邊")
+    page.locator("#grid .tile-open").nth(2).click()
+    expect(page.locator("#lightbox")).to_be_visible()
+    expect(page.locator(".lightbox-prompt")).to_have_text("forest at night")
+    expect(page.locator(".lightbox-rerun")).to_have_attribute("href", re.compile(r"from_generation=[0-9a-f-]{36}$"))
+    page.keyboard.press("Escape")
+    expect(page.locator("#lightbox")).to_be_hidden()
+
+    page.click("#delete-batch")
+    page.wait_for_selector("#confirm-delete")
+    page.click("#confirm-delete")
+    page.wait_for_url(re.compile(r"/batches/$"))
+    assert Batch.objects.get(pk=batch.pk).deleted_at is not None
+    expect(page.locator("table.batches")).to_have_count(0)
     assert problems == []

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from django.core.files.storage import FileSystemStorage, default_storage
-from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
