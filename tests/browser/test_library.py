@@ -16,6 +16,17 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 PROMPTS = ["一隻藍色的貓", "a red fox in the snow", "forest at night"]
 
 
+def _serious_axe_violations(page, context: str | None = None) -> list[str]:
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page, context=context)
+    return [
+        f"{v['id']}: {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
 def _watch_console(page) -> list[str]:
     problems: list[str] = []
     page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
@@ -31,6 +42,7 @@ def test_library_grid_search_star_viewer_and_delete(page, live_server, owner, ma
     expect(page.locator("#grid .tile")).to_have_count(3)
     page.wait_for_function("() => [...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth)")
     screenshot(page, "library-01-grid-1280")
+    assert _serious_axe_violations(page, "main") == []
 
     page.fill("input[name=q]", "貓")
     page.press("input[name=q]", "Enter")
@@ -52,6 +64,7 @@ def test_library_grid_search_star_viewer_and_delete(page, live_server, owner, ma
     page.wait_for_function("() => document.querySelector('.lightbox-image').naturalWidth === 256")
     expect(page.locator(".lightbox-star")).to_have_attribute("aria-pressed", "true")
     screenshot(page, "library-02-viewer-1280")
+    assert _serious_axe_violations(page, "#lightbox") == []
     page.keyboard.press("ArrowRight")
     expect(page.locator(".lightbox-prompt")).to_have_text(
         page.locator("#grid .tile").nth(1).get_attribute("data-prompt")
@@ -103,6 +116,12 @@ def test_library_on_a_phone(page, live_server, owner, make_batch):
         assert box is not None and box["height"] >= 40 and box["x"] + box["width"] <= 390, (selector, box)
     screenshot(page, "library-05-viewer-390")
     page.keyboard.press("Escape")
+    page.click("button[value=en]")
+    expect(page.locator("h1")).to_have_text("Library")
+    for selector in (".library-filters", ".selection-bar", "#grid"):
+        box = page.locator(selector).bounding_box()
+        assert box is not None and box["x"] + box["width"] <= 390, (selector, box)
+    screenshot(page, "library-07-phone-390-english")
     assert problems == []
 
 
