@@ -94,6 +94,13 @@ def reset_database(database_url: str) -> None:
         cursor.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
 
 
+def forget_submits() -> None:
+    """The batches the `submit` endpoint queued in an earlier run (never worked on: no cluster runs here)."""
+    from generation.models import Batch
+
+    Batch.objects.filter(name="load", status="queued").delete()
+
+
 def seed(generations: int, rng: random.Random) -> dict[str, Any]:
     """Create the users and their history with bulk inserts; returns ids and cookies for the load."""
     from django.contrib.auth.models import User
@@ -341,7 +348,7 @@ def report(phase: str, results: dict[str, Result]) -> None:
     sys.stdout.flush()
 
 
-def profile(chosen: list[Endpoint], ids: dict[str, Any], repeat: int = 20) -> None:
+def profile(chosen: list[Endpoint], ids: dict[str, Any], *, sort: str = "tottime", repeat: int = 20) -> None:
     """CPU profile of each endpoint in this process (Django's test client), top entries by own time."""
     import cProfile
     import pstats
@@ -365,7 +372,7 @@ def profile(chosen: list[Endpoint], ids: dict[str, Any], repeat: int = 20) -> No
             once()
         profiler.disable()
         print(f"\n=== {endpoint.name}: CPU per request")
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+        pstats.Stats(profiler).sort_stats(sort).print_stats(40 if sort == "cumulative" else 15)
 
 
 def free_port() -> int:
@@ -395,6 +402,7 @@ def main() -> None:
     parser.add_argument("--database-url", default="", help="a scratch PostgreSQL database (emptied first)")
     parser.add_argument("--only", default="", help="comma-separated endpoint names (health_live always runs)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--profile-sort", default="tottime", help="pstats order: tottime or cumulative")
     parser.add_argument("--data-dir", default="", help="keep the data here and reuse it on the next run")
     parser.add_argument("--profile", default="", help="comma-separated endpoints to profile in-process instead")
     args = parser.parse_args()
@@ -414,9 +422,10 @@ def main() -> None:
         from django.db import connections
 
         started = time.monotonic()
-        if ids_file.exists():  # a kept --data-dir: reuse its history
+        if ids_file.exists():  # a kept --data-dir: reuse its history, without the last run's submits
             ids = json.loads(ids_file.read_text())
             call_command("migrate", verbosity=0)
+            forget_submits()
         else:
             reset_database(args.database_url)
             call_command("migrate", verbosity=0)
@@ -430,7 +439,7 @@ def main() -> None:
         connections.close_all()
         engine = "PostgreSQL" if args.database_url else "SQLite"
         if args.profile:
-            profile([e for e in endpoints(ids) if e.name in args.profile.split(",")], ids)
+            profile([e for e in endpoints(ids) if e.name in args.profile.split(",")], ids, sort=args.profile_sort)
             return
         print(f"{engine}: seeded {args.generations} + {OTHER_USERS * OTHER_USER_IMAGES} generations in {seeded:.0f} s")
 

@@ -24,7 +24,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Avg, Count, Sum
+from django.db.models import Avg, Count, F, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from generation import lifecycle, limits
@@ -191,40 +192,50 @@ def estimates(batches: list[Batch]) -> dict[uuid.UUID, QueueEstimate]:
     active = [batch for batch in batches if batch.is_active]
     if not active:
         return {}
-    owners = {batch.owner_id for batch in active}
-    lines = _owner_lines(owners)
+    standing = _standing(active)
     share = _share_per_user()
     result = {}
     for batch in active:
-        line = lines.get(batch.owner_id, [])
-        ahead = 0
-        position = None
-        for index, (batch_id, remaining, started) in enumerate(line):
-            if batch_id == batch.pk:
-                position = 0 if started else 1 + sum(1 for _b, _r, s in line[:index] if not s)
-                break
-            ahead += remaining
-        if batch.status == BatchStatus.PAUSED or position is None:
+        place = standing.get(batch.pk)
+        if batch.status == BatchStatus.PAUSED or place is None:
             result[batch.pk] = QueueEstimate(queue_position=None, eta_seconds=None)
             continue
+        position, ahead = place
         remaining = batch.total - batch.finished
         eta = None if share == 0 else int((ahead + remaining) * seconds_per_image(batch.provider) / share)
         result[batch.pk] = QueueEstimate(queue_position=position, eta_seconds=eta)
     return result
 
 
-def _owner_lines(owners: set[int]) -> dict[int, list[tuple[uuid.UUID, int, bool]]]:
-    """Each owner's schedulable batches in dispatch order: (id, images left, has started)."""
-    rows = (
-        Batch.objects.schedulable()
-        .filter(owner_id__in=owners)
-        .order_by("-priority", "created_at")
-        .values_list("id", "owner_id", "total", "completed", "failed", "cancelled", "status")
+def _standing(batches: list[Batch]) -> dict[uuid.UUID, tuple[int, int]]:
+    """Where each batch stands in its owner's line (dispatch order): (queue position, images ahead of it).
+
+    The position is 0 for a batch that has started, else 1 + the owner's unstarted batches before it.
+    The sums are subqueries over the owner's schedulable batches that come first, so a user with
+    hundreds of queued batches costs the page its own rows, not a walk of the whole line in Python.
+    """
+    first = (
+        Q(priority__gt=OuterRef("priority"))
+        | Q(priority=OuterRef("priority"), created_at__lt=OuterRef("created_at"))
+        | Q(priority=OuterRef("priority"), created_at=OuterRef("created_at"), id__lt=OuterRef("id"))
     )
-    lines: dict[int, list[tuple[uuid.UUID, int, bool]]] = defaultdict(list)
-    for batch_id, owner_id, total, completed, failed, cancelled, status in rows[: settings.SCHEDULER_MAX_BATCHES]:
-        lines[owner_id].append((batch_id, total - completed - failed - cancelled, status == BatchStatus.RUNNING))
-    return lines
+    ahead = Batch.objects.schedulable().filter(first, owner_id=OuterRef("owner_id")).values("owner_id")
+    left = F("total") - F("completed") - F("failed") - F("cancelled")
+    line = (
+        Batch.objects.schedulable()
+        .filter(pk__in=[batch.pk for batch in batches])
+        .annotate(
+            images_ahead=Coalesce(Subquery(ahead.annotate(n=Sum(left)).values("n")), 0),
+            waiting_ahead=Coalesce(
+                Subquery(ahead.exclude(status=BatchStatus.RUNNING).annotate(n=Count("id")).values("n")), 0
+            ),
+        )
+        .values_list("id", "status", "images_ahead", "waiting_ahead")
+    )
+    return {
+        batch_id: (0 if status == BatchStatus.RUNNING else 1 + waiting, images)
+        for batch_id, status, images, waiting in line
+    }
 
 
 def _share_per_user() -> float:

@@ -65,7 +65,8 @@ def batch_get(*, user: AbstractBaseUser | AnonymousUser, batch_id: uuid.UUID | s
 
 
 def generation_list(*, batch: Batch, status: str = "") -> QuerySet[Generation]:
-    generations = Generation.objects.listed().filter(batch=batch).select_related("batch")
+    """The batch's listed images; each row's `batch` is the one given (no join: every row would repeat it)."""
+    generations = Generation.objects.listed().filter(batch=batch)
     return generations.filter(status=status) if status else generations
 
 
@@ -89,7 +90,10 @@ def batch_generation_page(
     generations = generation_list(batch=batch, status=status)
     if page_number > 1 and not cursor:
         generations = generations.filter(position__gte=(page_number - 1) * size)
-    return keyset_page(generations, ordering=BATCH_GENERATION_ORDER, cursor=cursor, size=size, total=total)
+    page = keyset_page(generations, ordering=BATCH_GENERATION_ORDER, cursor=cursor, size=size, total=total)
+    for generation in page.items:
+        generation.batch = batch
+    return page
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from generation.models import Batch, BatchPriority, Generation, ProviderKey
 from generation.prompts import check_template_budget
 from generation.scheduler import QueueEstimate, estimates
 from imagegen import fields
+from imagegen.representation import CompiledRepresentation
 
 PRIORITY_NAMES: dict[str, int] = {"low": BatchPriority.LOW, "normal": BatchPriority.NORMAL, "high": BatchPriority.HIGH}
 PRIORITY_LABELS: dict[int, str] = {value: name for name, value in PRIORITY_NAMES.items()}
@@ -93,7 +94,7 @@ def object_url(context: Mapping[str, Any], name: str, pk: uuid.UUID) -> str:
     return f"{prefix}{pk}{suffix}"
 
 
-class BatchSerializer(serializers.ModelSerializer):
+class BatchSerializer(CompiledRepresentation, serializers.ModelSerializer):
     progress = serializers.FloatField(read_only=True)
     pending = serializers.SerializerMethodField()
     priority = serializers.SerializerMethodField()
@@ -130,7 +131,10 @@ class BatchSerializer(serializers.ModelSerializer):
     def _estimate(self, batch: Batch) -> QueueEstimate | None:
         known = self.context.get("estimates")
         if known is None or batch.pk not in known:
-            known = estimates([batch])
+            # One batch on its own (detail, create): estimated once for both fields that show it.
+            known = self.__dict__.setdefault("_own_estimates", {})
+            if batch.pk not in known:
+                known.update(estimates([batch]) or {batch.pk: None})
         return known.get(batch.pk)
 
     @extend_schema_field(serializers.IntegerField(allow_null=True))
@@ -155,7 +159,7 @@ class BatchSerializer(serializers.ModelSerializer):
         }
 
 
-class GenerationSerializer(serializers.ModelSerializer):
+class GenerationSerializer(CompiledRepresentation, serializers.ModelSerializer):
     batch_id = serializers.UUIDField(read_only=True)
     image_url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()

@@ -588,6 +588,9 @@ if SENTRY_DSN:
 
 # When set, GET /metrics needs `Authorization: Bearer <token>`; when empty it is open (keep it private).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Concurrent scrapes and dashboard viewers share one computation of the figures for this long.
+METRICS_CACHE_SECONDS = env.float("METRICS_CACHE_SECONDS", default=5)
+DASHBOARD_CACHE_SECONDS = env.float("DASHBOARD_CACHE_SECONDS", default=10)
 METRICS_RETENTION_DAYS = env.int("METRICS_RETENTION_DAYS", default=30)
 ALERT_EMAILS = env.list("ALERT_EMAILS", default=[])
 ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")

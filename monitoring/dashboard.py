@@ -2,22 +2,43 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 
 from imagegen import __version__
 from monitoring import selectors
 from monitoring.availability import availability_summary
+from monitoring.figures_cache import shared_figures
 from monitoring.health import STARTED_AT
 from monitoring.models import SystemSample
 from monitoring.services import queue_reading
 
 
 def dashboard_data(*, range_name: str) -> dict[str, Any]:
+    """The range's figures (shared for DASHBOARD_CACHE_SECONDS between viewers) and the live state now."""
     now = timezone.now()
-    window = selectors.Window.ending(selectors.RANGES[range_name], now)
+    figures = shared_figures(
+        f"dashboard:{range_name}", settings.DASHBOARD_CACHE_SECONDS, lambda: _range_figures(range_name, now)
+    )
     latest = SystemSample.objects.first()
+    return {
+        **figures,
+        "now": {
+            **queue_reading(now=now),
+            "web_uptime_seconds": round(now.timestamp() - STARTED_AT),
+            "workers": selectors.workers_status(),
+            "last_sample": _sample(latest),
+        },
+        "alerts": selectors.alert_overview(),
+        "version": __version__,
+    }
+
+
+def _range_figures(range_name: str, now: datetime) -> dict[str, Any]:
+    window = selectors.Window.ending(selectors.RANGES[range_name], now)
     finished = selectors.finished_in(window)
     return {
         "range": range_name,
@@ -35,15 +56,7 @@ def dashboard_data(*, range_name: str) -> dict[str, Any]:
         "usage": selectors.usage(window.start, finished),
         "sweeper": selectors.event_totals(window.start, "sweeper."),
         "tasks": selectors.event_totals(window.start, "tasks."),
-        "now": {
-            **queue_reading(now=now),
-            "web_uptime_seconds": round(now.timestamp() - STARTED_AT),
-            "workers": selectors.workers_status(),
-            "last_sample": _sample(latest),
-        },
-        "alerts": selectors.alert_overview(),
         "availability": availability_summary(now=now),
-        "version": __version__,
     }
 
 

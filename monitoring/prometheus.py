@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 from generation import stats
 from imagegen import __version__
 from monitoring import resources, selectors
+from monitoring.figures_cache import shared_figures
 from monitoring.models import BUCKET_FIELDS, LATENCY_BUCKETS_MS, AlertState, RequestStats, SystemSample
 from monitoring.services import queue_reading
 
@@ -179,6 +180,11 @@ class StoreCollector(Collector):
 
 
 def render_metrics() -> bytes:
+    """The exposition text, shared for METRICS_CACHE_SECONDS by every scraper and process."""
+    return shared_figures("metrics", settings.METRICS_CACHE_SECONDS, _exposition)
+
+
+def _exposition() -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreCollector())
     return generate_latest(registry)

@@ -38,6 +38,8 @@ def fast_settings(settings: Any, tmp_path: Path) -> None:
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     cache.clear()  # local-memory caches outlive a settings override; every test starts empty
+    # Figures shared between readers for a few seconds: tests read right after they write.
+    settings.METRICS_CACHE_SECONDS = settings.DASHBOARD_CACHE_SECONDS = 0
     settings.STORAGES = {
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -142,3 +142,21 @@ def test_queue_position_and_eta_follow_the_owners_line(owner, other_user, settin
     # two workers (2 slots + 0 prefetch) for one user: the second batch ends after both batches' images.
     assert estimates[second.pk].eta_seconds == int((4 + 6) * per_image / 2)
     assert estimates[first.pk].eta_seconds == int(4 * per_image / 2)
+
+
+def test_a_batch_asked_about_alone_counts_everything_ahead_of_it_in_the_owners_line(
+    owner, other_user, settings, two_workers
+):
+    settings.SCHEDULER_PREFETCH = 0
+    owner.is_staff = True
+    owner.save()
+    oldest, middle = submit(owner, 3), submit(owner, 5)
+    submit(other_user, 7)  # another user's line does not count; the two users share the two workers
+    submit(owner, 2, priority=BatchPriority.HIGH)
+    newest = submit(owner, 4)
+    estimate = scheduler.estimates([newest])[newest.pk]
+    assert estimate.queue_position == 4  # high, oldest and middle go first
+    per_image = scheduler.DEFAULT_SECONDS_PER_IMAGE
+    assert estimate.eta_seconds == int((2 + 3 + 5 + 4) * per_image / 1)
+    assert scheduler.estimates([oldest])[oldest.pk].queue_position == 2
+    assert scheduler.estimates([middle])[middle.pk].queue_position == 3

@@ -1,0 +1,63 @@
+"""Concurrent dashboard viewers and scrapers share one computation of the figures for a few seconds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from generation.models import Generation
+from monitoring.figures_cache import shared_figures
+from monitoring.prometheus import render_metrics
+
+
+def test_a_result_is_reused_within_its_seconds_and_computed_each_time_at_zero(db: None) -> None:
+    calls = []
+
+    def compute() -> int:
+        calls.append(1)
+        return len(calls)
+
+    assert shared_figures("k", 10, compute) == 1
+    assert shared_figures("k", 10, compute) == 1
+    assert shared_figures("k", 0, compute) == 2
+    assert shared_figures("k", 0, compute) == 3
+
+
+class DownCache:
+    def get(self, *args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("redis is down")
+
+    set = get
+
+
+def test_a_cache_that_is_down_only_means_computing(monkeypatch: Any) -> None:
+    monkeypatch.setattr("monitoring.figures_cache.cache", DownCache())
+    assert shared_figures("k", 10, lambda: "fresh") == "fresh"
+
+
+@pytest.mark.django_db
+def test_the_dashboard_shares_its_range_figures_but_shows_the_queue_as_it_is_now(
+    client: Client, staff: Any, make_batch: Any, settings: Any
+) -> None:
+    settings.DASHBOARD_CACHE_SECONDS = 10
+    client.force_login(staff)
+    make_batch()
+    first = client.get("/monitoring/data?range=hour").json()
+    make_batch(run=False)  # two more images waiting
+    second = client.get("/monitoring/data?range=hour").json()
+    assert second["generations"] == first["generations"]  # the range figures, shared for 10 s
+    assert second["generated_at"] == first["generated_at"]
+    assert second["now"]["queued"] == first["now"]["queued"] + 2  # the live state, fresh
+
+
+@pytest.mark.django_db
+def test_scrapes_within_the_metrics_seconds_get_the_same_text(settings: Any, make_batch: Any) -> None:
+    settings.METRICS_CACHE_SECONDS = 5
+    first = render_metrics()
+    make_batch()
+    assert Generation.objects.filter(status="succeeded").exists()
+    assert render_metrics() == first
+    settings.METRICS_CACHE_SECONDS = 0
+    assert render_metrics() != first
