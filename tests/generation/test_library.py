@@ -331,3 +331,16 @@ def test_library_pages_need_a_login_and_hide_others(client: Any, other_user: Any
         assert client.post(url).status_code == 404
     assert client.post(reverse("generation:generation_favourite", args=[fox.pk]), {"favourite": "1"}).status_code == 404
     assert client.get(reverse("generation:generation_favourite", args=[fox.pk])).status_code == 405
+
+
+def test_grid_pages_cost_the_same_few_queries_however_many_images(
+    owner_client: Any, make_batch: Any, django_assert_max_num_queries: Any
+) -> None:
+    batch = make_batch(prompts=[f"p{n}" for n in range(30)], run=False)
+    for url in (
+        reverse("generation:batch_detail", args=[batch.pk]),
+        reverse("generation:library"),
+        reverse("generation:batch_list"),
+    ):
+        with django_assert_max_num_queries(20):
+            assert owner_client.get(url).status_code == 200
