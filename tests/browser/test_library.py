@@ -148,3 +148,21 @@ def test_batch_page_viewer_history_thumbnails_and_deleting_a_batch(page, live_se
     assert Batch.objects.get(pk=batch.pk).deleted_at is not None
     expect(page.locator("table.batches")).to_have_count(0)
     assert problems == []
+
+
+def test_load_more_appends_the_next_page_in_place(page, live_server, owner, make_batch, monkeypatch):
+    from generation import views_library
+
+    monkeypatch.setattr(views_library, "LIBRARY_PAGE_SIZE", 2)
+    make_batch(name="many", prompts=[*PROMPTS, "山水畫", "海邊"], width=256, height=256)
+    problems = _watch_console(page)
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/batches/library/")
+    expect(page.locator("#grid .tile")).to_have_count(2)
+    page.click("#load-more")
+    expect(page.locator("#grid .tile")).to_have_count(4)
+    page.click("#load-more")
+    expect(page.locator("#grid .tile")).to_have_count(5)
+    expect(page.locator("#load-more")).to_have_count(0)
+    assert page.url.endswith("/batches/library/")  # no navigation: the tiles were added in place
+    assert problems == []
