@@ -258,6 +258,8 @@ def test_delete_an_image_with_a_confirm_step(owner_client: Any, made: Batch, run
     with run_queue():
         assert owner_client.post(url).status_code == 302
     assert not Generation.objects.listed().filter(pk=fox.pk).exists()
+    batch_page = owner_client.get(reverse("generation:batch_detail", args=[made.pk])).content.decode()
+    assert 'id="count-deleted">1<' in batch_page and str(fox.pk) not in batch_page
 
 
 def test_delete_a_batch_only_once_it_ended(owner_client: Any, make_batch: Any, made: Batch, run_queue: Any) -> None:
