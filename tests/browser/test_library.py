@@ -65,6 +65,12 @@ def test_library_grid_search_star_viewer_and_delete(page, live_server, owner, ma
     expect(page.locator(".lightbox-star")).to_have_attribute("aria-pressed", "true")
     screenshot(page, "library-02-viewer-1280")
     assert _serious_axe_violations(page, "#lightbox") == []
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    page.click("[data-copy=prompt]")
+    expect(page.locator(".lightbox-status")).not_to_be_empty()
+    assert page.evaluate("() => navigator.clipboard.readText()") == "一隻藍色的貓"
+    page.click("[data-copy=parameters]")
+    page.wait_for_function("async () => (await navigator.clipboard.readText()).includes('\"seed\"')")
     page.keyboard.press("ArrowRight")
     expect(page.locator(".lightbox-prompt")).to_have_text(
         page.locator("#grid .tile").nth(1).get_attribute("data-prompt")
