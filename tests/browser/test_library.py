@@ -172,3 +172,28 @@ def test_load_more_appends_the_next_page_in_place(page, live_server, owner, make
     expect(page.locator("#load-more")).to_have_count(0)
     assert page.url.endswith("/batches/library/")  # no navigation: the tiles were added in place
     assert problems == []
+
+
+def test_collections_from_the_selection_bar_on_a_phone(page, live_server, owner, make_batch):
+    make_batch(name="collect", prompts=PROMPTS, width=256, height=256)
+    problems = _watch_console(page)
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/batches/collections/")
+    page.fill("#collection-name", "藍色的東西")
+    page.click(".new-collection button[type=submit]")
+    expect(page.locator("h1")).to_have_text("藍色的東西")
+    screenshot(page, "library-08-collection-empty-390")
+    page.goto(f"{live_server.url}/batches/library/")
+    page.locator("#grid .tile .pick").nth(0).check()
+    page.locator("#grid .tile .pick").nth(2).check()
+    page.click("button[value=add]")
+    expect(page.locator(".message.success")).to_contain_text("藍色的東西")
+    page.goto(f"{live_server.url}/batches/collections/")
+    page.click("text=藍色的東西")
+    expect(page.locator("#grid .tile")).to_have_count(2)
+    box = page.locator(".rename-form").bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 390, box
+    screenshot(page, "library-09-collection-390")
+    assert _serious_axe_violations(page, "main") == []
+    assert problems == []
