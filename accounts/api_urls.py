@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from accounts import api
+from accounts import api, api_webhooks
 
 urlpatterns = [
     path("auth/token/", api.TokenObtainView.as_view(), name="api-token"),
@@ -11,4 +11,5 @@ urlpatterns = [
     path("tokens/", api.TokenListCreateView.as_view(), name="api-token-list"),
     path("tokens/<uuid:token_id>/", api.TokenDetailView.as_view(), name="api-token-detail"),
     path("tokens/<uuid:token_id>/revoke/", api.TokenRevokeView.as_view(), name="api-token-revoke"),
+    path("webhooks/secret/", api_webhooks.WebhookSecretView.as_view(), name="api-webhook-secret"),
 ]

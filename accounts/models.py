@@ -181,3 +181,28 @@ class Authenticator(TimestampMixin, ThrottlingMixin, Device):
     @property
     def bin_key(self) -> bytes:
         return secret_decrypt(self.encrypted_key, purpose=TOTP_KEY_PURPOSE)
+
+
+WEBHOOK_SECRET_PURPOSE = "imagegen webhook secrets"  # noqa: S105 - a key-derivation label, not a secret
+
+
+class WebhookSecret(models.Model):
+    """The key a user's batch webhooks are signed with (Standard Webhooks `whsec_...`), stored encrypted."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="webhook_secret"
+    )
+    encrypted_secret = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("webhook secret")
+        verbose_name_plural = _("webhook secrets")
+
+    def __str__(self) -> str:
+        return f"webhook secret of user {self.user_id}"
+
+    @property
+    def key(self) -> bytes:
+        return secret_decrypt(self.encrypted_secret, purpose=WEBHOOK_SECRET_PURPOSE)

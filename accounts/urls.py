@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts import views
+from accounts import views, views_webhooks
 
 app_name = "accounts"
 
@@ -32,4 +32,5 @@ urlpatterns = [
     path("two-factor/setup/", views.two_factor_setup, name="two_factor_setup"),
     path("two-factor/disable/", views.two_factor_disable, name="two_factor_disable"),
     path("two-factor/recovery-codes/", views.recovery_codes, name="recovery_codes"),
+    path("webhook-secret/", views_webhooks.webhook_secret_rotate_view, name="webhook_secret_rotate"),
 ]

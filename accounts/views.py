@@ -31,6 +31,7 @@ from accounts.audit import audit_record, client_ip
 from accounts.forms import ConfirmPasswordForm, LoginForm, OtpForm, ProfileForm, SignupForm, TokenCreateForm
 from accounts.quotas import quota_usage
 from accounts.ratelimits import rate_limit_enforce
+from accounts.webhook_secrets import webhook_secret_shown
 from imagegen.errors import ApplicationError, TooManyRequests
 
 PENDING_LOGIN_KEY = "accounts_pending_login"
@@ -147,7 +148,12 @@ def profile(request: HttpRequest) -> HttpResponse:
         response = redirect("accounts:profile")
         _remember_language(response, language)
         return response
-    context = {"form": form, "summary": selectors.account_summary(user=user), "usage": quota_usage(user=user)}
+    context = {
+        "form": form,
+        "summary": selectors.account_summary(user=user),
+        "usage": quota_usage(user=user),
+        "webhook_secret": webhook_secret_shown(user=user),
+    }
     return render(request, "accounts/profile.html", context)
 
 

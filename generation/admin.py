@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.audit import audit_record
 from generation import services
-from generation.models import Batch, Generation, WorkerNode
+from generation.models import Batch, Generation, WebhookDelivery, WorkerNode
 from imagegen.errors import ApplicationError
 
 
@@ -100,6 +100,22 @@ class WorkerNodeAdmin(admin.ModelAdmin):
 
     list_display = ["id", "host", "pid", "workers", "started_at", "heartbeat_at", "state"]
     readonly_fields = [f.name for f in WorkerNode._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    """Read-only: deliveries change only through the webhook sender (resend is on the batch page and the API)."""
+
+    list_display = ("id", "batch", "event", "status", "attempts", "response_code", "created_at", "delivered_at")
+    list_filter = ("status", "event")
+    search_fields = ("=id", "=batch__id", "url")
+    list_select_related = ("batch",)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from generation import api, api_library
+from generation import api, api_library, api_webhooks
 
 urlpatterns = [
     path("batches/", api.BatchListCreateView.as_view(), name="api-batch-list"),
@@ -45,5 +45,11 @@ urlpatterns = [
         "collections/<uuid:collection_id>/items/",
         api_library.CollectionItemsView.as_view(),
         name="api-collection-items",
+    ),
+    path("batches/<uuid:batch_id>/webhooks/", api_webhooks.BatchWebhookListView.as_view(), name="api-batch-webhooks"),
+    path(
+        "batches/<uuid:batch_id>/webhooks/<uuid:delivery_id>/resend/",
+        api_webhooks.BatchWebhookResendView.as_view(),
+        name="api-batch-webhook-resend",
     ),
 ]

@@ -75,6 +75,15 @@ class BatchForm(forms.Form):
         help_text=_("Tried in this order when the chosen model keeps failing with temporary errors."),
     )
 
+    # Webhooks (generation/webhooks.py): called with the signed summary when the batch ends.
+    webhook_url = forms.CharField(
+        label=_("Webhook URL"),
+        required=False,
+        max_length=2000,
+        widget=forms.URLInput(attrs={"placeholder": "https://", "inputmode": "url"}),
+        help_text=_("Optional. When the batch ends, a signed POST with its summary is sent here (https only)."),
+    )
+
     def __init__(self, *args: Any, user_id: int | None = None, high_priority: bool = False, **kwargs: Any) -> None:
         kwargs.setdefault("label_suffix", "")  # labels sit above their inputs, as on every other form
         super().__init__(*args, **kwargs)
@@ -134,6 +143,7 @@ class BatchForm(forms.Form):
             "options": self.model_options(),
             "fallbacks": list(data.get("fallbacks") or []),
             "user_id": self.user_id,
+            "webhook_url": data.get("webhook_url") or "",
         }
 
     def model_options(self) -> dict[str, str]:

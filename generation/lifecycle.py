@@ -29,7 +29,7 @@ from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from generation import limits
+from generation import limits, webhooks
 from generation.models import (
     ACTIVE_BATCH_STATUSES,
     FINISHED_GENERATION_STATUSES,
@@ -425,6 +425,7 @@ def batch_refresh(*, batch_id: uuid.UUID) -> Batch:
         now = timezone.now()
         if batch.status not in (BatchStatus.QUEUED, BatchStatus.PAUSED) and batch.started_at is None:
             batch.started_at = now
+        finishes_now = batch.status not in ACTIVE_BATCH_STATUSES and batch.finished_at is None
         if batch.status in ACTIVE_BATCH_STATUSES:
             batch.finished_at = None
         elif batch.finished_at is None:
@@ -435,6 +436,8 @@ def batch_refresh(*, batch_id: uuid.UUID) -> Batch:
                 "finished_at",
             ]
         )  # fmt: skip
+        if finishes_now and batch.webhook_url:
+            webhooks.delivery_create(batch=batch, now=now)  # sent by a node once this commits
     return batch
 
 

@@ -48,6 +48,7 @@ class BatchPriority(models.IntegerChoices):
 class BatchSource(models.TextChoices):
     PORTAL = "portal", _("Portal")
     API = "api", _("API")
+    OPENAI_API = "openai-api", _("OpenAI-compatible API")
 
 
 class BatchQuerySet(models.QuerySet["Batch"]):
@@ -91,6 +92,8 @@ class Batch(models.Model):
     paused_at = models.DateTimeField(null=True, blank=True)
     # Deleted by its owner: hidden everywhere, files removed; the row stays for usage and quotas.
     deleted_at = models.DateTimeField(_("deleted"), null=True, blank=True)
+    # Called with the batch's summary when it finishes (generation/webhooks.py); empty for none.
+    webhook_url = models.CharField(_("webhook URL"), max_length=2000, blank=True, default="")
 
     objects = BatchQuerySet.as_manager()
 
@@ -428,3 +431,52 @@ class RollupState(models.Model):
 
     def __str__(self) -> str:
         return f"rolled up to {self.rolled_up_to}"
+
+
+class WebhookDeliveryStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    DELIVERED = "delivered", _("Delivered")
+    FAILED = "failed", _("Failed")
+
+
+class WebhookDeliveryQuerySet(models.QuerySet["WebhookDelivery"]):
+    def due(self, now: datetime) -> WebhookDeliveryQuerySet:
+        """Waiting to be sent and not held by a sender (a claim expires if its worker died)."""
+        return self.filter(status=WebhookDeliveryStatus.PENDING, next_attempt_at__lte=now).filter(
+            models.Q(claimed_until__isnull=True) | models.Q(claimed_until__lt=now)
+        )
+
+
+class WebhookDelivery(models.Model):
+    """One event sent to a batch's webhook URL; its id is the `webhook-id`, the same on every attempt."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    event = models.CharField(max_length=50)
+    url = models.CharField(max_length=2000)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(
+        max_length=10, choices=WebhookDeliveryStatus.choices, default=WebhookDeliveryStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Set while one sender holds the delivery: until then nobody else sends it; "" until it starts.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=100, blank=True, default="")
+    retry_until = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    objects = WebhookDeliveryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="webhook_delivery_due")]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.pk} ({self.status})"

@@ -37,6 +37,9 @@ class BatchParameters:
     # As typed: one entry per prompt line, before any template expansion.
     prompt_lines: tuple[str, ...] = ()
     template: bool = False
+    # The image format and compression an OpenAI-compatible client asked for (gateway): "" is the default.
+    output_format: str = ""
+    output_compression: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -48,7 +51,7 @@ class BatchParameters:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BatchParameters:
         """Read stored parameters; rows written before version 2 lack the typed prompt lines."""
-        seed = data.get("seed")
+        seed, compression = data.get("seed"), data.get("output_compression")
         return cls(
             width=int(data.get("width") or 0),
             height=int(data.get("height") or 0),
@@ -59,6 +62,8 @@ class BatchParameters:
             fallbacks=tuple(Fallback.from_json(item) for item in data.get("fallbacks") or []),
             prompt_lines=tuple(str(line) for line in data.get("prompt_lines") or []),
             template=bool(data.get("template", False)),
+            output_format=str(data.get("output_format") or ""),
+            output_compression=None if compression is None else int(compression),
         )
 
     def options_for(self, provider_index: int) -> dict[str, Any]:

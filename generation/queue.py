@@ -19,6 +19,13 @@ class Attempt(Protocol):
     def batch_id(self) -> UUID: ...
 
 
+class Claim(Protocol):
+    @property
+    def delivery_id(self) -> UUID: ...
+    @property
+    def attempt(self) -> int: ...
+
+
 def push(task: str, dispatched: Iterable[Attempt]) -> None:
     """One task per dispatched attempt. A task whose attempt was handed on meanwhile does nothing."""
     broker = get_broker()
@@ -31,6 +38,20 @@ def push(task: str, dispatched: Iterable[Attempt]) -> None:
             broker=broker,
             task_name=f"generation-{item.generation_id}-{item.attempt}",
             group=str(item.batch_id),
+            save=False,
+        )
+
+
+def push_webhooks(task: str, claims: Iterable[Claim]) -> None:
+    """One task per claimed webhook attempt; a second copy of a task sends nothing."""
+    broker = get_broker()
+    for claim in claims:
+        async_task(
+            task,
+            str(claim.delivery_id),
+            claim.attempt,
+            broker=broker,
+            task_name=f"webhook-{claim.delivery_id}-{claim.attempt}",
             save=False,
         )
 

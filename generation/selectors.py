@@ -19,7 +19,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 
 from generation import stats
-from generation.models import Batch, Generation, GenerationStatus
+from generation.models import Batch, Generation, GenerationStatus, WebhookDelivery
 from generation.search import PromptMatches, query_terms
 from imagegen.errors import NotFound, ValidationFailed
 from imagegen.pagination import KeysetPage, after, decode_cursor, encode_cursor, invalid_cursor, keyset_page
@@ -298,3 +298,15 @@ def usage_summary(*, user: AbstractBaseUser | AnonymousUser) -> dict[str, Any]:
             for p, m, tally in made
         ],
     }
+
+
+def webhook_delivery_list(*, batch: Batch) -> QuerySet[WebhookDelivery]:
+    """The webhook deliveries of a batch the caller already holds (read through `batch_get`), newest first."""
+    return WebhookDelivery.objects.filter(batch=batch).order_by("-created_at", "-id")
+
+
+def webhook_delivery_get(*, batch: Batch, delivery_id: uuid.UUID | str) -> WebhookDelivery:
+    delivery = WebhookDelivery.objects.filter(batch=batch, pk=delivery_id).first()
+    if delivery is None:
+        raise NotFound(_("No such webhook delivery."))
+    return delivery

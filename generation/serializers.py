@@ -15,7 +15,7 @@ from rest_framework import serializers
 
 from generation.keys import key_providers
 from generation.limits import limit_for
-from generation.models import Batch, BatchPriority, Generation, ProviderKey
+from generation.models import Batch, BatchPriority, Generation, ProviderKey, WebhookDelivery
 from generation.prompts import check_template_budget
 from generation.scheduler import QueueEstimate, estimates
 from imagegen import fields
@@ -60,6 +60,15 @@ class BatchCreateSerializer(serializers.Serializer):
         default="normal",
         help_text="Order of work among your own batches (users share the workers fairly whatever the priority). "
         "`high` is for staff and users given the permission.",
+    )
+
+    webhook_url = fields.CharField(
+        max_length=2000,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Called with a signed `batch.finished` event when the batch ends (see Webhooks). https only, "
+        "public addresses only (unless the operator allows the host).",
     )
 
     def validate_priority(self, value: str) -> int:
@@ -115,6 +124,7 @@ class BatchSerializer(CompiledRepresentation, serializers.ModelSerializer):
             "id", "name", "status", "priority", "paused", "provider", "model", "parameters", "source",
             "total", "completed", "failed", "cancelled", "deleted", "pending", "progress", "cost_usd",
             "queue_position", "eta_seconds", "created_at", "started_at", "finished_at", "urls",
+            "webhook_url",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -272,3 +282,20 @@ class ApiKeyField(fields.CharField):
 class ProviderKeyCreateSerializer(serializers.Serializer):
     provider = KeyProviderField(max_length=50, help_text="A provider that takes your own key.")
     api_key = ApiKeyField(max_length=500, write_only=True, trim_whitespace=True)
+
+
+class WebhookDeliverySerializer(serializers.ModelSerializer):
+    webhook_id = serializers.UUIDField(
+        source="id", read_only=True, help_text="The `webhook-id` header it is sent with."
+    )
+    response_code = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="HTTP status of the last answer; null when none came."
+    )
+
+    class Meta:
+        model = WebhookDelivery
+        fields = [
+            "id", "webhook_id", "event", "url", "status", "attempts", "response_code", "last_error",
+            "next_attempt_at", "created_at", "last_attempt_at", "delivered_at", "payload",
+        ]  # fmt: skip
+        read_only_fields = fields

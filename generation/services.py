@@ -14,8 +14,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.quotas import quota_reserve, quota_reserve_retry
-from generation import lifecycle, tasks
-from generation.models import Batch, BatchPriority, BatchSource, Generation, GenerationStatus
+from accounts.webhook_secrets import webhook_secret_ensure
+from generation import lifecycle, tasks, webhooks
+from generation.models import Batch, BatchPriority, BatchSource, Generation, GenerationStatus, WebhookDelivery
 from generation.parameters import BatchParameters, Fallback
 from generation.prompts import expand_prompts
 from generation.providers import configured_providers
@@ -40,6 +41,7 @@ class BatchSpec:
     height: int
     seed: int | None
     parameters: BatchParameters
+    webhook_url: str = ""
 
 
 def check_batch_request(
@@ -57,6 +59,7 @@ def check_batch_request(
     options: dict[str, Any] | None = None,
     fallbacks: list[str] | None = None,
     user_id: int | None = None,
+    webhook_url: str = "",
 ) -> BatchSpec:
     """Validate a batch request and say exactly which field is wrong; nothing is written.
 
@@ -106,6 +109,7 @@ def check_batch_request(
         height=size[1],
         seed=seed,
         parameters=parameters,
+        webhook_url=webhooks.check_webhook_url(webhook_url) if webhook_url.strip() else "",
     )
 
 
@@ -235,7 +239,10 @@ def batch_create(
             priority=priority,
             total=len(spec.prompts) * spec.images_per_prompt,
             created_at=now,
+            webhook_url=spec.webhook_url,
         )
+        if spec.webhook_url:
+            webhook_secret_ensure(user=owner)  # so the owner can read it before the first delivery
         generations = [
             Generation(
                 id=uuid.uuid4(),
@@ -328,3 +335,11 @@ def _requeue(batch: Batch, ids: list[uuid.UUID]) -> Batch:
         batch = lifecycle.generations_requeue(batch=batch, generation_ids=ids)
         transaction.on_commit(tasks.dispatch_now)
     return batch
+
+
+def webhook_delivery_resend(*, delivery: WebhookDelivery) -> WebhookDelivery:
+    """Send a batch's webhook again now: same webhook-id, fresh timestamp and signature."""
+    with transaction.atomic():
+        delivery = webhooks.delivery_rearm(delivery=delivery, now=timezone.now())
+        transaction.on_commit(tasks.webhooks_dispatch)
+    return delivery

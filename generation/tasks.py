@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.conf import Conf
 
-from generation import engine, queue, runner, scheduler
+from generation import engine, queue, runner, scheduler, webhooks
 from generation.rollups import rollup_advance
 from generation.scheduler import Dispatched
 
@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 RUN_TASK = "generation.tasks.run_generation"
 MAINTAIN_TASK = "generation.tasks.sweep"
 ROLLUP_TASK = "generation.tasks.rollup"
+WEBHOOK_TASK = "generation.tasks.send_webhook"
 CHAIN_MARGIN_SECONDS = 5
 _inline = threading.local()
 
@@ -80,7 +81,29 @@ def sweep() -> dict[str, int]:
     """Scheduled every minute as a safety net; each node's own loop does the same every second."""
     result = engine.maintain()
     result["dispatched"] = dispatch_now()
+    result["webhooks"] = webhooks_dispatch()
     return result
+
+
+def send_webhook(delivery_id: str, attempt: int) -> str:
+    """Send one claimed webhook attempt (claimed by `webhooks_dispatch`)."""
+    return webhooks.delivery_send(delivery_id=uuid.UUID(delivery_id), attempt=int(attempt), sender=runner.worker_id())
+
+
+def webhooks_dispatch() -> int:
+    """Claim the webhook deliveries that are due and put one task each on the broker once committed.
+
+    Run by every node's loop each tick and by the sweep; with the synchronous queue the tasks run
+    right here. Never raises: a delivery not claimed now is claimed at the next tick.
+    """
+    try:
+        claims = webhooks.deliveries_claim(now=timezone.now())
+    except Exception:
+        logger.exception("Claiming webhook deliveries failed; the node loop will try again")
+        return 0
+    if claims:
+        transaction.on_commit(lambda: queue.push_webhooks(WEBHOOK_TASK, claims))
+    return len(claims)
 
 
 def dispatch_now() -> int:
@@ -89,7 +112,9 @@ def dispatch_now() -> int:
     Never raises: work that could not be dispatched now stays pending and the node loop retries.
     """
     if Conf.SYNC:
-        return _drain_inline()
+        count = _drain_inline()
+        webhooks_dispatch()  # the batches that just finished send their webhooks, as a node would
+        return count
     return len(_dispatch_and_push(keep=0))
 
 

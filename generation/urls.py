@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from generation import views, views_library
+from generation import views, views_library, views_webhooks
 
 app_name = "generation"
 
@@ -26,4 +26,9 @@ urlpatterns = [
     path("images/<uuid:generation_id>/favourite/", views_library.generation_favourite, name="generation_favourite"),
     path("images/<uuid:generation_id>/delete/", views_library.generation_delete, name="generation_delete"),
     path("<uuid:batch_id>/delete/", views_library.batch_delete, name="batch_delete"),
+    path(
+        "<uuid:batch_id>/webhooks/<uuid:delivery_id>/resend/",
+        views_webhooks.batch_webhook_resend,
+        name="batch_webhook_resend",
+    ),
 ]

@@ -113,6 +113,7 @@ def batch_detail(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
             "parameters": json.dumps(batch.parameters, ensure_ascii=False, indent=2),
             "status_labels": {**dict(BatchStatus.choices), **dict(GenerationStatus.choices)},
             **views_library.selection_context(request),
+            "webhook_deliveries": selectors.webhook_delivery_list(batch=batch)[:20],
         },
     )
 

@@ -10,6 +10,7 @@ import ipaddress
 import socket
 import ssl
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -45,19 +46,28 @@ def request(
     *,
     timeout: httpx.Timeout | float | None = None,
     trusted: bool = False,
+    allowed_private_hosts: Collection[str] = (),
+    read_body: bool = True,
     **kwargs: Any,
 ) -> httpx.Response:
     """Send one request and return the response, whatever its status; raise OutboundError otherwise.
 
     `trusted` is for addresses the operator configured (a provider's base URL), which may be on
     a private network; any other URL (one that came from a response or a user) must resolve to
-    a public address unless its host is listed in OUTBOUND_ALLOWED_PRIVATE_HOSTS.
+    a public address unless its host is listed in OUTBOUND_ALLOWED_PRIVATE_HOSTS or in
+    `allowed_private_hosts` (the caller's own list, e.g. WEBHOOK_ALLOWED_HOSTS).
+    With `read_body=False` only the status line and headers are read (a webhook receiver's answer
+    body, which may be endless, is never downloaded); the response's content is then unavailable.
     """
-    pinned = None if trusted else guard_url(url)
+    pinned = None if trusted else guard_url(url, allowed_private_hosts=allowed_private_hosts)
     headers = {"User-Agent": USER_AGENT, **(kwargs.pop("headers", None) or {})}
     try:
         with _client(timeout or DEFAULT_TIMEOUT, pinned) as client:
-            return client.request(method, url, headers=headers, **kwargs)
+            if read_body:
+                return client.request(method, url, headers=headers, **kwargs)
+            response = client.send(client.build_request(method, url, headers=headers, **kwargs), stream=True)
+            response.close()
+            return response
     except httpx.TimeoutException as exc:
         raise OutboundError("timeout", f"{method} {_origin(url)} timed out ({type(exc).__name__})") from exc
     except httpx.InvalidURL as exc:
@@ -101,17 +111,18 @@ class PinnedTransport(httpx.HTTPTransport):
         self._pool = httpcore.ConnectionPool(ssl_context=verify, network_backend=PinnedBackend(*pinned))
 
 
-def guard_url(url: str) -> tuple[str, str] | None:
+def guard_url(url: str, *, allowed_private_hosts: Collection[str] = ()) -> tuple[str, str] | None:
     """Refuse URLs that are not http(s) or that resolve to anything but public addresses.
 
     Returns (host, address) to connect to: the host name is resolved here, once, and the request
-    then connects to exactly that address. None for hosts listed in OUTBOUND_ALLOWED_PRIVATE_HOSTS.
+    then connects to exactly that address. None for hosts listed in OUTBOUND_ALLOWED_PRIVATE_HOSTS
+    or in `allowed_private_hosts`.
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise OutboundError("invalid_url", f"Only http(s) URLs with a host are allowed: {url[:200]}")
     host = parts.hostname.lower()
-    if host in settings.OUTBOUND_ALLOWED_PRIVATE_HOSTS:
+    if host in settings.OUTBOUND_ALLOWED_PRIVATE_HOSTS or host in allowed_private_hosts:
         return None
     try:
         infos = socket.getaddrinfo(

@@ -235,6 +235,13 @@ LOCAL_PROVIDER_DELAY = env.float("LOCAL_PROVIDER_DELAY", default=0.0)
 # Share of the offline renderer's calls that fail with a transient error (fault injection; 0 = none).
 LOCAL_PROVIDER_FAIL_RATE = env.float("LOCAL_PROVIDER_FAIL_RATE", default=0.0)
 DEFAULT_PROVIDER = env.str("DEFAULT_PROVIDER", default="local")
+# OpenAI-compatible gateway (/v1/images/generations): how long a call waits for its batch before
+# answering 504 (the batch goes on), how often it looks, and how long its image `url`s stay valid.
+GATEWAY_TIMEOUT_SECONDS = env.float("GATEWAY_TIMEOUT_SECONDS", default=300.0)
+GATEWAY_POLL_SECONDS = env.float("GATEWAY_POLL_SECONDS", default=0.5)
+GATEWAY_URL_TTL_SECONDS = env.int("GATEWAY_URL_TTL_SECONDS", default=3600)
+# Calls one web process lets wait at once (each holds a thread: keep it below WEB_THREADS).
+GATEWAY_MAX_WAITING = env.int("GATEWAY_MAX_WAITING", default=4)
 
 # --- Image providers (generation/providers/, docs/providers.md) ---------------------------------
 
@@ -363,6 +370,14 @@ _check_timeouts()
 # Hosts that URLs from responses or users may point at although they resolve to private
 # addresses (e.g. an image server on the LAN). Operator-configured provider URLs are always allowed.
 OUTBOUND_ALLOWED_PRIVATE_HOSTS = env.list("OUTBOUND_ALLOWED_PRIVATE_HOSTS", default=[])
+
+# Batch webhooks (generation/webhooks.py): hosts a webhook URL may name although they resolve to
+# private addresses; only these may also use plain http (every other webhook URL must be https).
+WEBHOOK_ALLOWED_HOSTS = [host.lower() for host in env.list("WEBHOOK_ALLOWED_HOSTS", default=[])]
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# The public origin of the site (https://imagegen.example.com), for links sent outside a request
+# such as the batch URL in a webhook; empty sends the path alone.
+SITE_URL = env.str("SITE_URL", default="").rstrip("/")
 
 # --- Auth ----------------------------------------------------------------------------
 

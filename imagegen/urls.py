@@ -1,4 +1,4 @@
-"""Root URL configuration: portal, REST API v1, OpenAPI docs, admin and health."""
+"""Root URL configuration: portal, REST API v1, OpenAPI docs, admin, health and the OpenAI-compatible /v1/."""
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
@@ -34,6 +34,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("monitoring.urls")),
+    path("v1/", include("generation.gateway_urls")),
 ]
 
 handler400 = "imagegen.api.bad_request"

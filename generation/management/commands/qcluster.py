@@ -85,6 +85,7 @@ class NodeLoop:
         repair = self.ticks % settings.ENGINE_REPAIR_EVERY_TICKS == 0
         self._quietly(lambda: engine.maintain(node=self.node.id, repair=repair))
         self._quietly(tasks.dispatch_now)
+        self._quietly(tasks.webhooks_dispatch)
 
     def _quietly(self, step: Any) -> None:
         """A failing step (database restarting, Redis down) is logged; the loop goes on."""
