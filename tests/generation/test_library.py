@@ -91,6 +91,16 @@ def test_the_date_filter_narrows_the_owners_batch_index(owner: Any, made: Batch)
     assert "batch_owner_newest" in plan, plan
 
 
+def test_a_filtered_chunk_of_batches_reads_their_images_by_index(owner: Any, made: Batch) -> None:
+    filters = selectors.LibraryFilters(status="succeeded", width=256, height=256, model="procedural-v1")
+    chunk = (
+        Generation.objects.filter(filters.image_conditions(), batch_id__in=[made.pk])
+        .select_related("batch")
+        .order_by(*selectors.LIBRARY_ORDER)
+    )
+    _assert_no_full_scan(_plan(chunk[:61]))
+
+
 def test_favourites_are_read_from_their_partial_index(owner: Any, made: Batch) -> None:
     favourites = selectors.library_list(user=owner, filters=selectors.LibraryFilters(favourite=True))
     plan = _plan(favourites[:61])
