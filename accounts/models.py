@@ -206,3 +206,27 @@ class WebhookSecret(models.Model):
     @property
     def key(self) -> bytes:
         return secret_decrypt(self.encrypted_secret, purpose=WEBHOOK_SECRET_PURPOSE)
+
+
+class IdempotencyKey(models.Model):
+    """One `Idempotency-Key` a user sent with an API POST, and the response to replay for it.
+
+    The row is inserted before the request runs: the unique (user, key) constraint is the lock,
+    so of concurrent duplicates exactly one runs and the others wait or are told to retry.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    # SHA-256 of the method, path and canonical body: the same key with another request is a conflict.
+    fingerprint = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Null while the first request is still running.
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    body = models.BinaryField(default=b"", blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="one_idempotency_key_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.key}"

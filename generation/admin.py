@@ -85,7 +85,7 @@ class GenerationAdmin(admin.ModelAdmin):
     list_display = [
         "prompt", "batch", "status", "seed", "attempts", "worker", "error_code", "provider_latency_ms", "finished_at",
     ]  # fmt: skip
-    list_filter = ["status", "error_code", "batch__provider"]
+    list_filter = ["status", "error_code", "batch__provider", "cached"]
     search_fields = ["prompt", "batch__name", "id"]
     readonly_fields = [f.name for f in Generation._meta.fields]
     list_select_related = ["batch"]

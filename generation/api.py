@@ -18,7 +18,7 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
-from generation import keys, library, selectors, services
+from generation import etags, keys, library, selectors, services
 from generation.models import BatchSource
 from generation.scheduler import estimates
 from generation.serializers import (
@@ -32,6 +32,7 @@ from generation.serializers import (
     UsageSerializer,
 )
 from generation.views import serve_generation_file, user_provider_data
+from imagegen.conditional import IF_NONE_MATCH, NOT_MODIFIED, conditional
 from imagegen.errors import ValidationFailed
 from imagegen.pagination import KeysetPage, page_number_from, page_size_from
 
@@ -120,6 +121,11 @@ def _first_page_if_stale(read: Any, **arguments: Any) -> Any:
         return read(**{**arguments, "cursor": ""})
 
 
+def _variant(request: Request) -> tuple[str, list[tuple[str, list[str]]]]:
+    """What besides the data shapes a response: its absolute URLs (host name) and query string."""
+    return request.build_absolute_uri("/"), sorted(request.query_params.lists())
+
+
 def _param(request: Request, name: str) -> str:
     return str(request.query_params.get(name, "")).strip()
 
@@ -131,8 +137,8 @@ class BatchListCreateView(GenericAPIView):
 
     @extend_schema(
         operation_id="v1_batches_list",
-        parameters=LIST_FILTERS,
-        responses=keyset_page_schema("BatchPage", BatchSerializer),
+        parameters=[*LIST_FILTERS, IF_NONE_MATCH],
+        responses={200: keyset_page_schema("BatchPage", BatchSerializer), 304: NOT_MODIFIED},
     )
     def get(self, request: Request) -> Response:
         page = _first_page_if_stale(
@@ -143,7 +149,11 @@ class BatchListCreateView(GenericAPIView):
             cursor=_param(request, "cursor"),
             size=page_size_from(_param(request, "page_size")),
         )
-        return keyset_response(request, page, BatchSerializer, {"estimates": estimates(page.items)})
+        known = estimates(page.items)
+        etag = etags.batch_page_etag(
+            request.user.pk, page.items, known, page.total, page.next_cursor, _variant(request)
+        )
+        return conditional(request, etag, lambda: keyset_response(request, page, BatchSerializer, {"estimates": known}))
 
     @extend_schema(request=BatchCreateSerializer, responses={201: BatchSerializer})
     def post(self, request: Request) -> Response:
@@ -158,10 +168,11 @@ class BatchListCreateView(GenericAPIView):
 
 
 class BatchDetailView(APIView):
-    @extend_schema(responses=BatchSerializer)
+    @extend_schema(parameters=[IF_NONE_MATCH], responses={200: BatchSerializer, 304: NOT_MODIFIED})
     def get(self, request: Request, batch_id: uuid.UUID) -> Response:
         batch = selectors.batch_get(user=request.user, batch_id=batch_id)
-        return Response(BatchSerializer(batch, context={"request": request}).data)
+        etag = etags.finished_batch_etag(batch, _variant(request))
+        return conditional(request, etag, lambda: Response(BatchSerializer(batch, context={"request": request}).data))
 
     @extend_schema(
         responses={204: None},
@@ -227,21 +238,28 @@ class BatchGenerationsView(GenericAPIView):
             OpenApiParameter("status", str, description="Only generations in this status."),
             OpenApiParameter("page", int, description="Without a cursor: the n-th page of `page_size` images."),
             *PAGING,
+            IF_NONE_MATCH,
         ],
-        responses=keyset_page_schema("GenerationPage", GenerationSerializer),
+        responses={200: keyset_page_schema("GenerationPage", GenerationSerializer), 304: NOT_MODIFIED},
         operation_id="v1_batches_generations_list",
     )
     def get(self, request: Request, batch_id: uuid.UUID) -> Response:
         size = page_size_from(_param(request, "page_size"))
-        page = _first_page_if_stale(
-            selectors.batch_generation_page,
-            batch=selectors.batch_get(user=request.user, batch_id=batch_id),
-            status=_param(request, "status"),
-            cursor=_param(request, "cursor"),
-            size=size,
-            page_number=page_number_from(_param(request, "page")),
-        )
-        return keyset_response(request, page, GenerationSerializer)
+        batch = selectors.batch_get(user=request.user, batch_id=batch_id)
+        etag = etags.finished_batch_etag(batch, "generations", _variant(request))
+
+        def build() -> Response:
+            page = _first_page_if_stale(
+                selectors.batch_generation_page,
+                batch=batch,
+                status=_param(request, "status"),
+                cursor=_param(request, "cursor"),
+                size=size,
+                page_number=page_number_from(_param(request, "page")),
+            )
+            return keyset_response(request, page, GenerationSerializer)
+
+        return conditional(request, etag, build)
 
 
 class LibraryView(GenericAPIView):
@@ -252,8 +270,8 @@ class LibraryView(GenericAPIView):
 
     @extend_schema(
         operation_id="v1_generations_list",
-        parameters=LIBRARY_FILTERS,
-        responses=keyset_page_schema("LibraryPage", GenerationSerializer),
+        parameters=[*LIBRARY_FILTERS, IF_NONE_MATCH],
+        responses={200: keyset_page_schema("LibraryPage", GenerationSerializer), 304: NOT_MODIFIED},
     )
     def get(self, request: Request) -> Response:
         page = _first_page_if_stale(
@@ -263,7 +281,8 @@ class LibraryView(GenericAPIView):
             size=page_size_from(_param(request, "page_size")),
             filters=selectors.library_filters(request.query_params),
         )
-        return keyset_response(request, page, GenerationSerializer)
+        etag = etags.generation_page_etag(request.user.pk, page.items, page.next_cursor, _variant(request))
+        return conditional(request, etag, lambda: keyset_response(request, page, GenerationSerializer))
 
 
 class GenerationDetailView(APIView):

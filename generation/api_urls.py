@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from generation import api, api_library, api_webhooks
+from generation import api, api_comparisons, api_library, api_webhooks
 
 urlpatterns = [
     path("batches/", api.BatchListCreateView.as_view(), name="api-batch-list"),
@@ -51,5 +51,16 @@ urlpatterns = [
         "batches/<uuid:batch_id>/webhooks/<uuid:delivery_id>/resend/",
         api_webhooks.BatchWebhookResendView.as_view(),
         name="api-batch-webhook-resend",
+    ),
+    path("comparisons/", api_comparisons.ComparisonListCreateView.as_view(), name="api-comparison-list"),
+    path(
+        "comparisons/<uuid:comparison_id>/",
+        api_comparisons.ComparisonDetailView.as_view(),
+        name="api-comparison-detail",
+    ),
+    path(
+        "comparisons/<uuid:comparison_id>/votes/",
+        api_comparisons.ComparisonVoteView.as_view(),
+        name="api-comparison-votes",
     ),
 ]

@@ -60,6 +60,15 @@ class BatchForm(forms.Form):
         label=_("Seed"), required=False, min_value=0, max_value=2**32 - 1, help_text=_("Empty for random seeds.")
     )
 
+    cache = forms.BooleanField(
+        label=_("Reuse identical images"),
+        required=False,
+        initial=True,
+        help_text=_("With a fixed seed, an image you already made with the same settings is copied, free of charge."),
+    )
+    # A one-time token: a second POST of this form (double click, reload) goes to the batch already made.
+    submit_token = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64)
+
     priority = forms.TypedChoiceField(
         label=_("Priority"),
         coerce=int,
@@ -142,6 +151,7 @@ class BatchForm(forms.Form):
             "seed": data["seed"],
             "options": self.model_options(),
             "fallbacks": list(data.get("fallbacks") or []),
+            "cache": bool(data.get("cache")),
             "user_id": self.user_id,
             "webhook_url": data.get("webhook_url") or "",
         }

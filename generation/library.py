@@ -19,7 +19,14 @@ from django.db.models import Count, QuerySet
 from django.utils.translation import gettext as _
 
 from generation import lifecycle, storage
-from generation.models import FINISHED_GENERATION_STATUSES, Batch, Collection, CollectionItem, Generation
+from generation.models import (
+    FINISHED_GENERATION_STATUSES,
+    Batch,
+    Collection,
+    CollectionItem,
+    ComparisonArm,
+    Generation,
+)
 from imagegen.errors import Conflict, NotFound, ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -164,6 +171,9 @@ def batch_delete(*, batch: Batch) -> None:
     """Delete an ended batch and its images; a queued, running or paused one must be cancelled first."""
     if batch.is_active:
         raise Conflict(_("This batch is still running; cancel it before deleting it."), code="batch_active")
+    if ComparisonArm.objects.filter(batch=batch).exists():
+        # The comparison's side-by-side rows and votes need every arm's batch.
+        raise Conflict(_("This batch is one side of a comparison and stays with it."), code="batch_in_comparison")
     with transaction.atomic():
         files = lifecycle.batch_delete(batch=batch)
         transaction.on_commit(lambda: remove_files(files))

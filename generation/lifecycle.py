@@ -151,9 +151,12 @@ class Success:
     content_hash: str
     seed: int
     metadata: dict[str, Any]
-    latency_ms: int
+    latency_ms: int | None
     quality: str
     cost: Decimal | None
+    # Copied from an identical earlier image (generation.result_cache): no provider call, cost 0.
+    cached: bool = False
+    saved_usd: Decimal | None = None
 
 
 @reconnecting
@@ -180,6 +183,8 @@ def _record_success(generation: Generation, success: Success) -> int:
         provider_latency_ms=success.latency_ms,
         quality=success.quality[:30],
         cost_usd=success.cost,
+        cached=success.cached,
+        cache_saved_usd=success.saved_usd,
         error_code="",
         error_message="",
         error_permanent=False,
@@ -230,6 +235,17 @@ def generation_spool(
     error = ProviderError("storage_unavailable", reason, retryable=True)
     # Storing again costs no provider attempt: the answer is already paid for.
     return _back_to_pending(generation, delay=delay, error=error, refund_attempt=True)
+
+
+@reconnecting
+def generation_cache_missed(*, generation: Generation) -> str:
+    """A cache hit whose source vanished before the worker copied it: back to pending, no attempt spent.
+
+    It was dispatched without a provider permit, so it must not call the provider now; the next
+    dispatch takes a permit like any other image.
+    """
+    error = ProviderError("cache_miss", "The cached image was deleted; rendering it instead.", retryable=True)
+    return _back_to_pending(generation, error=error, refund_attempt=True, until=timezone.now())
 
 
 def retry_delay(generation: Generation, error: ProviderError) -> float:

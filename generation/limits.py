@@ -73,6 +73,14 @@ def provider_slots_release(*, holders: list[str], provider: str | None = None) -
     return permits.update(holder="", expires_at=timezone.now())
 
 
+def provider_slot_held(*, provider: str, holder: str) -> bool:
+    """Whether `holder` may call `provider` now: it holds a concurrency permit, or the provider has no limits."""
+    if limit_for(provider, PermitKind.CONCURRENCY) <= 0 and limit_for(provider, PermitKind.RPM) <= 0:
+        return True
+    kind = PermitKind.CONCURRENCY if limit_for(provider, PermitKind.CONCURRENCY) > 0 else PermitKind.RPM
+    return ProviderPermit.objects.filter(provider=provider, kind=kind, holder=holder).exists()
+
+
 def provider_is_blocked(*, provider: str, now: datetime | None = None) -> bool:
     """Cooling down after a 429: the scheduler skips it until then."""
     return provider_cooldown_until(provider=provider, now=now) is not None

@@ -189,6 +189,13 @@ class Generation(models.Model):
     favourite = models.BooleanField(_("favourite"), default=False)
     # Deleted by the owner: files removed, row kept so rollups, quotas and batch counters stay true.
     deleted_at = models.DateTimeField(_("deleted"), null=True, blank=True)
+    # The result cache (generation.result_cache): the hash of what this image asks for on the
+    # batch's own provider, including its owner; blank when the batch opted out or has no explicit seed.
+    cache_key = models.CharField(max_length=64, blank=True)
+    # Made by copying an identical earlier image instead of calling the provider (cost 0).
+    cached = models.BooleanField(_("cached"), default=False)
+    # What the provider call would have cost: the money the cache saved.
+    cache_saved_usd = models.DecimalField(max_digits=10, decimal_places=5, null=True, blank=True)
 
     objects = GenerationQuerySet.as_manager()
 
@@ -205,6 +212,10 @@ class Generation(models.Model):
             # The library's "favourites only": the few starred images, in their batch's order.
             models.Index(
                 fields=["batch", "position"], name="generation_favourites", condition=models.Q(favourite=True)
+            ),
+            # Cache look-ups: the key holds the owner, so this is an index per user.
+            models.Index(
+                fields=["cache_key", "status"], name="generation_cache_key", condition=~models.Q(cache_key="")
             ),
         ]
 
@@ -394,6 +405,9 @@ class GenerationRollup(models.Model):
     rate_limited = models.PositiveBigIntegerField(default=0)
     retries = models.PositiveBigIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=16, decimal_places=5, default=0)
+    # Images taken from the result cache, and what their provider calls would have cost.
+    cached = models.PositiveBigIntegerField(default=0)
+    saved_usd = models.DecimalField(max_digits=16, decimal_places=5, default=0)
     latency_count = models.PositiveBigIntegerField(default=0)
     latency_ms_sum = models.PositiveBigIntegerField(default=0)
     le_0 = models.PositiveBigIntegerField(default=0)
@@ -480,3 +494,67 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} {self.pk} ({self.status})"
+
+
+class Comparison(models.Model):
+    """An A/B comparison: the same prompts and seeds rendered by 2–4 configurations, one batch each."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="comparisons")
+    name = models.CharField(_("name"), max_length=200)
+    # Snapshots taken at creation: prompt i is rendered with seed i by every arm.
+    prompts = models.JSONField(_("prompts"), default=list)
+    seeds = models.JSONField(_("seeds"), default=list)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("comparison")
+        verbose_name_plural = _("comparisons")
+        indexes = [models.Index(fields=["owner", "-created_at", "-id"], name="comparison_owner_newest")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ComparisonArm(models.Model):
+    """One configuration of a comparison (provider, model, size, options) and the batch that renders it."""
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="arms")
+    index = models.PositiveSmallIntegerField()
+    label = models.CharField(_("label"), max_length=100)
+    provider = models.CharField(_("provider"), max_length=50)
+    model = models.CharField(_("model"), max_length=100)
+    width = models.PositiveIntegerField(_("width"))
+    height = models.PositiveIntegerField(_("height"))
+    options = models.JSONField(_("options"), default=dict, blank=True)
+    batch = models.OneToOneField(Batch, on_delete=models.CASCADE, related_name="comparison_arm")
+
+    class Meta:
+        ordering = ["comparison", "index"]
+        constraints = [models.UniqueConstraint(fields=["comparison", "index"], name="one_arm_per_index")]
+        indexes = [models.Index(fields=["provider", "model", "width", "height"], name="arm_configuration")]
+
+    def __str__(self) -> str:
+        return f"{self.comparison_id} #{self.index} {self.label}"
+
+    @property
+    def letter(self) -> str:
+        """A, B, C, D: how pages name the arm."""
+        return "ABCD"[self.index] if self.index < 4 else str(self.index + 1)
+
+
+class ComparisonVote(models.Model):
+    """The user's pick for one prompt of a comparison: an arm, or no arm for a tie."""
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="votes")
+    prompt_index = models.PositiveIntegerField()
+    winner = models.ForeignKey(ComparisonArm, null=True, blank=True, on_delete=models.CASCADE, related_name="wins")
+    voted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["comparison", "prompt_index"], name="one_vote_per_prompt"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.comparison_id} prompt {self.prompt_index}: {self.winner_id or 'tie'}"

@@ -40,6 +40,8 @@ class BatchParameters:
     # The image format and compression an OpenAI-compatible client asked for (gateway): "" is the default.
     output_format: str = ""
     output_compression: int | None = None
+    # Reuse an identical earlier image (same user, explicit seed) instead of a paid call.
+    cache: bool = True
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -64,6 +66,7 @@ class BatchParameters:
             template=bool(data.get("template", False)),
             output_format=str(data.get("output_format") or ""),
             output_compression=None if compression is None else int(compression),
+            cache=bool(data.get("cache", True)),
         )
 
     def options_for(self, provider_index: int) -> dict[str, Any]:

@@ -41,11 +41,13 @@ MAX_SPAN = timedelta(days=7)
 MINUTE_RETENTION = timedelta(days=2)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 RATE_LIMITED = "rate_limited"
-COUNT_FIELDS = ("succeeded", "failed", "cancelled", "rate_limited", "retries", "latency_count", "latency_ms_sum")
-SUMMED_FIELDS = (*COUNT_FIELDS, *ROLLUP_BUCKET_FIELDS, "cost_usd")
+COUNT_FIELDS = (
+    "succeeded", "failed", "cancelled", "rate_limited", "retries", "latency_count", "latency_ms_sum", "cached",
+)  # fmt: skip
+SUMMED_FIELDS = (*COUNT_FIELDS, *ROLLUP_BUCKET_FIELDS, "cost_usd", "saved_usd")
 FINISHED_FIELDS = (
     "finished_at", "batch_id", "provider", "model", "status", "error_code", "attempts",
-    "provider_latency_ms", "cost_usd",
+    "provider_latency_ms", "cost_usd", "cached", "cache_saved_usd",
 )  # fmt: skip
 CHUNK = 2000
 
@@ -65,11 +67,25 @@ class Tally:
     buckets: list[int] = field(default_factory=lambda: [0] * len(ROLLUP_BUCKET_FIELDS))
     cost_usd: Decimal = Decimal(0)
     errors: dict[str, int] = field(default_factory=dict)
+    # What the result cache saved: the provider calls its hits did not make.
+    saved_usd: Decimal = Decimal(0)
 
-    def add_generation(self, status: str, code: str, attempts: int, latency: int | None, cost: Any) -> None:
+    def add_generation(
+        self,
+        status: str,
+        code: str,
+        attempts: int,
+        latency: int | None,
+        cost: Any,
+        cached: bool = False,
+        saved: Any = None,
+    ) -> None:
         if status == GenerationStatus.SUCCEEDED:
             self.counts["succeeded"] += 1
             self.cost_usd += cost or 0
+            if cached:
+                self.counts["cached"] += 1
+                self.saved_usd += saved or 0
         elif status == GenerationStatus.FAILED:
             self.counts["failed"] += 1
             self.errors[code or "unknown"] = self.errors.get(code or "unknown", 0) + 1
@@ -87,6 +103,7 @@ class Tally:
             self.counts[name] += sign * other.counts[name]
         self.buckets = [a + sign * b for a, b in zip(self.buckets, other.buckets, strict=True)]
         self.cost_usd += sign * other.cost_usd
+        self.saved_usd += sign * other.saved_usd
         for code, n in other.errors.items():
             self.errors[code] = self.errors.get(code, 0) + sign * n
         self.errors = {code: n for code, n in self.errors.items() if n}
@@ -94,6 +111,12 @@ class Tally:
     @property
     def finished(self) -> int:
         return self.counts["succeeded"] + self.counts["failed"]
+
+    @property
+    def cache_hit_rate(self) -> float | None:
+        """Share of the images made that came from the result cache; None before any image."""
+        succeeded = self.counts["succeeded"]
+        return self.counts["cached"] / succeeded if succeeded else None
 
     @classmethod
     def of_row(cls, row: GenerationRollup) -> Tally:
@@ -107,6 +130,7 @@ class Tally:
             buckets=[int(values[name] or 0) for name in ROLLUP_BUCKET_FIELDS],
             cost_usd=Decimal(values["cost_usd"] or 0),
             errors=dict(errors or {}),
+            saved_usd=Decimal(values["saved_usd"] or 0),
         )
 
     def fields(self) -> dict[str, Any]:
@@ -114,6 +138,7 @@ class Tally:
             **self.counts,
             **dict(zip(ROLLUP_BUCKET_FIELDS, self.buckets, strict=True)),
             "cost_usd": self.cost_usd,
+            "saved_usd": self.saved_usd,
             "errors": self.errors,
         }
 
@@ -121,9 +146,9 @@ class Tally:
 def tally_finished(rows: Iterable[tuple[Any, ...]], step: timedelta | None) -> dict[Key, Tally]:
     """Group `FINISHED_FIELDS` rows by (start of their `step`, owner, provider, model); all time if no step."""
     tallies: dict[Key, Tally] = defaultdict(Tally)
-    for finished_at, owner_id, provider, model, status, code, attempts, latency, cost in rows:
+    for finished_at, owner_id, provider, model, status, code, attempts, latency, cost, cached, saved in rows:
         start = floor(finished_at, step) if step else EPOCH
-        tallies[(start, owner_id, provider, model)].add_generation(status, code, attempts, latency, cost)
+        tallies[(start, owner_id, provider, model)].add_generation(status, code, attempts, latency, cost, cached, saved)
     return tallies
 
 
@@ -199,7 +224,7 @@ def _apply_differences(fresh: dict[Key, Tally], stale: dict[Key, Tally]) -> None
             changes[(RollupResolution.HOUR, (floor(start, HOUR), owner_id, provider, model))].merge(tally, sign)
             changes[(RollupResolution.TOTAL, (EPOCH, owner_id, provider, model))].merge(tally, sign)
     for (resolution, key), change in changes.items():
-        if not any(change.counts.values()) and not change.cost_usd and not any(change.buckets):
+        if not any(change.counts.values()) and not change.cost_usd and not any(change.buckets) and not change.saved_usd:
             continue
         start, owner_id, provider, model = key
         row, _created = GenerationRollup.objects.get_or_create(

@@ -13,12 +13,13 @@ import os
 import socket
 import time
 import uuid
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 
-from generation import lifecycle
+from generation import lifecycle, limits, result_cache
 from generation.costs import cost_estimate
 from generation.keys import provider_key_secret
 from generation.models import Batch, Generation, GenerationStatus, SpooledResult
@@ -66,6 +67,14 @@ def _render(generation: Generation) -> str:
     if spooled is not None:
         answer = Answer(bytes(spooled.data), spooled.seed, dict(spooled.metadata), spooled.latency_ms)
         return _store_and_record(generation, answer, from_spool=True)
+    if generation.cache_key and generation.provider_index == 0:
+        cached = _copy_from_cache(generation)
+        if cached is not None:
+            return cached
+        holder = lifecycle.holder(generation.pk, generation.attempts)
+        if not limits.provider_slot_held(provider=generation.provider, holder=holder):
+            # Dispatched as a hit without a permit, but the source is gone: queue it for a real call.
+            return lifecycle.generation_cache_missed(generation=generation)
     provider = get_provider(generation.provider, user_id=generation.batch.owner_id)
     if provider is None:
         message = f"Provider {generation.provider} is not configured."
@@ -81,6 +90,34 @@ def _render(generation: Generation) -> str:
     latency_ms = int((time.monotonic() - started) * 1000)
     image = images[0]
     return _store_and_record(generation, Answer(image.data, image.seed, dict(image.metadata), latency_ms))
+
+
+def _copy_from_cache(generation: Generation) -> str | None:
+    """Copy an identical earlier image and record it as a cached success; None when there is none."""
+    base = lifecycle.attempt_file_base(generation.batch_id, generation.pk, generation.attempts)
+    try:
+        copy = result_cache.cache_copy(generation=generation, base_name=base)
+    except StorageUnavailable as exc:
+        error = ProviderError("storage_unavailable", f"Copying the cached image failed: {exc}", retryable=True)
+        return lifecycle.generation_fail(generation=generation, error=error)
+    if copy is None:
+        return None
+    success = lifecycle.Success(
+        image_name=copy.stored.image_name,
+        thumbnail_name=copy.stored.thumbnail_name,
+        content_hash=copy.stored.content_hash,
+        seed=generation.seed,
+        metadata={"cached_from": str(copy.source.pk)},
+        latency_ms=None,
+        quality=copy.source.quality,
+        cost=Decimal(0),
+        cached=True,
+        saved_usd=copy.saved_usd,
+    )
+    if not lifecycle.generation_succeed(generation=generation, success=success):
+        delete_files(copy.stored.image_name, copy.stored.thumbnail_name)
+        return "superseded"
+    return GenerationStatus.SUCCEEDED
 
 
 class Answer:

@@ -28,7 +28,7 @@ from django.db.models import Avg, Count, F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from generation import lifecycle, limits
+from generation import lifecycle, limits, result_cache
 from generation.models import (
     Batch,
     BatchStatus,
@@ -144,14 +144,21 @@ def _next_of_user(state: _Round, user: int) -> Dispatched | None:
             Generation.objects.due(state.now)
             .filter(batch_id=batch_id, status=GenerationStatus.PENDING)
             .exclude(provider__in=state.blocked)
+            .exclude(cache_key__in=result_cache.keys_in_flight(user))  # its twin renders now: copy it after
             .order_by("position")
-            .values_list("id", "provider", "attempts")
+            .values_list("id", "provider", "attempts", "cache_key", "provider_index")
             .first()
         )
         if candidate is None:
             batches.pop(0)  # nothing startable in this batch now: waiting retries or blocked providers
             continue
-        generation_id, provider, attempts = candidate
+        generation_id, provider, attempts, key, provider_index = candidate
+        if provider_index == 0 and result_cache.hit_exists(key):
+            # A cache hit copies a stored image: no provider permit, no provider rate limit.
+            attempt = lifecycle.generation_dispatch(generation_id=generation_id, attempts=attempts, now=state.now)
+            if attempt is None:
+                continue
+            return Dispatched(generation_id=generation_id, attempt=attempt, batch_id=batch_id)
         permit = lifecycle.holder(generation_id, attempts + 1)
         if not limits.provider_slot_acquire(provider=provider, holder=permit, cooldown_checked=True).granted:
             state.blocked.add(provider)  # at its cap or cooling down: skip it, not wait on it

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import BooleanField, Expression
 from django.db.models.sql.compiler import SQLCompiler
@@ -146,6 +147,22 @@ SQLITE_DROP = [
     "DROP TRIGGER IF EXISTS generation_search_update",
     "DROP TABLE IF EXISTS generation_search",
 ]
+
+
+def search_index_ensure(sender: Any, using: str = "default", **kwargs: Any) -> None:
+    """post_migrate handler: SQLite drops a table's triggers when a migration rebuilds the table
+    (adding a column with a default does), so after any migration the index is rebuilt if they are gone."""
+    connection = connections[using]
+    if connection.vendor != "sqlite":
+        return
+    with connection.cursor() as cursor:
+        tables = connection.introspection.table_names(cursor)
+        if "generation_generation" not in tables:
+            return
+        cursor.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'generation_search_%'")
+        (triggers,) = cursor.fetchone()
+    if triggers < len(SQLITE_SCHEMA) - 1 or "generation_search" not in tables:
+        search_index_rebuild(connection)
 
 
 def search_index_rebuild(connection: BaseDatabaseWrapper) -> int:

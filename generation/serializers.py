@@ -54,6 +54,12 @@ class BatchCreateSerializer(serializers.Serializer):
         help_text="Providers to move to, in order, when a generation keeps failing with transient errors: "
         "`provider` or `provider:model`.",
     )
+    cache = fields.BooleanField(
+        required=False,
+        default=True,
+        help_text="Reuse an identical image you already have (same provider, model, prompts, size, options and "
+        "explicit seed) instead of a paid call; `false` renders every image afresh. Without a seed nothing is cached.",
+    )
     priority = serializers.ChoiceField(
         choices=list(PRIORITY_NAMES),
         required=False,
@@ -181,7 +187,7 @@ class GenerationSerializer(CompiledRepresentation, serializers.ModelSerializer):
         fields = [
             "id", "batch_id", "position", "status", "prompt", "negative_prompt", "seed", "width", "height",
             "provider", "model", "quality", "cost_usd", "attempts", "not_before", "provider_latency_ms", "content_hash",
-            "retryable", "favourite",
+            "retryable", "favourite", "cached",
             "image_url", "thumbnail_url", "error",
             "metadata", "created_at", "started_at", "finished_at",
         ]  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ from django.utils.translation import gettext as _
 
 from accounts.quotas import quota_reserve, quota_reserve_retry
 from accounts.webhook_secrets import webhook_secret_ensure
-from generation import lifecycle, tasks, webhooks
+from generation import lifecycle, result_cache, tasks, webhooks
 from generation.models import Batch, BatchPriority, BatchSource, Generation, GenerationStatus, WebhookDelivery
 from generation.parameters import BatchParameters, Fallback
 from generation.prompts import expand_prompts
@@ -58,6 +59,7 @@ def check_batch_request(
     template: bool = False,
     options: dict[str, Any] | None = None,
     fallbacks: list[str] | None = None,
+    cache: bool = True,
     user_id: int | None = None,
     webhook_url: str = "",
 ) -> BatchSpec:
@@ -97,6 +99,7 @@ def check_batch_request(
         fallbacks=tuple(chosen_fallbacks),
         prompt_lines=tuple(prompts),
         template=template,
+        cache=cache,
     )
     return BatchSpec(
         name=(name.strip() or expanded[0])[:200],
@@ -221,9 +224,17 @@ def _check_size(model: ModelInfo, width: int | None, height: int | None) -> tupl
 
 
 def batch_create(
-    *, owner: User, spec: BatchSpec, source: str = BatchSource.API, priority: int = BatchPriority.NORMAL
+    *,
+    owner: User,
+    spec: BatchSpec,
+    source: str = BatchSource.API,
+    priority: int = BatchPriority.NORMAL,
+    prompt_seeds: Sequence[int] | None = None,
 ) -> Batch:
-    """Write the batch and one generation per image; the scheduler hands them to workers after commit."""
+    """Write the batch and one generation per image; the scheduler hands them to workers after commit.
+
+    `prompt_seeds` gives each prompt its own explicit seed (comparisons: the same seeds on every arm).
+    """
     check_priority(user=owner, priority=priority)
     now = timezone.now()
     with transaction.atomic():
@@ -243,6 +254,13 @@ def batch_create(
         )
         if spec.webhook_url:
             webhook_secret_ensure(user=owner)  # so the owner can read it before the first delivery
+        # A seed given for the batch or per prompt (comparisons) is explicit, and makes the image cacheable.
+        explicit = spec.seed is not None or bool(prompt_seeds)
+        seeded = [
+            (prompt, _seed(prompt_seeds[number] if prompt_seeds else spec.seed, copy))
+            for number, prompt in enumerate(spec.prompts)
+            for copy in range(spec.images_per_prompt)
+        ]
         generations = [
             Generation(
                 id=uuid.uuid4(),
@@ -252,14 +270,13 @@ def batch_create(
                 negative_prompt=spec.negative_prompt,
                 width=spec.width,
                 height=spec.height,
-                seed=_seed(spec.seed, copy),
+                seed=seed,
                 provider=spec.provider.name,
                 model=spec.model.id,
+                cache_key=_cache_key(owner, spec, prompt, seed) if explicit else "",
                 created_at=now,
             )
-            for index, (prompt, copy) in enumerate(
-                (prompt, copy) for prompt in spec.prompts for copy in range(spec.images_per_prompt)
-            )
+            for index, (prompt, seed) in enumerate(seeded)
         ]
         Generation.objects.bulk_create(generations, batch_size=500)
         transaction.on_commit(tasks.dispatch_now)
@@ -273,6 +290,23 @@ def check_priority(*, user: User, priority: int) -> None:
     if priority == BatchPriority.HIGH and not (user.is_staff or user.has_perm("generation.submit_high_priority")):
         message = _("High priority is for staff and users given the permission; use normal or low.")
         raise _invalid("priority", message, code="priority_not_allowed")
+
+
+def _cache_key(owner: User, spec: BatchSpec, prompt: str, seed: int) -> str:
+    """The image's result-cache key (its seed is explicit); blank (never cached) with `cache: false`."""
+    if not spec.parameters.cache:
+        return ""
+    return result_cache.cache_key(
+        owner_id=owner.pk,
+        provider=spec.provider.name,
+        model=spec.model.id,
+        prompt=prompt,
+        negative_prompt=spec.negative_prompt,
+        width=spec.width,
+        height=spec.height,
+        seed=seed,
+        options=spec.parameters.options,
+    )
 
 
 def _seed(base: int | None, copy: int) -> int:

@@ -20,6 +20,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, Min, OuterRef, QuerySet, Sum
 from django.utils import timezone
 
+from generation.comparisons import configuration_summaries
 from generation.models import (
     PROVIDER_LATENCY_BUCKETS_MS,
     ROLLUP_BUCKET_FIELDS,
@@ -225,3 +226,8 @@ def table_sizes() -> dict[str, int]:
 
 def batch_of_generation(generation_id: uuid.UUID) -> uuid.UUID | None:
     return Generation.objects.filter(id=generation_id).values_list("batch_id", flat=True).first()
+
+
+def comparison_configurations() -> list[dict[str, Any]]:
+    """Every user's A/B comparisons per configuration (provider, model, size), most compared first."""
+    return [row.as_dict() for row in configuration_summaries()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import secrets
 import uuid
 from typing import cast
 from urllib.parse import quote
@@ -20,6 +21,8 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from accounts.idempotency import form_token_claim, form_token_complete, form_token_result, idempotency_release
+from accounts.models import IdempotencyKey
 from generation import keys, selectors, services, views_library
 from generation.forms import BatchForm, ProviderKeyForm
 from generation.models import Batch, BatchSource, BatchStatus, Generation, GenerationStatus
@@ -70,21 +73,55 @@ def _filter_query(*, search: str, status: str) -> str:
 @login_required
 def batch_new(request: HttpRequest) -> HttpResponse:
     user = cast(User, request.user)
-    form = BatchForm(request.POST or None, request.FILES or None, user_id=user.pk, high_priority=can_go_first(user))
-    if request.method == "POST" and form.is_valid():
+    form = BatchForm(
+        request.POST or None,
+        request.FILES or None,
+        user_id=user.pk,
+        high_priority=can_go_first(user),
+        initial={"submit_token": secrets.token_urlsafe(24)},
+    )
+    if request.method == "POST":
+        claim = form_token_claim(user_id=user.pk, form="new-batch", token=request.POST.get("submit_token", ""))
+        if claim is not None and not claim.ours:
+            return _already_submitted(request, claim.row)
+        batch = None
         try:
-            spec = services.check_batch_request(**form.batch_request())
-            priority = form.cleaned_data["priority"]
-            batch = services.batch_create(owner=user, spec=spec, source=BatchSource.PORTAL, priority=priority)
-        except ApplicationError as error:
-            field = next(iter(error.details), None)
-            field = BatchForm.FIELD_FOR_ERROR.get(field or "", field)
-            form.add_error(field if field and field in form.fields else None, error.message)
-        else:
+            batch = _create_from_form(form, user)
+        finally:
+            if claim is not None and batch is None:
+                idempotency_release(row=claim.row)  # nothing made: the corrected form may use the token
+        if batch is not None:
+            if claim is not None:
+                form_token_complete(row=claim.row, result=str(batch.pk))
             messages.success(request, _("Batch queued: %(count)d images.") % {"count": batch.total})
             return redirect("generation:batch_detail", batch_id=batch.pk)
     context = {"form": form, "providers": user_provider_data(request.user.pk), "posted_options": form.model_options()}
     return render(request, "generation/batch_new.html", context)
+
+
+def _create_from_form(form: BatchForm, user: User) -> Batch | None:
+    """The batch the posted form asks for, or None with the form's errors set."""
+    if not form.is_valid():
+        return None
+    try:
+        spec = services.check_batch_request(**form.batch_request())
+        priority = form.cleaned_data["priority"]
+        return services.batch_create(owner=user, spec=spec, source=BatchSource.PORTAL, priority=priority)
+    except ApplicationError as error:
+        field = next(iter(error.details), None)
+        field = BatchForm.FIELD_FOR_ERROR.get(field or "", field)
+        form.add_error(field if field and field in form.fields else None, error.message)
+        return None
+
+
+def _already_submitted(request: HttpRequest, row: IdempotencyKey) -> HttpResponse:
+    """A second POST of the same form: show the batch the first one made instead of making another."""
+    batch_id = form_token_result(row)
+    if batch_id is None:
+        messages.info(request, _("This batch is still being submitted; it will appear in your history."))
+        return redirect("generation:batch_list")
+    messages.info(request, _("This form was already submitted; here is the batch it made."))
+    return redirect("generation:batch_detail", batch_id=batch_id)
 
 
 def can_go_first(user: User) -> bool:

@@ -37,6 +37,22 @@ RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Se
 REQUEST_ID = {"X-Request-ID": {"schema": {"type": "string"}, "description": "The id of this request."}}
 
 
+# Every API POST takes an Idempotency-Key (accounts.idempotency, docs/api.md#idempotency).
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "A unique key (1-255 printable ASCII characters) that makes a retry of this POST safe: "
+    "the same key and request within 24 h replay the first response (with `Idempotent-Replayed: true`).",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
+}
+IDEMPOTENCY_ERRORS = {
+    "409": "A request with this Idempotency-Key is still being processed (`idempotency_in_progress`).",
+    "422": "This Idempotency-Key was already used with a different request (`idempotency_conflict`).",
+}
+REPLAYED = {"Idempotent-Replayed": {"schema": {"type": "string"}, "description": "`true` on a replayed response."}}
+
+
 # Request bodies where two fields may not be given together (enforced by their serializers).
 EXCLUSIVE_FIELDS = {"TokenCreateRequest": ("expires_at", "expires_in_days")}
 
@@ -49,9 +65,12 @@ def add_error_responses(result: dict[str, Any], generator: Any, request: Any, pu
         if name in schemas:
             schemas[name]["not"] = {"required": list(fields)}
     error_content = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-    for path_item in result.get("paths", {}).values():
-        for operation in path_item.values():
+    for path, path_item in result.get("paths", {}).items():
+        for method, operation in path_item.items():
             errors = {**COMMON_ERRORS, **(BODY_ERRORS if "requestBody" in operation else {})}
+            if method == "post" and path.startswith("/api/v1/"):
+                _add_idempotency(operation)
+                errors.update(IDEMPOTENCY_ERRORS)
             responses = operation.setdefault("responses", {})
             for status, description in errors.items():
                 response = responses.setdefault(status, {"description": description})
@@ -59,3 +78,12 @@ def add_error_responses(result: dict[str, Any], generator: Any, request: Any, pu
                 if status == "429":
                     response.setdefault("headers", RETRY_AFTER)
     return result
+
+
+def _add_idempotency(operation: dict[str, Any]) -> None:
+    parameters = operation.setdefault("parameters", [])
+    if not any(parameter.get("name") == IDEMPOTENCY_KEY["name"] for parameter in parameters):
+        parameters.append(IDEMPOTENCY_KEY)
+    for status, response in operation.get("responses", {}).items():
+        if status.startswith("2"):
+            response.setdefault("headers", {}).update(REPLAYED)

@@ -95,6 +95,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "accounts.middleware.TwoFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: it answers replays itself, after authentication, two-factor and CSRF have run.
+    "accounts.idempotency.IdempotencyMiddleware",
 ]
 
 # Bodies Django reads into memory (JSON, form fields) stay at its default 2.5 MiB; uploaded prompt
@@ -447,6 +449,11 @@ if AWS_STORAGE_BUCKET_NAME:
 STORAGE_PRESIGNED_URLS = env.bool("STORAGE_PRESIGNED_URLS", default=False) and bool(AWS_STORAGE_BUCKET_NAME)
 
 # --- REST API ---------------------------------------------------------------------------------
+
+# Idempotency-Key on API POSTs (accounts.idempotency): how long a key's first response is replayed,
+# and how long a duplicate arriving while the first is still running waits for it before a 409.
+IDEMPOTENCY_TTL_HOURS = env.int("IDEMPOTENCY_TTL_HOURS", default=24)
+IDEMPOTENCY_WAIT_SECONDS = env.float("IDEMPOTENCY_WAIT_SECONDS", default=5.0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -35,6 +35,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("monitoring.urls")),
     path("v1/", include("generation.gateway_urls")),
+    path("comparisons/", include("generation.urls_comparisons")),
 ]
 
 handler400 = "imagegen.api.bad_request"

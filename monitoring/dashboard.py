@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from generation import stats
 from imagegen import __version__
 from monitoring import selectors
 from monitoring.availability import availability_summary
@@ -52,8 +53,10 @@ def _range_figures(range_name: str, now: datetime) -> dict[str, Any]:
             "slowest_routes": selectors.slowest_routes(window.start),
             "top_users": selectors.top_users(window.start, finished=finished),
             "providers": selectors.provider_table(window.start, finished),
+            "comparisons": stats.comparison_configurations(),
         },
         "usage": selectors.usage(window.start, finished),
+        "cache": selectors.result_cache(window.start, finished),
         "sweeper": selectors.event_totals(window.start, "sweeper."),
         "tasks": selectors.event_totals(window.start, "tasks."),
         "availability": availability_summary(now=now),

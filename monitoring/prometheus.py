@@ -63,6 +63,14 @@ def generation_metrics() -> Iterator[Metric]:
     latency = HistogramMetricFamily(
         "imagegen_provider_latency_seconds", "Time the provider took per image", labels=["provider", "model"]
     )
+    cache_hits = CounterMetricFamily(
+        "imagegen_cache_hits",
+        "Images copied from the result cache instead of a provider call",
+        labels=["provider", "model"],
+    )
+    cache_saved = CounterMetricFamily(
+        "imagegen_cache_saved_usd", "Estimated provider cost the result cache saved", labels=["provider", "model"]
+    )
     for (provider, model), tally in sorted(stats.totals_by_model().items()):
         if not provider:
             continue
@@ -72,11 +80,13 @@ def generation_metrics() -> Iterator[Metric]:
                 by_status.add_metric([*labels, status], tally.counts[status])
         retries.add_metric(labels, tally.counts["retries"])
         cost.add_metric(labels, float(tally.cost_usd))
+        cache_hits.add_metric(labels, tally.counts["cached"])
+        cache_saved.add_metric(labels, float(tally.saved_usd))
         for code, n in sorted(tally.errors.items()):
             errors.add_metric([*labels, code], n)
         if tally.counts["latency_count"]:
             latency.add_metric(labels, _cumulative(tally.buckets), tally.counts["latency_ms_sum"] / 1000)
-    yield from (by_status, retries, cost, errors, latency)
+    yield from (by_status, retries, cost, errors, latency, cache_hits, cache_saved)
 
 
 def _cumulative(buckets: list[int]) -> list[tuple[str, float]]:

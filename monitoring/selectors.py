@@ -223,6 +223,22 @@ def provider_table(since: datetime, finished: stats.FinishedWindow | None = None
     return sorted(table, key=lambda r: (r["failure_rate"], r["calls"]), reverse=True)
 
 
+def result_cache(since: datetime, finished: stats.FinishedWindow | None = None) -> dict[str, Any]:
+    """Images the result cache served in the range, its hit rate and the provider cost it saved."""
+    made = hits = 0
+    saved = 0.0
+    for tally in (finished or stats.FinishedWindow(since)).by_model().values():
+        made += tally.counts["succeeded"]
+        hits += tally.counts["cached"]
+        saved += float(tally.saved_usd)
+    return {
+        "images": made,
+        "hits": hits,
+        "hit_rate_percent": round(100 * hits / made, 1) if made else None,
+        "saved_usd": round(saved, 4),
+    }
+
+
 def usage(since: datetime, finished: stats.FinishedWindow | None = None) -> dict[str, Any]:
     batches = stats.batches_created(since)
     by_source: dict[str, int] = defaultdict(int)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from accounts.idempotency import idempotency_keys_prune
 from monitoring.alerts import alerts_evaluate
 from monitoring.availability import availability_probe
 from monitoring.backup import backup_create
@@ -19,7 +20,8 @@ def evaluate_alerts() -> list[str]:
 
 
 def prune() -> dict[str, int]:
-    return metrics_prune()
+    """The daily clean-up: old metrics, and Idempotency-Keys past IDEMPOTENCY_TTL_HOURS."""
+    return {**metrics_prune(), "idempotency_keys": idempotency_keys_prune()}
 
 
 def backup() -> str:

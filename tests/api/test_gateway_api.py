@@ -259,3 +259,21 @@ def test_the_portal_shows_a_gateway_batch_with_its_source(api, owner, client):
     assert page.status_code == 200 and "OpenAI-compatible API" in page.content.decode()
     page = client.get(f"/batches/{batch_id}/", HTTP_ACCEPT_LANGUAGE="zh-hant")
     assert "OpenAI 相容 API" in page.content.decode()
+
+
+def test_an_idempotency_key_makes_a_repeated_call_answer_the_first_images(api, owner):
+    headers = {"HTTP_IDEMPOTENCY_KEY": "gateway-retry-1"}
+    body = {"prompt": "a red fox", "model": "local/procedural-v1", "size": "256x256"}
+    first = api.post(GENERATIONS, body, format="json", **headers)
+    again = api.post(GENERATIONS, body, format="json", **headers)
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
+    assert Batch.objects.filter(owner=owner).count() == 1
+    other = api.post(GENERATIONS, {**body, "prompt": "a blue fox"}, format="json", **headers)
+    assert other.status_code == 422
+    assert error_of(other) == {
+        "message": error_of(other)["message"],
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "idempotency_conflict",
+    }

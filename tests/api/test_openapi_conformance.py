@@ -8,6 +8,7 @@ Bounded here (a few examples per operation); the long run is `benchmarks/schemat
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ import schemathesis
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 
+from accounts.idempotency import key_is_valid
 from imagegen.wsgi import application
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "8"))
@@ -47,4 +49,13 @@ def bearer(owner: Any, settings: Any) -> dict[str, str]:
     derandomize=True,
 )
 def test_every_operation_does_what_the_schema_says(case: Any, bearer: dict[str, str]) -> None:
-    case.call_and_validate(headers={**(case.headers or {}), **bearer})
+    case.call_and_validate(headers={**_unique_idempotency_key(case.headers or {}), **bearer})
+
+
+def _unique_idempotency_key(headers: dict[str, str]) -> dict[str, str]:
+    """Each case is a new request: a valid generated Idempotency-Key gets a unique suffix, so cases with
+    other bodies do not collide on it (that is a 422 `idempotency_conflict`, tested on its own)."""
+    key = headers.get("Idempotency-Key")
+    if key is None or not key_is_valid(key):
+        return headers
+    return {**headers, "Idempotency-Key": f"{key[:200]}-{uuid.uuid4().hex}"}

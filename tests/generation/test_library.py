@@ -11,8 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.quotas import quota_usage
-from generation import library, rollups, selectors, stats
-from generation.models import Batch, Generation
+from generation import library, result_cache, rollups, selectors, stats
+from generation.models import Batch, Comparison, ComparisonArm, Generation
 from imagegen.errors import Conflict, NotFound, ValidationFailed
 from tests.generation.test_search import _assert_no_full_scan, _plan
 
@@ -356,3 +356,22 @@ def test_grid_pages_cost_the_same_few_queries_however_many_images(
     ):
         with django_assert_max_num_queries(20):
             assert owner_client.get(url).status_code == 200
+
+
+def test_a_batch_that_is_one_side_of_a_comparison_is_not_deleted(owner: Any, made: Batch) -> None:
+    comparison = Comparison.objects.create(owner=owner, name="A/B")
+    ComparisonArm.objects.create(
+        comparison=comparison, index=0, label="A", provider="local", model="m", width=256, height=256, batch=made
+    )
+    with pytest.raises(Conflict) as refused:
+        library.batch_delete(batch=made)
+    assert refused.value.code == "batch_in_comparison"
+
+
+def test_a_deleted_image_is_never_a_cache_source(owner: Any, made: Batch, run_queue: Any) -> None:
+    fox = _images(made)[0]
+    Generation.objects.filter(pk=fox.pk).update(cache_key="k" * 64)
+    assert result_cache.hit_exists("k" * 64)
+    with run_queue():
+        library.generations_delete(generations=[fox])
+    assert not result_cache.hit_exists("k" * 64)

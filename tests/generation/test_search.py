@@ -11,7 +11,16 @@ from django.db import connection
 
 from generation import selectors
 from generation.models import Generation
-from generation.search import PromptMatches, fts5_query, index_text, query_terms, search_index_rebuild, tsquery
+from generation.search import (
+    SQLITE_DROP,
+    PromptMatches,
+    fts5_query,
+    index_text,
+    query_terms,
+    search_index_ensure,
+    search_index_rebuild,
+    tsquery,
+)
 
 PROMPTS = ["一隻藍色的貓", "a red fox in the snow", "夕陽下的海邊", "Foxes and cats"]
 
@@ -151,3 +160,15 @@ def test_a_status_filter_reads_its_own_index(library: Any, owner: Any) -> None:
     # The planner may walk the owner's newest-first index and filter on status instead: on a small
     # table either is cheap; what matters is that no plan scans or sorts every batch.
     assert "batch_owner_status_newest" in plan or "batch_owner_newest" in plan, plan
+
+
+@pytest.mark.django_db
+def test_a_migration_that_dropped_the_sqlite_triggers_gets_the_index_back(library: Any, owner: Any) -> None:
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL's index is maintained by the database")
+    with connection.cursor() as cursor:
+        for statement in SQLITE_DROP:
+            cursor.execute(statement)
+    search_index_ensure(sender=None, using="default")
+    found = selectors.library_list(user=owner, search="貓")
+    assert found.exists()

@@ -85,6 +85,14 @@
       }
       link.appendChild(placeholder);
     }
+    const caption = tile.querySelector(".caption");
+    if (generation.cached && caption && !caption.querySelector(".cached-badge")) {
+      const badge = document.createElement("span");
+      badge.className = "status cached-badge";
+      badge.textContent = grid.dataset.cachedLabel;
+      badge.title = grid.dataset.cachedTitle;
+      caption.prepend(badge, " ");
+    }
   }
 
   async function fetchJson(url) {

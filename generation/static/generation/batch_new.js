@@ -109,6 +109,27 @@
     counter.textContent = text;
   }
 
+  // One submission per click: the button is disabled while the form is posted (the server also
+  // refuses a second POST of the same one-time token and shows the batch the first one made).
+  const form = document.getElementById("batch-form");
+  const submit = document.getElementById("batch-submit");
+  const idleLabel = submit.textContent;
+  form.addEventListener("submit", function (event) {
+    if (submit.disabled) {
+      event.preventDefault();
+      return;
+    }
+    submit.disabled = true;
+    submit.setAttribute("aria-busy", "true");
+    submit.textContent = submit.dataset.busyLabel;
+  });
+  // Coming back with the browser's Back button shows the page as it was left: usable again.
+  window.addEventListener("pageshow", function () {
+    submit.disabled = false;
+    submit.removeAttribute("aria-busy");
+    submit.textContent = idleLabel;
+  });
+
   modelSelect.addEventListener("change", syncSizes);
   prompts.addEventListener("input", countPrompts);
   perPrompt.addEventListener("input", countPrompts);

@@ -118,6 +118,11 @@
       [`${fmtNumber(r.failed)} (${fmtNumber(r.failure_rate, 1)}%)`, "num"], [fmtNumber(r.rate_limited), "num"],
       [fmtNumber(r.retries), "num"], [`${fmtNumber(r.p50_ms)} / ${fmtNumber(r.p95_ms)}`, "num"], [fmtNumber(r.cost_usd, 4), "num"],
       [Object.entries(r.errors).map(([code, n]) => `${code}×${n}`).join(", ") || "–"]]);
+    fillTable("table-comparisons", t.comparisons, (r) => [[`${r.provider} / ${r.model} / ${r.size}`], [fmtNumber(r.comparisons), "num"],
+      [fmtNumber(r.votes), "num"], [r.win_rate === null ? "–" : `${fmtNumber(r.win_rate * 100)}% (${fmtNumber(r.win_rate_low * 100)}–${fmtNumber(r.win_rate_high * 100)}%)`, "num"],
+      [r.cost_per_image_usd === null ? "–" : fmtNumber(r.cost_per_image_usd, 4), "num"],
+      [`${fmtNumber(r.latency_p50_ms)} / ${fmtNumber(r.latency_p95_ms)}`, "num"],
+      [r.failure_rate === null ? "–" : `${fmtNumber(r.failure_rate * 100, 1)}%`, "num"]]);
     fillTable("table-users", t.top_users, (r) => [[r.user], [fmtNumber(r.images), "num"], [fmtNumber(r.failed), "num"],
       [fmtNumber(r.batches), "num"], [fmtNumber(r.cost_usd, 4), "num"]]);
     fillTable("table-daily", data.usage.images_per_user_per_day.slice(0, 10), (r) => [[r.day], [r.user], [fmtNumber(r.images), "num"]]);
@@ -193,6 +198,9 @@
     const free = sample ? (100 * sample.disk_free_bytes) / sample.disk_total_bytes : null;
     setTile("tile-disk", free === null ? "–" : `${free.toFixed(0)}%`, free !== null && free < 10 ? "bad" : null);
     setTile("tile-sweeper", fmtNumber((data.sweeper.redelivered || 0) + (data.sweeper.requeued || 0)));
+    const cache = data.cache;
+    setTile("tile-cache-rate", cache.hit_rate_percent === null ? "–" : `${fmtNumber(cache.hit_rate_percent, 1)}% (${fmtNumber(cache.hits)})`);
+    setTile("tile-cache-saved", `$${fmtNumber(cache.saved_usd, 2)}`);
     const firing = document.getElementById("alerts-firing");
     firing.hidden = !data.alerts.firing.length;
     firing.replaceChildren();

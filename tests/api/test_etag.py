@@ -1,0 +1,95 @@
+"""Conditional GETs: finished batches, their images and the lists answer If-None-Match with 304."""
+
+from __future__ import annotations
+
+import pytest
+
+from generation import lifecycle, services
+from generation.models import Batch
+
+
+@pytest.fixture
+def done(make_batch):
+    return make_batch(prompts=["a red fox", "a blue cat"])
+
+
+def refetch(api, url, response):
+    return api.get(url, HTTP_IF_NONE_MATCH=response["ETag"])
+
+
+@pytest.mark.parametrize("path", ["/api/v1/batches/{id}/", "/api/v1/batches/{id}/generations/"])
+def test_a_finished_batch_answers_304_while_unchanged(api, done, path):
+    url = path.format(id=done.pk)
+    first = api.get(url)
+    assert first.status_code == 200
+    assert first["ETag"].startswith('W/"')
+    assert first["Cache-Control"] == "private, no-cache"
+    again = refetch(api, url, first)
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again["ETag"] == first["ETag"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/batches/", "/api/v1/generations/"])
+def test_lists_answer_304_while_unchanged(api, done, path):
+    first = api.get(path)
+    assert refetch(api, path, first).status_code == 304
+    assert api.get(path, HTTP_IF_NONE_MATCH=f'"other", {first["ETag"]}').status_code == 304
+    assert api.get(path, HTTP_IF_NONE_MATCH='W/"something-else"').status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/api/v1/batches/", "/api/v1/generations/"])
+def test_a_new_batch_changes_the_lists_etag(api, done, make_batch, path):
+    first = api.get(path)
+    make_batch(prompts=["a green owl"])
+    changed = refetch(api, path, first)
+    assert changed.status_code == 200
+    assert changed["ETag"] != first["ETag"]
+
+
+def test_a_status_change_changes_the_etags(api, done):
+    detail, listing = f"/api/v1/batches/{done.pk}/", "/api/v1/batches/"
+    before = api.get(detail), api.get(listing)
+    done.generations.filter(position=1).update(status="failed", error_code="server_error")
+    batch = lifecycle.batch_refresh(batch_id=done.pk)
+    assert batch.status == "partial"
+    partial = refetch(api, detail, before[0])
+    assert partial.status_code == 200
+    assert refetch(api, listing, before[1]).status_code == 200
+    services.batch_retry_failed(batch=batch)  # queued again: no tag while it runs
+    assert "ETag" not in refetch(api, detail, partial)
+
+
+def test_an_active_batch_has_no_etag(api, make_batch):
+    batch = make_batch(run=False)
+    response = api.get(f"/api/v1/batches/{batch.pk}/")
+    assert "ETag" not in response
+    assert api.get(f"/api/v1/batches/{batch.pk}/", HTTP_IF_NONE_MATCH="*").status_code == 200
+
+
+def test_a_deleted_batch_changes_the_list_etag(api, done, make_batch):
+    make_batch(prompts=["another"])
+    first = api.get("/api/v1/batches/")
+    Batch.objects.filter(pk=done.pk).delete()
+    assert refetch(api, "/api/v1/batches/", first).status_code == 200
+
+
+def test_another_query_has_another_etag(api, done):
+    plain = api.get("/api/v1/batches/")
+    assert api.get("/api/v1/batches/?page_size=1", HTTP_IF_NONE_MATCH=plain["ETag"]).status_code == 200
+
+
+def test_another_users_etag_is_not_mine(api, other_api, done):
+    mine = api.get("/api/v1/batches/")
+    assert other_api.get("/api/v1/batches/", HTTP_IF_NONE_MATCH=mine["ETag"]).status_code == 200
+    assert other_api.get(f"/api/v1/batches/{done.pk}/", HTTP_IF_NONE_MATCH=mine["ETag"]).status_code == 404
+
+
+def test_the_schema_documents_304_and_if_none_match():
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    for path in ("/api/v1/batches/", "/api/v1/batches/{batch_id}/", "/api/v1/generations/"):
+        operation = schema["paths"][path]["get"]
+        assert "304" in operation["responses"]
+        assert any(parameter["name"] == "If-None-Match" for parameter in operation["parameters"])
