@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.http.response import HttpResponseBase
 from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers as drf_serializers
 from rest_framework import status
@@ -19,7 +20,7 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
-from generation import etags, imports, keys, selectors, services
+from generation import etags, imports, keys, library, selectors, services
 from generation.models import BatchSource
 from generation.scheduler import estimates
 from generation.serializers import (
@@ -41,6 +42,7 @@ from imagegen.errors import ValidationFailed
 from imagegen.pagination import KeysetPage, page_number_from, page_size_from
 
 BATCH_REQUEST = {"application/json": BatchCreateSerializer, "multipart/form-data": BatchImportSerializer}
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 PAGING = [
     OpenApiParameter(
         "cursor",
@@ -61,6 +63,26 @@ LIBRARY_FILTERS = [
     OpenApiParameter("provider", str, description="Only images made by this provider."),
     OpenApiParameter("model", str, description="Only images made by this model."),
     OpenApiParameter("status", str, description="Only images in this status."),
+    OpenApiParameter(
+        "size",
+        str,
+        pattern=r"^\d{1,5}[xX×]\d{1,5}$",
+        description="Only images of this size, `WIDTHxHEIGHT` (e.g. `1024x1024`).",
+    ),
+    OpenApiParameter(
+        "since",
+        OpenApiTypes.DATETIME,
+        description="Batches created at or after this moment; a plain date (`2025-01-31`) means its start.",
+    ),
+    OpenApiParameter(
+        "until",
+        OpenApiTypes.DATETIME,
+        description="Batches created before this moment; a plain date (`2025-01-31`) includes that whole day.",
+    ),
+    OpenApiParameter("favourite", str, enum=["true", "false"], description="`true`: only starred images."),
+    OpenApiParameter(
+        "collection", str, pattern=UUID_PATTERN, description="Only images in this collection of yours (its id)."
+    ),
     *PAGING,
 ]
 
@@ -188,6 +210,15 @@ class BatchDetailView(APIView):
         etag = etags.finished_batch_etag(batch, _variant(request))
         return conditional(request, etag, lambda: Response(BatchSerializer(batch, context={"request": request}).data))
 
+    @extend_schema(
+        responses={204: None},
+        description="Delete an ended batch, its images and their files (409 `batch_active` while it runs: cancel "
+        "it first). What it cost stays in your usage and quota.",
+    )
+    def delete(self, request: Request, batch_id: uuid.UUID) -> Response:
+        library.batch_delete(batch=selectors.batch_get(user=request.user, batch_id=batch_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
 
 class BatchCancelView(APIView):
     @extend_schema(request=None, responses=BatchSerializer)
@@ -284,7 +315,7 @@ class LibraryView(GenericAPIView):
             user=request.user,
             cursor=_param(request, "cursor"),
             size=page_size_from(_param(request, "page_size")),
-            **{name: _param(request, name) for name in ("search", "provider", "model", "status")},
+            filters=selectors.library_filters(request.query_params),
         )
         etag = etags.generation_page_etag(request.user.pk, page.items, page.next_cursor, _variant(request))
         return conditional(request, etag, lambda: keyset_response(request, page, GenerationSerializer))
@@ -295,6 +326,16 @@ class GenerationDetailView(APIView):
     def get(self, request: Request, generation_id: uuid.UUID) -> Response:
         generation = selectors.generation_get(user=request.user, generation_id=generation_id)
         return Response(GenerationSerializer(generation, context={"request": request}).data)
+
+    @extend_schema(
+        responses={204: None},
+        description="Delete a finished image and its files (409 `generation_unfinished` while it is being made). "
+        "Its batch still counts it in `total`; usage and quota are unchanged.",
+    )
+    def delete(self, request: Request, generation_id: uuid.UUID) -> Response:
+        generation = selectors.generation_get(user=request.user, generation_id=generation_id)
+        library.generations_delete(generations=[generation])
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class GenerationFileView(APIView):

@@ -208,7 +208,7 @@ class BatchSerializer(CompiledRepresentation, serializers.ModelSerializer):
         model = Batch
         fields = [
             "id", "name", "status", "priority", "paused", "provider", "model", "parameters", "source",
-            "total", "completed", "failed", "cancelled", "pending", "progress", "cost_usd",
+            "total", "completed", "failed", "cancelled", "deleted", "pending", "progress", "cost_usd",
             "queue_position", "eta_seconds", "created_at", "started_at", "finished_at", "urls",
             "webhook_url",
         ]  # fmt: skip
@@ -280,7 +280,7 @@ class GenerationSerializer(CompiledRepresentation, serializers.ModelSerializer):
         fields = [
             "id", "batch_id", "position", "status", "prompt", "negative_prompt", "seed", "width", "height",
             "provider", "model", "quality", "cost_usd", "attempts", "not_before", "provider_latency_ms", "content_hash",
-            "retryable", "cached",
+            "retryable", "favourite", "cached",
             "image_url", "thumbnail_url", "error",
             "metadata", "created_at", "started_at", "finished_at",
         ]  # fmt: skip

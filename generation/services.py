@@ -480,7 +480,7 @@ def batch_retry_failed(*, batch: Batch, include_permanent: bool = False) -> Batc
     """
     if batch.is_active:
         raise Conflict(_("This batch is still running; wait until it ends."), code="batch_active")
-    retry = batch.generations.filter(status__in=[GenerationStatus.FAILED, GenerationStatus.CANCELLED])
+    retry = batch.generations.listed().filter(status__in=[GenerationStatus.FAILED, GenerationStatus.CANCELLED])
     if not include_permanent:
         retry = retry.filter(error_permanent=False)
     ids = list(retry.values_list("id", flat=True))

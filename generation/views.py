@@ -24,7 +24,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.idempotency import form_token_claim, form_token_complete, form_token_result, idempotency_release
 from accounts.models import IdempotencyKey
-from generation import keys, selectors, services
+from generation import keys, selectors, services, views_library
 from generation.forms import BatchForm, ProviderKeyForm
 from generation.models import Batch, BatchSource, BatchStatus, Generation, GenerationStatus
 from generation.providers import configured_providers
@@ -49,6 +49,9 @@ def batch_list(request: HttpRequest) -> HttpResponse:
     except ApplicationError:  # a mangled page link: show the first page instead of an error
         page = selectors.batch_page(user=request.user, search=search, status=status, size=HISTORY_PAGE_SIZE)
         cursor = ""
+    strips = selectors.batch_thumbnails(batches=page.items)
+    for batch in page.items:
+        batch.strip = strips[batch.pk]  # type: ignore[attr-defined]
     context = {
         "batches": page.items,
         "next_cursor": page.next_cursor,
@@ -165,6 +168,7 @@ def batch_detail(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
             "estimate": estimates([batch]).get(batch.pk),
             "parameters": json.dumps(batch.parameters, ensure_ascii=False, indent=2),
             "status_labels": {**dict(BatchStatus.choices), **dict(GenerationStatus.choices)},
+            **views_library.selection_context(request),
             "webhook_deliveries": selectors.webhook_delivery_list(batch=batch)[:20],
         },
     )
