@@ -13,7 +13,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from generation import selectors
+from generation import library, selectors
 from generation.archive import archive_response, download_status, selection_filename
 from generation.models import GenerationStatus
 from generation.serializers import SelectionDownloadSerializer
@@ -52,6 +52,21 @@ class BatchDownloadView(APIView):
         batch = selectors.batch_get(user=request.user, batch_id=batch_id)
         status = download_status(str(request.query_params.get("status", "")).strip())
         return archive_response(selectors.generation_list(batch=batch, status=status), f"{batch.name}.zip")
+
+
+class CollectionDownloadView(APIView):
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = ZipOrJsonErrors
+
+    @extend_schema(
+        operation_id="v1_collections_download",
+        responses=ZIP_RESPONSE,
+        description="The collection's images as one ZIP with manifest.csv / manifest.json, in the order they "
+        "were added.",
+    )
+    def get(self, request: Request, collection_id: uuid.UUID) -> StreamingHttpResponse:
+        collection = library.collection_get(user=request.user, collection_id=collection_id)
+        return archive_response(library.collection_generations(collection=collection), f"{collection.name}.zip")
 
 
 class SelectionDownloadView(APIView):

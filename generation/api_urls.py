@@ -68,4 +68,9 @@ urlpatterns += [
     path("batches/estimate/", api.BatchEstimateView.as_view(), name="api-batch-estimate"),
     path("batches/<uuid:batch_id>/download/", api_downloads.BatchDownloadView.as_view(), name="api-batch-download"),
     path("generations/download/", api_downloads.SelectionDownloadView.as_view(), name="api-generations-download"),
+    path(
+        "collections/<uuid:collection_id>/download/",
+        api_downloads.CollectionDownloadView.as_view(),
+        name="api-collection-download",
+    ),
 ]

@@ -55,6 +55,15 @@ def collection_get(*, user: AbstractBaseUser | AnonymousUser, collection_id: uui
         raise NotFound(_("No such collection.")) from None
 
 
+def collection_generations(*, collection: Collection) -> QuerySet[Generation]:
+    """The collection's listed images, in the order they were added (what its ZIP holds)."""
+    return (
+        Generation.objects.listed()
+        .filter(collection_items__collection=collection)
+        .order_by("collection_items__added_at", "id")
+    )
+
+
 def owned_generations(*, user: AbstractBaseUser | AnonymousUser, ids: Iterable[object]) -> list[Generation]:
     """The user's listed images with these ids, all of them or a 404 naming the ones that are not."""
     wanted = _uuids(ids)

@@ -35,4 +35,9 @@ urlpatterns = [
 urlpatterns += [
     path("<uuid:batch_id>/download/", views_downloads.batch_download, name="batch_download"),
     path("download/", views_downloads.download_selection, name="download_selection"),
+    path(
+        "collections/<uuid:collection_id>/download/",
+        views_downloads.collection_download,
+        name="collection_download",
+    ),
 ]

@@ -11,7 +11,7 @@ from django.shortcuts import redirect
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from generation import selectors
+from generation import library, selectors
 from generation.archive import archive_response, download_status, selection_filename
 from imagegen.errors import ValidationFailed
 
@@ -26,6 +26,13 @@ def batch_download(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse | 
         messages.error(request, error.message)
         return redirect("generation:batch_detail", batch_id=batch.pk)
     return archive_response(selectors.generation_list(batch=batch, status=status), f"{batch.name}.zip")
+
+
+@login_required
+@require_GET
+def collection_download(request: HttpRequest, collection_id: uuid.UUID) -> StreamingHttpResponse:
+    collection = library.collection_get(user=request.user, collection_id=collection_id)
+    return archive_response(library.collection_generations(collection=collection), f"{collection.name}.zip")
 
 
 @login_required

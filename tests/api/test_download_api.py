@@ -92,3 +92,28 @@ def test_the_portal_downloads_only_my_own_and_only_when_logged_in(
     assert client.get(f"/batches/{batch.pk}/download/").status_code == 404
     assert client.post("/batches/download/", {"ids": ids}).status_code == 404
     assert client.post("/batches/download/", {"ids": []}).status_code == 302  # back, with the message
+
+
+def test_a_collection_downloads_its_listed_images_in_the_order_they_were_added(
+    api: Any, other_api: Any, anon_api: Any, make_batch: Any, owner: Any, client: Any
+) -> None:
+    from generation import library
+
+    batch = make_batch(prompts=["first", "second", "third"], run=False)
+    _finish(batch)
+    by_prompt = {g.prompt: g for g in batch.generations.all()}
+    collection = library.collection_create(owner=owner, name="精選")
+    library.collection_items_add(collection=collection, generations=[by_prompt["third"], by_prompt["first"]])
+    library.collection_items_add(collection=collection, generations=[by_prompt["second"]])
+    library.generations_delete(generations=[by_prompt["second"]])
+    url = f"/api/v1/collections/{collection.pk}/download/"
+    response = api.get(url)
+    assert response.status_code == 200 and response["Content-Type"] == "application/zip"
+    assert [row["prompt"] for row in _manifest(response)] == ["third", "first"]  # the deleted one is left out
+    assert other_api.get(url).status_code == 404
+    assert anon_api.get(url).status_code == 401
+    assert api.post(url).status_code == 405
+    client.force_login(owner)
+    portal = client.get(f"/batches/collections/{collection.pk}/download/")
+    assert [row["prompt"] for row in _manifest(portal)] == ["third", "first"]
+    assert 'id="collection-download"' in client.get(f"/batches/collections/{collection.pk}/").content.decode()
