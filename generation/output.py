@@ -273,6 +273,8 @@ def output_render(source: bytes, settings: OutputSettings, *, metadata: dict[str
         opened.load()
         icc_profile = opened.info.get("icc_profile")  # colour, not metadata: kept even when stripping
         image = opened.convert("RGBA" if "A" in opened.getbands() else "RGB")
+    if max(settings.planned_size(image.size)) > MAX_OUTPUT_SIDE:  # a row of another size than the batch's
+        raise ValueError(f"output larger than {MAX_OUTPUT_SIDE} px a side")
     image = _resize(image, settings)
     if settings.watermark is not None:
         image = _watermark(image, settings.watermark)

@@ -85,6 +85,15 @@ def output_job_run(*, job_id: uuid.UUID, generation_id: uuid.UUID) -> str:
     return "failed"
 
 
+def renditions_detach(*, generation_ids: Iterable[uuid.UUID]) -> list[str]:
+    """Delete these images' rendition rows and return their files, for the caller to remove once its
+    transaction commits (the library keeps deleted images' rows, so nothing cascades)."""
+    renditions = Rendition.objects.filter(generation_id__in=list(generation_ids))
+    names = [name for name in renditions.values_list("file", flat=True) if name]
+    renditions.delete()
+    return names
+
+
 def renditions_delete(*, generation_ids: Iterable[uuid.UUID]) -> int:
     """Delete the renditions of these images, files first; call before deleting the images themselves."""
     renditions = list(Rendition.objects.filter(generation_id__in=list(generation_ids)))

@@ -24,7 +24,8 @@ def batch_reprocess(*, batch: Batch, output: Any) -> OutputJob:
     if settings is None:
         message = _("These settings give back the original PNG; choose another format, size, watermark or metadata.")
         raise ValidationFailed(message, code="invalid_output", details={"output": [message]})
-    ids = list(batch.generations.filter(status=GenerationStatus.SUCCEEDED).values_list("id", flat=True))
+    succeeded = batch.generations.filter(status=GenerationStatus.SUCCEEDED, deleted_at__isnull=True)
+    ids = list(succeeded.values_list("id", flat=True))
     if not ids:
         raise Conflict(_("This batch has no finished images to re-process."), code="nothing_to_reprocess")
     with transaction.atomic():

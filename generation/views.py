@@ -17,18 +17,20 @@ from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.idempotency import form_token_claim, form_token_complete, form_token_result, idempotency_release
 from accounts.models import IdempotencyKey
-from generation import keys, selectors, services
+from generation import keys, selectors, services, views_library
 from generation.forms import BatchForm, ProviderKeyForm
 from generation.forms_output import OutputForm
 from generation.models import Batch, BatchSource, BatchStatus, Generation, GenerationStatus
 from generation.providers import configured_providers
 from generation.renditions import output_jobs_with_progress
+from generation.rerun import Rerun, rerun_from_batch, rerun_from_generation
 from generation.scheduler import estimates
 from generation.serializers import provider_data
 from imagegen.errors import ApplicationError
@@ -49,6 +51,9 @@ def batch_list(request: HttpRequest) -> HttpResponse:
     except ApplicationError:  # a mangled page link: show the first page instead of an error
         page = selectors.batch_page(user=request.user, search=search, status=status, size=HISTORY_PAGE_SIZE)
         cursor = ""
+    strips = selectors.batch_thumbnails(batches=page.items)
+    for batch in page.items:
+        batch.strip = strips[batch.pk]  # type: ignore[attr-defined]
     context = {
         "batches": page.items,
         "next_cursor": page.next_cursor,
@@ -72,12 +77,13 @@ def _filter_query(*, search: str, status: str) -> str:
 @login_required
 def batch_new(request: HttpRequest) -> HttpResponse:
     user = cast(User, request.user)
+    rerun = _rerun(request) if request.method != "POST" else Rerun(initial={})
     form = BatchForm(
         request.POST or None,
         request.FILES or None,
         user_id=user.pk,
         high_priority=can_go_first(user),
-        initial={"submit_token": secrets.token_urlsafe(24)},
+        initial={"submit_token": secrets.token_urlsafe(24), **rerun.initial},
     )
     output_form = OutputForm(request.POST or None)
     if request.method == "POST":
@@ -99,9 +105,21 @@ def batch_new(request: HttpRequest) -> HttpResponse:
         "form": form,
         "output_form": output_form,
         "providers": user_provider_data(request.user.pk),
-        "posted_options": form.model_options(),
+        "posted_options": form.model_options() or rerun.options,
+        "imported_rows": rerun.imported_rows,
+        "estimate_url": reverse("api-batch-estimate"),
     }
     return render(request, "generation/batch_new.html", context)
+
+
+def _rerun(request: HttpRequest) -> Rerun:
+    """`?from=<batch>` or `?from_generation=<image>`: the user's own only (another user's is a 404)."""
+    if request.GET.get("from"):
+        return rerun_from_batch(selectors.batch_get(user=request.user, batch_id=request.GET["from"]))
+    if request.GET.get("from_generation"):
+        generation_id = request.GET["from_generation"]
+        return rerun_from_generation(selectors.generation_get(user=request.user, generation_id=generation_id))
+    return Rerun(initial={})
 
 
 def _create_from_form(form: BatchForm, output_form: OutputForm, user: User) -> Batch | None:
@@ -159,6 +177,7 @@ def batch_detail(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
             "status_labels": {**dict(BatchStatus.choices), **dict(GenerationStatus.choices)},
             "output_form": OutputForm(),
             "output_jobs": output_jobs_with_progress(batch),
+            **views_library.selection_context(request),
             "webhook_deliveries": selectors.webhook_delivery_list(batch=batch)[:20],
         },
     )

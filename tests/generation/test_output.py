@@ -8,8 +8,8 @@ import pytest
 from django.core.files.storage import default_storage
 from PIL import Image, ImageCms, ImageDraw, PngImagePlugin
 
-from generation import output, renditions
-from generation.models import GenerationStatus, Rendition
+from generation import library, output, renditions
+from generation.models import Batch, GenerationStatus, Rendition
 from generation.output import (
     FORMATS,
     OutputSettings,
@@ -263,3 +263,16 @@ class TestRenditions:
         assert renditions.renditions_delete(generation_ids=batch.generations.values_list("id", flat=True)) == 2
         assert not Rendition.objects.exists()
         assert not any(default_storage.exists(str(name)) for name in names)
+
+    def test_deleting_images_or_their_batch_removes_rendition_files(self, make_batch, run_queue):
+        batch = make_batch(output={"format": "jpeg"})
+        first, second = batch.generations.order_by("position")
+        first_file = first.renditions.get().file.name
+        with run_queue():
+            library.generations_delete(generations=[first])
+        assert not default_storage.exists(str(first_file))
+        second_file = second.renditions.get().file.name
+        with run_queue():
+            library.batch_delete(batch=Batch.objects.get(pk=batch.pk))
+        assert not default_storage.exists(str(second_file))
+        assert not Rendition.objects.exists()
