@@ -230,9 +230,10 @@ class BatchSerializer(CompiledRepresentation, serializers.ModelSerializer):
         known = self.context.get("estimates")
         if known is None or batch.pk not in known:
             # One batch on its own (detail, create): estimated once for both fields that show it.
-            known = self.__dict__.setdefault("_own_estimates", {})
-            if batch.pk not in known:
-                known.update(estimates([batch]) or {batch.pk: None})
+            own: dict[uuid.UUID, QueueEstimate | None] = self.__dict__.setdefault("_own_estimates", {})
+            if batch.pk not in own:
+                own[batch.pk] = estimates([batch]).get(batch.pk)
+            return own[batch.pk]
         return known.get(batch.pk)
 
     @extend_schema_field(serializers.IntegerField(allow_null=True))
