@@ -5,8 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any, cast
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.http.response import HttpResponseBase
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers as drf_serializers
 from rest_framework import status
@@ -17,11 +20,15 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
-from generation import etags, keys, selectors, services
+from generation import etags, imports, keys, library, selectors, services
+from generation.api_output import GenerationDetailSerializer
 from generation.models import BatchSource
 from generation.scheduler import estimates
 from generation.serializers import (
+    BatchCreatedSerializer,
     BatchCreateSerializer,
+    BatchEstimateSerializer,
+    BatchImportSerializer,
     BatchRetrySerializer,
     BatchSerializer,
     GenerationSerializer,
@@ -35,6 +42,8 @@ from imagegen.conditional import IF_NONE_MATCH, NOT_MODIFIED, conditional
 from imagegen.errors import ValidationFailed
 from imagegen.pagination import KeysetPage, page_number_from, page_size_from
 
+BATCH_REQUEST = {"application/json": BatchCreateSerializer, "multipart/form-data": BatchImportSerializer}
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 PAGING = [
     OpenApiParameter(
         "cursor",
@@ -55,6 +64,26 @@ LIBRARY_FILTERS = [
     OpenApiParameter("provider", str, description="Only images made by this provider."),
     OpenApiParameter("model", str, description="Only images made by this model."),
     OpenApiParameter("status", str, description="Only images in this status."),
+    OpenApiParameter(
+        "size",
+        str,
+        pattern=r"^\d{1,5}[xX×]\d{1,5}$",
+        description="Only images of this size, `WIDTHxHEIGHT` (e.g. `1024x1024`).",
+    ),
+    OpenApiParameter(
+        "since",
+        OpenApiTypes.DATETIME,
+        description="Batches created at or after this moment; a plain date (`2025-01-31`) means its start.",
+    ),
+    OpenApiParameter(
+        "until",
+        OpenApiTypes.DATETIME,
+        description="Batches created before this moment; a plain date (`2025-01-31`) includes that whole day.",
+    ),
+    OpenApiParameter("favourite", str, enum=["true", "false"], description="`true`: only starred images."),
+    OpenApiParameter(
+        "collection", str, pattern=UUID_PATTERN, description="Only images in this collection of yours (its id)."
+    ),
     *PAGING,
 ]
 
@@ -133,16 +162,46 @@ class BatchListCreateView(GenericAPIView):
         )
         return conditional(request, etag, lambda: keyset_response(request, page, BatchSerializer, {"estimates": known}))
 
-    @extend_schema(request=BatchCreateSerializer, responses={201: BatchSerializer})
+    @extend_schema(request=BATCH_REQUEST, responses={201: BatchCreatedSerializer})
     def post(self, request: Request) -> Response:
-        data = BatchCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
-        priority = fields.pop("priority")
-        spec = services.check_batch_request(**fields, user_id=request.user.pk)
+        spec, priority = checked_batch_request(request)
         owner = cast(User, request.user)
+        estimate = services.batch_estimate(owner=owner, spec=spec).as_dict()
         batch = services.batch_create(owner=owner, spec=spec, source=BatchSource.API, priority=priority)
-        return Response(BatchSerializer(batch, context={"request": request}).data, status=status.HTTP_201_CREATED)
+        context = {"request": request, "estimate": estimate}
+        return Response(BatchCreatedSerializer(batch, context=context).data, status=status.HTTP_201_CREATED)
+
+
+class BatchEstimateView(APIView):
+    @extend_schema(
+        request=BATCH_REQUEST,
+        responses=BatchEstimateSerializer,
+        description="Check a batch request as `POST /batches/` would and say what it would make and cost, and the "
+        "quota left; nothing is created.",
+    )
+    def post(self, request: Request) -> Response:
+        spec, _priority = checked_batch_request(request)
+        estimate = services.batch_estimate(owner=cast(User, request.user), spec=spec)
+        return Response(estimate.as_dict())
+
+
+def checked_batch_request(request: Request) -> tuple[services.BatchSpec, int]:
+    """A create (or estimate) request as JSON or multipart with a `file`, checked; and its priority."""
+    multipart = (request.content_type or "").startswith("multipart/")
+    data = (BatchImportSerializer if multipart else BatchCreateSerializer)(data=request.data)
+    data.is_valid(raise_exception=True)
+    fields = dict(data.validated_data)
+    priority = fields.pop("priority")
+    upload = fields.pop("file", None)
+    if upload is not None:
+        if upload.size > settings.MAX_UPLOAD_BYTES:
+            raise ValidationFailed(_("The file is larger than 2 MB."), code="file_too_large", details={"file": []})
+        imported = imports.import_file(upload.read(), filename=upload.name or "")
+        if imported.items and (fields["prompts"] or fields["items"]):
+            imports.refuse_prompts_and_items()
+        fields["prompts"] = [*fields["prompts"], *imported.lines]
+        fields["items"] = imported.items or fields["items"]
+    return services.check_batch_request(**fields, user_id=request.user.pk), priority
 
 
 class BatchDetailView(APIView):
@@ -151,6 +210,15 @@ class BatchDetailView(APIView):
         batch = selectors.batch_get(user=request.user, batch_id=batch_id)
         etag = etags.finished_batch_etag(batch, _variant(request))
         return conditional(request, etag, lambda: Response(BatchSerializer(batch, context={"request": request}).data))
+
+    @extend_schema(
+        responses={204: None},
+        description="Delete an ended batch, its images and their files (409 `batch_active` while it runs: cancel "
+        "it first). What it cost stays in your usage and quota.",
+    )
+    def delete(self, request: Request, batch_id: uuid.UUID) -> Response:
+        library.batch_delete(batch=selectors.batch_get(user=request.user, batch_id=batch_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class BatchCancelView(APIView):
@@ -248,17 +316,27 @@ class LibraryView(GenericAPIView):
             user=request.user,
             cursor=_param(request, "cursor"),
             size=page_size_from(_param(request, "page_size")),
-            **{name: _param(request, name) for name in ("search", "provider", "model", "status")},
+            filters=selectors.library_filters(request.query_params),
         )
         etag = etags.generation_page_etag(request.user.pk, page.items, page.next_cursor, _variant(request))
         return conditional(request, etag, lambda: keyset_response(request, page, GenerationSerializer))
 
 
 class GenerationDetailView(APIView):
-    @extend_schema(responses=GenerationSerializer)
+    @extend_schema(responses=GenerationDetailSerializer)
     def get(self, request: Request, generation_id: uuid.UUID) -> Response:
         generation = selectors.generation_get(user=request.user, generation_id=generation_id)
-        return Response(GenerationSerializer(generation, context={"request": request}).data)
+        return Response(GenerationDetailSerializer(generation, context={"request": request}).data)
+
+    @extend_schema(
+        responses={204: None},
+        description="Delete a finished image and its files (409 `generation_unfinished` while it is being made). "
+        "Its batch still counts it in `total`; usage and quota are unchanged.",
+    )
+    def delete(self, request: Request, generation_id: uuid.UUID) -> Response:
+        generation = selectors.generation_get(user=request.user, generation_id=generation_id)
+        library.generations_delete(generations=[generation])
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class GenerationFileView(APIView):

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from generation import api, api_comparisons, api_webhooks
+from generation import api, api_comparisons, api_downloads, api_library, api_output, api_webhooks
 
 urlpatterns = [
     path("batches/", api.BatchListCreateView.as_view(), name="api-batch-list"),
@@ -33,6 +33,19 @@ urlpatterns = [
     path("usage/", api.UsageView.as_view(), name="api-usage"),
     path("provider-keys/", api.ProviderKeyListCreateView.as_view(), name="api-provider-keys"),
     path("provider-keys/<slug:provider>/", api.ProviderKeyDetailView.as_view(), name="api-provider-key-detail"),
+    path("generations/delete/", api_library.GenerationBulkDeleteView.as_view(), name="api-generations-delete"),
+    path(
+        "generations/<uuid:generation_id>/favourite/",
+        api_library.GenerationFavouriteView.as_view(),
+        name="api-generation-favourite",
+    ),
+    path("collections/", api_library.CollectionListCreateView.as_view(), name="api-collection-list"),
+    path("collections/<uuid:collection_id>/", api_library.CollectionDetailView.as_view(), name="api-collection-detail"),
+    path(
+        "collections/<uuid:collection_id>/items/",
+        api_library.CollectionItemsView.as_view(),
+        name="api-collection-items",
+    ),
     path("batches/<uuid:batch_id>/webhooks/", api_webhooks.BatchWebhookListView.as_view(), name="api-batch-webhooks"),
     path(
         "batches/<uuid:batch_id>/webhooks/<uuid:delivery_id>/resend/",
@@ -49,5 +62,17 @@ urlpatterns = [
         "comparisons/<uuid:comparison_id>/votes/",
         api_comparisons.ComparisonVoteView.as_view(),
         name="api-comparison-votes",
+    ),
+    path("batches/<uuid:batch_id>/reprocess/", api_output.BatchReprocessView.as_view(), name="api-batch-reprocess"),
+    path("renditions/<uuid:rendition_id>/file/", api_output.RenditionFileView.as_view(), name="api-rendition-file"),
+]
+urlpatterns += [
+    path("batches/estimate/", api.BatchEstimateView.as_view(), name="api-batch-estimate"),
+    path("batches/<uuid:batch_id>/download/", api_downloads.BatchDownloadView.as_view(), name="api-batch-download"),
+    path("generations/download/", api_downloads.SelectionDownloadView.as_view(), name="api-generations-download"),
+    path(
+        "collections/<uuid:collection_id>/download/",
+        api_downloads.CollectionDownloadView.as_view(),
+        name="api-collection-download",
     ),
 ]

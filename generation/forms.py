@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, cast
 
 from django import forms
@@ -9,9 +10,12 @@ from django.conf import settings
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from generation.imports import ImportedPrompts, check_items, import_file, prompts_and_items_message
 from generation.models import BatchPriority
+from generation.parameters import PromptItem
 from generation.prompts import split_lines
 from generation.providers import configured_providers
+from imagegen.errors import ValidationFailed
 
 OPTION_PREFIX = "option_"
 
@@ -42,10 +46,17 @@ class BatchForm(forms.Form):
         help_text=_("One prompt per line."),
     )
     prompts_file = forms.FileField(
-        label=_("…or upload a text file"),
+        label=_("…or import a file"),
         required=False,
-        help_text=_("UTF-8 text, one prompt per line (.txt or .csv, up to 2 MB)."),
+        widget=forms.ClearableFileInput(attrs={"accept": ".txt,.csv,.json,.jsonl,.ndjson"}),
+        help_text=_(
+            "UTF-8, up to 2 MB: .txt (one prompt per line), .csv (a header row with a “prompt” column; "
+            "negative_prompt, seed, width, height and images are optional; other columns fill {column} in "
+            "the prompt), .json (a list of such objects) or .jsonl (one object per line)."
+        ),
     )
+    # Rows of an earlier imported batch, carried over by "Use these settings" (JSON, checked again).
+    items_json = forms.CharField(required=False, widget=forms.HiddenInput)
     template = forms.BooleanField(
         label=_("Expand templates"),
         required=False,
@@ -80,7 +91,7 @@ class BatchForm(forms.Form):
     fallbacks = forms.MultipleChoiceField(
         label=_("Fallback providers"),
         required=False,
-        widget=forms.SelectMultiple(attrs={"size": 4}),
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "fallback-choice"}),
         help_text=_("Tried in this order when the chosen model keeps failing with temporary errors."),
     )
 
@@ -111,26 +122,37 @@ class BatchForm(forms.Form):
         value = self.cleaned_data.get("priority")
         return BatchPriority.NORMAL if value in (None, "") else int(value)
 
-    def clean_prompts_file(self) -> str:
+    def clean_prompts_file(self) -> ImportedPrompts | None:
         upload = self.cleaned_data.get("prompts_file")
         if not upload:
-            return ""
+            return None
         if upload.size > settings.MAX_UPLOAD_BYTES:
             raise forms.ValidationError(_("The file is larger than 2 MB."))
         try:
-            text = upload.read().decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise forms.ValidationError(_("The file is not UTF-8 text.")) from None
-        if "\x00" in text:
-            raise forms.ValidationError(_("The file contains NUL bytes; it is not a text file."))
-        return text
+            return import_file(upload.read(), filename=upload.name or "")
+        except ValidationFailed as error:
+            raise forms.ValidationError(_row_errors(error)) from None
+
+    def clean_items_json(self) -> list[PromptItem]:
+        raw = self.cleaned_data.get("items_json") or ""
+        if not raw:
+            return []
+        try:
+            return check_items(json.loads(raw))
+        except (ValueError, ValidationFailed):
+            raise forms.ValidationError(_("The imported rows could not be read; import the file again.")) from None
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        lines = split_lines(data.get("prompts", "")) + split_lines(data.get("prompts_file") or "")
-        if not lines and "prompts_file" not in self.errors:
+        imported = data.get("prompts_file")
+        lines = split_lines(data.get("prompts", "")) + (imported.lines if imported else [])
+        items = (imported.items if imported else []) or data.get("items_json") or []
+        if items and split_lines(data.get("prompts", "")):
+            self.add_error("prompts_file", prompts_and_items_message())
+        if not lines and not items and not {"prompts_file", "items_json"} & set(self.errors):
             self.add_error("prompts", _("Enter at least one prompt, or upload a file of prompts."))
-        data["prompt_lines"] = lines
+        data["prompt_lines"] = [] if items else lines
+        data["items"] = items
         return data
 
     def batch_request(self) -> dict[str, Any]:
@@ -151,6 +173,7 @@ class BatchForm(forms.Form):
             "seed": data["seed"],
             "options": self.model_options(),
             "fallbacks": list(data.get("fallbacks") or []),
+            "items": data["items"] or None,
             "cache": bool(data.get("cache")),
             "user_id": self.user_id,
             "webhook_url": data.get("webhook_url") or "",
@@ -165,7 +188,25 @@ class BatchForm(forms.Form):
         }
 
     # Which form field shows an error a service reports against an API field.
-    FIELD_FOR_ERROR = {"provider": "model", "width": "size", "height": "size", "options": None}
+    FIELD_FOR_ERROR = {
+        "provider": "model",
+        "width": "size",
+        "height": "size",
+        "options": None,
+        "rows": "prompts_file",
+        "items": "prompts_file",
+    }
+
+
+def _row_errors(error: ValidationFailed) -> list[str]:
+    """An import refusal as one message per problem row (the first few), for the form's field."""
+    rows = error.details.get("rows") or []
+    listed = [
+        gettext("Row %(row)d, %(field)s: %(message)s") % row if row.get("row") and row.get("field") else row["message"]
+        for row in rows[:5]
+        if isinstance(row, dict)
+    ]
+    return [error.message, *listed[1:]] if listed else [error.message]
 
 
 class ProviderKeyForm(forms.Form):

@@ -25,6 +25,8 @@ from django.utils.translation import gettext as _
 
 from generation import services
 from generation.models import Batch, BatchSource, BatchStatus, Generation, GenerationStatus
+from generation.output import OutputSettings, check_output
+from generation.parameters import BatchParameters
 from generation.providers import configured_providers
 from generation.providers.base import ModelInfo, Provider
 from imagegen.errors import ApplicationError, Conflict, Forbidden, NotFound, TooManyRequests, ValidationFailed
@@ -196,11 +198,26 @@ def images_request_check(*, body: Any, user_id: int | None) -> ImagesRequest:
         seed=seed,
         user_id=user_id,
     )
-    parameters = dataclasses.replace(spec.parameters, output_format=output_format, output_compression=compression)
+    parameters = dataclasses.replace(
+        spec.parameters,
+        output_format=output_format,
+        output_compression=compression,
+        output=_output_settings(output_format, compression, (spec.width, spec.height)) or spec.parameters.output,
+    )
     return ImagesRequest(
         spec=dataclasses.replace(spec, parameters=parameters),
         response_format=_choice(values, "response_format", RESPONSE_FORMATS, default="b64_json"),
     )
+
+
+def _output_settings(output_format: str, compression: int | None, size: tuple[int, int]) -> OutputSettings | None:
+    """OpenAI's output_format and output_compression as the batch's post-processing (a JPEG/WebP rendition)."""
+    if output_format not in ("jpeg", "webp"):
+        return None
+    requested: dict[str, Any] = {"format": output_format}
+    if compression is not None:
+        requested["quality"] = max(1, compression)  # OpenAI's 0 is the smallest file; Pillow's scale starts at 1
+    return check_output(requested, source_size=size)
 
 
 def _copies(prompt: str, n: int, *, seeded: bool) -> tuple[list[str], int]:
@@ -373,7 +390,13 @@ def _image_object(generation: Generation, response_format: str, url_for: Callabl
 
 
 def image_file(generation: Generation) -> str:
-    """The stored file the gateway hands out for an image (the one place to choose a derived file)."""
+    """The stored file the gateway hands out for an image (the one place to choose a derived file):
+    the rendition in the requested output_format when there is one, else the original PNG."""
+    wanted = BatchParameters.from_json(generation.batch.parameters).output
+    if wanted is not None:
+        rendition = generation.renditions.filter(settings_hash=wanted.settings_hash).first()
+        if rendition is not None and rendition.file.name:
+            return rendition.file.name
     return generation.image.name or ""
 
 

@@ -32,8 +32,10 @@ from django.utils import timezone
 from generation import limits, webhooks
 from generation.models import (
     ACTIVE_BATCH_STATUSES,
+    FINISHED_GENERATION_STATUSES,
     Batch,
     BatchStatus,
+    CollectionItem,
     Generation,
     GenerationStatus,
     SpooledResult,
@@ -424,12 +426,14 @@ def batch_refresh(*, batch_id: uuid.UUID) -> Batch:
         counts = Generation.objects.filter(batch_id=batch_id).aggregate(
             total=Count("id"),
             cost=Sum("cost_usd"),
+            deleted=Count("id", filter=Q(deleted_at__isnull=False)),
             **{status.value: Count("id", filter=Q(status=status)) for status in GenerationStatus},
         )
         batch.total = counts["total"]
         batch.completed = counts[GenerationStatus.SUCCEEDED]
         batch.failed = counts[GenerationStatus.FAILED]
         batch.cancelled = counts[GenerationStatus.CANCELLED]
+        batch.deleted = counts["deleted"]
         batch.cost_usd = counts["cost"] or Decimal(0)
         batch.status = derive_status(
             counts, cancel_requested=batch.cancel_requested_at is not None, paused=batch.paused_at is not None
@@ -444,7 +448,8 @@ def batch_refresh(*, batch_id: uuid.UUID) -> Batch:
             batch.finished_at = now
         batch.save(
             update_fields=[
-                "total", "completed", "failed", "cancelled", "cost_usd", "status", "started_at", "finished_at",
+                "total", "completed", "failed", "cancelled", "deleted", "cost_usd", "status", "started_at",
+                "finished_at",
             ]
         )  # fmt: skip
         if finishes_now and batch.webhook_url:
@@ -536,3 +541,33 @@ def generations_requeue(*, batch: Batch, generation_ids: list[uuid.UUID]) -> Bat
         )
         Batch.objects.filter(pk=batch.pk).update(cancel_requested_at=None, finished_at=None)
     return batch_refresh(batch_id=batch.pk)
+
+
+def generations_delete(*, batch_id: uuid.UUID, generation_ids: Iterable[uuid.UUID]) -> list[str]:
+    """Mark finished images of one batch deleted; returns the stored files the caller must remove.
+
+    The rows stay (usage rollups, quotas and the batch's total/completed/failed/cancelled keep
+    counting what was made and charged); only `deleted` goes up. An unfinished image is left alone.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        rows = Generation.objects.select_for_update().filter(
+            batch_id=batch_id, id__in=list(generation_ids), deleted_at__isnull=True,
+            status__in=FINISHED_GENERATION_STATUSES,
+        )  # fmt: skip
+        files = [name for pair in rows.values_list("image", "thumbnail") for name in pair if name]
+        ids = list(rows.values_list("id", flat=True))
+        Generation.objects.filter(id__in=ids).update(deleted_at=now, favourite=False, image="", thumbnail="")
+        CollectionItem.objects.filter(generation_id__in=ids).delete()
+        SpooledResult.objects.filter(generation_id__in=ids).delete()
+        batch_refresh(batch_id=batch_id)
+    return files
+
+
+def batch_delete(*, batch: Batch) -> list[str]:
+    """Mark an ended batch and all its images deleted; returns the stored files to remove."""
+    with transaction.atomic():
+        ids = list(batch.generations.filter(deleted_at__isnull=True).values_list("id", flat=True))
+        files = generations_delete(batch_id=batch.pk, generation_ids=ids)
+        Batch.objects.filter(pk=batch.pk, deleted_at__isnull=True).update(deleted_at=timezone.now())
+    return files

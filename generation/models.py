@@ -80,6 +80,9 @@ class Batch(models.Model):
     completed = models.PositiveIntegerField(_("completed"), default=0)
     failed = models.PositiveIntegerField(_("failed"), default=0)
     cancelled = models.PositiveIntegerField(_("cancelled"), default=0)
+    # Images the owner deleted: still counted in total/completed/failed above (they were made and
+    # charged), no longer listed. Kept by the lifecycle like the other counters.
+    deleted = models.PositiveIntegerField(_("deleted"), default=0)
     # Kept by the lifecycle with the counters above, so lists never sum generations.
     cost_usd = models.DecimalField(_("estimated cost (USD)"), max_digits=12, decimal_places=5, default=0)
     created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
@@ -87,6 +90,8 @@ class Batch(models.Model):
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     paused_at = models.DateTimeField(null=True, blank=True)
+    # Deleted by its owner: hidden everywhere, files removed; the row stays for usage and quotas.
+    deleted_at = models.DateTimeField(_("deleted"), null=True, blank=True)
     # Called with the batch's summary when it finishes (generation/webhooks.py); empty for none.
     webhook_url = models.CharField(_("webhook URL"), max_length=2000, blank=True, default="")
 
@@ -118,11 +123,20 @@ class Batch(models.Model):
     def is_active(self) -> bool:
         return self.status in ACTIVE_BATCH_STATUSES
 
+    @property
+    def listed(self) -> int:
+        """Images still shown (not deleted by the owner)."""
+        return self.total - self.deleted
+
 
 class GenerationQuerySet(models.QuerySet["Generation"]):
     def due(self, now: datetime) -> GenerationQuerySet:
         """Not waiting out a backoff or a provider's Retry-After any more."""
         return self.filter(models.Q(not_before__isnull=True) | models.Q(not_before__lte=now))
+
+    def listed(self) -> GenerationQuerySet:
+        """Not deleted by their owner: what pages, the library and downloads show."""
+        return self.filter(deleted_at__isnull=True)
 
 
 class Generation(models.Model):
@@ -170,6 +184,11 @@ class Generation(models.Model):
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    # Starred by the owner (an image has one owner, so a column is the per-user scope); written
+    # only by `generation.library`, with single-column UPDATEs that never race the lifecycle's.
+    favourite = models.BooleanField(_("favourite"), default=False)
+    # Deleted by the owner: files removed, row kept so rollups, quotas and batch counters stay true.
+    deleted_at = models.DateTimeField(_("deleted"), null=True, blank=True)
     # The result cache (generation.result_cache): the hash of what this image asks for on the
     # batch's own provider, including its owner; blank when the batch opted out or has no explicit seed.
     cache_key = models.CharField(max_length=64, blank=True)
@@ -190,6 +209,10 @@ class Generation(models.Model):
             models.Index(fields=["batch", "status", "position"]),
             # The rollup writer reads only what finished since its last run.
             models.Index(fields=["finished_at"], name="generation_finished_at"),
+            # The library's "favourites only": the few starred images, in their batch's order.
+            models.Index(
+                fields=["batch", "position"], name="generation_favourites", condition=models.Q(favourite=True)
+            ),
             # Cache look-ups: the key holds the owner, so this is an index per user.
             models.Index(
                 fields=["cache_key", "status"], name="generation_cache_key", condition=~models.Q(cache_key="")
@@ -202,6 +225,40 @@ class Generation(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED_GENERATION_STATUSES
+
+
+class Collection(models.Model):
+    """A named set of a user's images (an image may be in several)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="collections")
+    name = models.CharField(_("name"), max_length=100)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    generations = models.ManyToManyField(Generation, through="CollectionItem", related_name="collections")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("collection")
+        verbose_name_plural = _("collections")
+        indexes = [models.Index(fields=["owner", "-created_at", "-id"], name="collection_owner_newest")]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="one_collection_name_per_owner")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CollectionItem(models.Model):
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="items")
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="collection_items")
+    added_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("collection item")
+        verbose_name_plural = _("collection items")
+        constraints = [models.UniqueConstraint(fields=["collection", "generation"], name="one_membership_per_image")]
+
+    def __str__(self) -> str:
+        return f"{self.collection_id}: {self.generation_id}"
 
 
 class ProviderKey(models.Model):
@@ -501,3 +558,56 @@ class ComparisonVote(models.Model):
 
     def __str__(self) -> str:
         return f"{self.comparison_id} prompt {self.prompt_index}: {self.winner_id or 'tie'}"
+
+
+class Rendition(models.Model):
+    """A file derived from a generation's original image by post-processing (generation/output.py).
+
+    One per image and settings: the unique hash makes a task delivered twice find the first one.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="renditions")
+    settings_hash = models.CharField(max_length=64)
+    settings = models.JSONField(default=dict)
+    format = models.CharField(_("format"), max_length=10)
+    file = models.FileField(_("file"), upload_to="renditions/", max_length=255)
+    width = models.PositiveIntegerField(_("width"))
+    height = models.PositiveIntegerField(_("height"))
+    bytes = models.PositiveBigIntegerField(_("size (bytes)"))
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at"]
+        verbose_name = _("rendition")
+        verbose_name_plural = _("renditions")
+        constraints = [
+            models.UniqueConstraint(fields=["generation", "settings_hash"], name="rendition_once_per_settings")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.generation_id} {self.format} {self.width}x{self.height}"
+
+
+class OutputJob(models.Model):
+    """Re-processing a batch's succeeded images with other output settings (no provider call).
+
+    Progress is derived: done = renditions with this hash among the batch's images; failures
+    are kept by image id, so a task delivered twice counts once.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="output_jobs")
+    settings = models.JSONField(default=dict)
+    settings_hash = models.CharField(max_length=64)
+    total = models.PositiveIntegerField(default=0)
+    failed_ids = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("re-processing job")
+        verbose_name_plural = _("re-processing jobs")
+
+    def __str__(self) -> str:
+        return f"{self.batch_id} {self.settings_hash[:8]}"

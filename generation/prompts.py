@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -20,6 +21,9 @@ TEMPLATE_MAX_ALTERNATIVES = 256  # `|` separators in one prompt
 TEMPLATE_MAX_DEPTH = 8  # groups inside groups
 TEMPLATE_MAX_GROUPS_TOTAL = 1_000  # groups in all prompts of one request
 TEMPLATE_TIME_BUDGET_SECONDS = 2.0  # wall time for expanding one request, checked after each prompt
+# `__name__` reads a wildcard file; this platform has none, and the generator would repeat the
+# prompt unchanged up to the batch limit, so a wildcard (usually a typo) is refused by name.
+WILDCARD = re.compile(r"__([^_\s][^\s]*?)__")
 
 
 def split_lines(text: str) -> list[str]:
@@ -39,8 +43,13 @@ def expand_prompts(prompts: list[str], *, template: bool, limit: int) -> list[st
         raise ValidationFailed(message, code="too_many_prompts", details={"prompts": [message]})
     if not template:
         return cleaned
-    check_template_budget(cleaned)
-    return _expand(cleaned, limit=limit)
+    return [prompt for variants in expand_each(cleaned, limit=limit) for prompt in variants]
+
+
+def expand_each(prompts: list[str], *, limit: int) -> list[list[str]]:
+    """Each template prompt's variants, in order, within the budgets; stops just past `limit` in all."""
+    check_template_budget(prompts)
+    return _expand(prompts, limit=limit)
 
 
 def check_template_budget(prompts: list[str]) -> None:
@@ -83,14 +92,17 @@ def _too_complex(message: str) -> None:
     raise ValidationFailed(message, code="template_too_complex", details={"prompts": [message]})
 
 
-def _expand(prompts: list[str], *, limit: int) -> list[str]:
+def _expand(prompts: list[str], *, limit: int) -> list[list[str]]:
     generator = CombinatorialPromptGenerator()
-    expanded: list[str] = []
+    expanded: list[list[str]] = []
+    count = 0
     deadline = time.monotonic() + TEMPLATE_TIME_BUDGET_SECONDS
     for line_number, prompt in enumerate(prompts, start=1):
-        variants = _generate(generator, prompt, line_number, max_prompts=limit - len(expanded) + 1)
-        expanded.extend(str(v).strip() for v in variants if str(v).strip())
-        if len(expanded) > limit:
+        _refuse_wildcards(prompt, line_number)
+        variants = _generate(generator, prompt, line_number, max_prompts=limit - count + 1)
+        expanded.append([str(v).strip() for v in variants if str(v).strip()])
+        count += len(expanded[-1])
+        if count > limit:
             break
         if time.monotonic() > deadline:
             message = _("These templates take too long to expand; split them into smaller batches.")
@@ -98,18 +110,27 @@ def _expand(prompts: list[str], *, limit: int) -> list[str]:
     return expanded
 
 
+def _refuse_wildcards(prompt: str, line_number: int) -> None:
+    wildcard = WILDCARD.search(prompt)
+    if wildcard is None:
+        return
+    message = _(
+        "Prompt %(line)d uses the wildcard %(wildcard)s, but there are no wildcard files here. "
+        "Write the choices out as {a|b|c}."
+    ) % {"line": line_number, "wildcard": wildcard.group(0)}
+    raise ValidationFailed(message, code="unknown_wildcard", details={"prompts": [message]})
+
+
 def _generate(generator: CombinatorialPromptGenerator, prompt: str, line_number: int, *, max_prompts: int) -> Any:
     try:
         return generator.generate(prompt, max_prompts=max_prompts)
     except ParseBaseException as exc:
-        message = _("Prompt %(line)d is not a valid template: %(problem)s (at character %(at)d).") % {
-            "line": line_number,
-            "problem": exc.msg,
-            "at": exc.loc + 1,
-        }
-        raise ValidationFailed(
-            message, code="invalid_template", details={"prompts": [f"line {line_number}: {exc.msg}"]}
-        ) from exc
+        # The parser's own wording is English only; say what is wrong and where, in the user's language.
+        message = _(
+            "Prompt %(line)d is not a valid template near character %(at)d: every { needs its }, "
+            "with the choices separated by |."
+        ) % {"line": line_number, "at": exc.loc + 1}
+        raise ValidationFailed(message, code="invalid_template", details={"prompts": [message]}) from exc
     except RecursionError as exc:
         message = _("Prompt %(line)d is not a valid template: it nests too deeply.") % {"line": line_number}
         raise ValidationFailed(message, code="invalid_template", details={"prompts": [message]}) from exc

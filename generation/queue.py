@@ -56,6 +56,21 @@ def push_webhooks(task: str, claims: Iterable[Claim]) -> None:
         )
 
 
+def push_output_job(task: str, job_id: UUID, generation_ids: Iterable[UUID]) -> None:
+    """One task per image of a re-processing job; a task delivered twice finds its rendition made."""
+    broker = get_broker()
+    for generation_id in generation_ids:
+        async_task(
+            task,
+            str(job_id),
+            str(generation_id),
+            broker=broker,
+            task_name=f"output-{job_id}-{generation_id}",
+            group=str(job_id),
+            save=False,
+        )
+
+
 def queue_size() -> int:
     """Tasks waiting in the broker (the ORM broker also counts tasks leased to a worker)."""
     broker = get_broker()

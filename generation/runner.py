@@ -26,6 +26,7 @@ from generation.models import Batch, Generation, GenerationStatus, SpooledResult
 from generation.parameters import BatchParameters
 from generation.providers import get_provider
 from generation.providers.base import GenerationRequest, Provider, ProviderError
+from generation.renditions import rendition_make_quietly
 from generation.storage import StorageUnavailable, StoredImage, delete_files, store_image
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ def _copy_from_cache(generation: Generation) -> str | None:
     if not lifecycle.generation_succeed(generation=generation, success=success):
         delete_files(copy.stored.image_name, copy.stored.thumbnail_name)
         return "superseded"
+    _post_process(generation)
     return GenerationStatus.SUCCEEDED
 
 
@@ -167,7 +169,15 @@ def _store_and_record(generation: Generation, answer: Answer, *, from_spool: boo
     if not recorded:
         delete_files(stored.image_name, stored.thumbnail_name)
         return "superseded"
+    _post_process(generation, parameters)
     return GenerationStatus.SUCCEEDED
+
+
+def _post_process(generation: Generation, parameters: BatchParameters | None = None) -> None:
+    """The batch's `output` settings applied to the stored image (a cached copy included)."""
+    parameters = parameters or BatchParameters.from_json(generation.batch.parameters)
+    if parameters.output is not None:
+        rendition_make_quietly(generation_id=generation.pk, output=parameters.output)
 
 
 def _store_with_retries(generation: Generation, answer: Answer) -> StoredImage:

@@ -2,37 +2,46 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 
 from generation import stats
-from generation.models import Batch, Generation, WebhookDelivery
+from generation.models import Batch, Generation, GenerationStatus, WebhookDelivery
 from generation.search import PromptMatches, query_terms
-from imagegen.errors import NotFound
+from imagegen.errors import NotFound, ValidationFailed
 from imagegen.pagination import KeysetPage, after, decode_cursor, encode_cursor, invalid_cursor, keyset_page
 
 # Orders that match an index exactly, ending in a unique column, so every page is a keyset range scan.
 BATCH_ORDER = ("-created_at", "-id")
 LIBRARY_ORDER = ("-batch__created_at", "-batch__id", "position")
 BATCH_GENERATION_ORDER = ("position",)
+STRICT_FILTERS = ("size", "since", "until", "favourite", "collection")
+UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def batch_list(*, user: AbstractBaseUser | AnonymousUser, search: str = "", status: str = "") -> QuerySet[Batch]:
     """The user's batches; `search` finds words or CJK text in the batch name or any of its prompts."""
-    batches = Batch.objects.filter(owner_id=user.pk)
+    batches = Batch.objects.filter(owner_id=user.pk, deleted_at__isnull=True)
     search = search.replace("\x00", "")  # no text contains NUL; PostgreSQL refuses it in a query
     terms = query_terms(search)
     if terms:
         named = Q()
         for term in terms:
             named &= Q(name__icontains="".join(term.tokens))
-        prompted = Generation.objects.filter(PromptMatches(terms)).values("batch_id")
+        prompted = Generation.objects.listed().filter(PromptMatches(terms)).values("batch_id")
         batches = batches.filter(named | Q(id__in=prompted))
     if status:
         batches = batches.filter(status=status)
@@ -50,20 +59,38 @@ def batch_page(
 def batch_get(*, user: AbstractBaseUser | AnonymousUser, batch_id: uuid.UUID | str) -> Batch:
     """The user's own batch; another user's, or an unknown id, is the same 404."""
     try:
-        return Batch.objects.get(pk=batch_id, owner_id=user.pk)
+        return Batch.objects.get(pk=batch_id, owner_id=user.pk, deleted_at__isnull=True)
     except (Batch.DoesNotExist, ValidationError, ValueError):
         raise NotFound(_("No such batch.")) from None
 
 
 def generation_list(*, batch: Batch, status: str = "") -> QuerySet[Generation]:
-    """The batch's images; each row's `batch` is the one given (no join: every row would repeat it)."""
-    generations = Generation.objects.filter(batch=batch)
+    """The batch's listed images; each row's `batch` is the one given (no join: every row would repeat it)."""
+    generations = Generation.objects.listed().filter(batch=batch)
     return generations.filter(status=status) if status else generations
+
+
+MAX_DOWNLOAD_SELECTION = 1000
+
+
+def download_selection(*, user: AbstractBaseUser | AnonymousUser, ids: list[str]) -> QuerySet[Generation]:
+    """The user's images among `ids`, in library order; one id that is not theirs is a 404 for all."""
+    if not ids or len(ids) > MAX_DOWNLOAD_SELECTION:
+        message = _("Select from 1 to %(max)d images to download.") % {"max": MAX_DOWNLOAD_SELECTION}
+        raise ValidationFailed(message, code="invalid_selection", details={"ids": [message]})
+    try:
+        wanted = {uuid.UUID(str(value)) for value in ids}
+    except ValueError:
+        raise NotFound(_("No such image.")) from None
+    generations = Generation.objects.filter(batch__owner_id=user.pk, pk__in=wanted)
+    if generations.count() != len(wanted):
+        raise NotFound(_("No such image.")) from None
+    return generations.select_related("batch").order_by(*LIBRARY_ORDER)
 
 
 def generation_get(*, user: AbstractBaseUser | AnonymousUser, generation_id: uuid.UUID | str) -> Generation:
     try:
-        return Generation.objects.select_related("batch").get(pk=generation_id, batch__owner_id=user.pk)
+        return Generation.objects.listed().select_related("batch").get(pk=generation_id, batch__owner_id=user.pk)
     except (Generation.DoesNotExist, ValidationError, ValueError):
         raise NotFound(_("No such image.")) from None
 
@@ -74,9 +101,10 @@ def batch_generation_page(
     """One page of a batch's images in order; the total comes from the batch's own counters.
 
     Positions run 0, 1, 2... without gaps, so page n (the portal's numbered pages) starts at
-    position (n - 1) × size: an index range, like a cursor.
+    position (n - 1) × size: an index range, like a cursor. (Once the owner deletes images, the
+    pages after them hold fewer: the gaps stay where the images were.)
     """
-    total = (lambda: batch.total) if not status else None
+    total = (lambda: batch.listed) if not status else None
     generations = generation_list(batch=batch, status=status)
     if page_number > 1 and not cursor:
         generations = generations.filter(position__gte=(page_number - 1) * size)
@@ -86,42 +114,145 @@ def batch_generation_page(
     return page
 
 
+@dataclass(frozen=True)
+class LibraryFilters:
+    """What the library is narrowed to; every field empty means all of the user's images."""
+
+    search: str = ""
+    provider: str = ""
+    model: str = ""
+    status: str = ""
+    width: int | None = None
+    height: int | None = None
+    since: datetime | None = None  # batch created at or after
+    until: datetime | None = None  # batch created before
+    favourite: bool = False
+    collection_id: uuid.UUID | None = None
+
+    @property
+    def small_set(self) -> bool:
+        """Filters that pick few images, read whole and ordered (instead of a few batches at a time)."""
+        return bool(query_terms(self.search)) or self.favourite or self.collection_id is not None
+
+    def image_conditions(self) -> Q:
+        """The conditions on the images themselves (not their batch, not the owner)."""
+        condition = Q(deleted_at__isnull=True)
+        for field in ("provider", "model", "status"):
+            if getattr(self, field):
+                condition &= Q(**{field: getattr(self, field)})
+        if self.width is not None:
+            condition &= Q(width=self.width, height=self.height)
+        if self.favourite:
+            condition &= Q(favourite=True)
+        if self.collection_id is not None:
+            condition &= Q(collection_items__collection_id=self.collection_id)
+        return condition
+
+    def batch_conditions(self, prefix: str = "") -> Q:
+        condition = Q(**{f"{prefix}deleted_at__isnull": True})
+        if self.since is not None:
+            condition &= Q(**{f"{prefix}created_at__gte": self.since})
+        if self.until is not None:
+            condition &= Q(**{f"{prefix}created_at__lt": self.until})
+        return condition
+
+
+def library_filters(query: Mapping[str, str]) -> LibraryFilters:
+    """The library's filters from a query string (API or portal); bad values are a 400 naming the field."""
+
+    def get(*names: str) -> str:
+        return next((str(query.get(name, "")).strip() for name in names if str(query.get(name, "")).strip()), "")
+
+    for name in STRICT_FILTERS:  # given, these must say something (the portal leaves out empty fields)
+        if name in query and not str(query[name]).strip():
+            raise _bad(name, _("This filter is empty; leave it out to not filter."))
+
+    width = height = None
+    size = get("size")
+    if size:
+        match = re.fullmatch(r"(\d{1,5})[x×X](\d{1,5})", size)
+        if not match:
+            raise _bad("size", _("Give the size as width×height, for example 1024x1024."))
+        width, height = int(match[1]), int(match[2])
+    collection = get("collection")
+    if collection and not UUID_TEXT.fullmatch(collection):
+        raise _bad("collection", _("Not a collection id."))
+    favourite = get("favourite", "favorite")
+    if favourite not in ("", "true", "false"):
+        raise _bad("favourite", _("Use true or false."))
+    return LibraryFilters(
+        search=get("search", "q").replace("\x00", ""),
+        provider=get("provider"),
+        model=get("model"),
+        status=get("status"),
+        width=width,
+        height=height,
+        since=_moment(get("since", "created_after"), "since"),
+        until=_moment(get("until", "created_before"), "until", end_of_day=True),
+        favourite=favourite == "true",
+        collection_id=uuid.UUID(collection) if collection else None,
+    )
+
+
+def _bad(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(message, details={field: [message]})
+
+
+def _moment(raw: str, field: str, *, end_of_day: bool = False) -> datetime | None:
+    """A date (the whole day, in the site's time zone) or an ISO 8601 date-time."""
+    if not raw:
+        return None
+    raw = raw.upper()  # RFC 3339 allows a lower-case "t" and "z"
+    try:
+        day = parse_date(raw)
+        moment = parse_datetime(raw) if day is None else None
+    except ValueError:
+        day = moment = None
+    if day is not None:
+        start = timezone.make_aware(datetime.combine(day, time.min))
+        return start + timedelta(days=1) if end_of_day else start
+    if moment is None:
+        raise _bad(field, _("Give a date (2025-01-31) or a date and time (2025-01-31T12:00:00Z)."))
+    return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
+
+
 def library_list(
-    *,
-    user: AbstractBaseUser | AnonymousUser,
-    search: str = "",
-    provider: str = "",
-    model: str = "",
-    status: str = "",
+    *, user: AbstractBaseUser | AnonymousUser, filters: LibraryFilters | None = None, **fields: Any
 ) -> QuerySet[Generation]:
-    """Every image of the user across batches, newest batch first; `search` is full-text on prompts."""
+    """Every listed image of the user across batches, newest batch first; `search` is full-text on prompts."""
+    filters = filters or LibraryFilters(**fields)
     generations = Generation.objects.filter(batch__owner_id=user.pk).select_related("batch")
-    terms = query_terms(search)
+    terms = query_terms(filters.search)
     if terms:
         generations = generations.filter(PromptMatches(terms))
-    for field, value in (("provider", provider), ("model", model), ("status", status)):
-        if value:
-            generations = generations.filter(**{field: value})
+    generations = generations.filter(filters.image_conditions(), filters.batch_conditions("batch__"))
     return generations.order_by(*LIBRARY_ORDER)
 
 
 def library_page(
-    *, user: AbstractBaseUser | AnonymousUser, cursor: str = "", size: int, search: str = "", **filters: str
+    *,
+    user: AbstractBaseUser | AnonymousUser,
+    cursor: str = "",
+    size: int,
+    filters: LibraryFilters | None = None,
+    **fields: Any,
 ) -> KeysetPage[Generation]:
     """One page of the library. No total: counting a whole history is what keyset pages avoid.
 
-    A search reads its matches from the full-text index and orders them. Without one, the page
-    is read a few batches at a time, newest first along the owner's batch index, so no query
-    ever sorts more than those batches' images, however long the history.
+    A search, the favourites or a collection are read from their own index and ordered. Otherwise
+    the page is read a few batches at a time, newest first along the owner's batch index, so no
+    query ever sorts more than those batches' images, however long the history.
     """
-    if query_terms(search):
-        generations = library_list(user=user, search=search, **filters)
+    filters = filters or LibraryFilters(**fields)
+    if filters.small_set:
+        generations = library_list(user=user, filters=filters)
         return keyset_page(generations, ordering=LIBRARY_ORDER, cursor=cursor, size=size)
     # The chunks name the owner's batches themselves: no owner condition on the images, which
     # would invite the database to walk every batch of the owner instead of the chunk's.
-    generations = Generation.objects.filter(**{k: v for k, v in filters.items() if v}).select_related("batch")
+    generations = Generation.objects.filter(filters.image_conditions()).select_related("batch")
+    batches = Batch.objects.filter(filters.batch_conditions(), owner_id=user.pk)
     try:
-        found = _library_chunks(generations, user=user, cursor=cursor, wanted=size + 1)
+        found = _library_chunks(generations, batches, cursor=cursor, wanted=size + 1)
     except (ValueError, TypeError, ValidationError):  # a cursor whose values do not fit the columns
         invalid_cursor()
     more = len(found) > size
@@ -130,10 +261,10 @@ def library_page(
 
 
 def _library_chunks(
-    generations: QuerySet[Generation], *, user: AbstractBaseUser | AnonymousUser, cursor: str, wanted: int
+    generations: QuerySet[Generation], batches: QuerySet[Batch], *, cursor: str, wanted: int
 ) -> list[Generation]:
     """Up to `wanted` images after `cursor`, reading 2, 8, 32, then 128 batches at a time."""
-    batches = Batch.objects.filter(owner_id=user.pk).order_by(*BATCH_ORDER)
+    batches = batches.order_by(*BATCH_ORDER)
     if cursor:
         created, batch_id, position = decode_cursor(cursor, len(LIBRARY_ORDER))
         batches = batches.filter(Q(created_at=created, id=batch_id) | after(BATCH_ORDER, [created, batch_id]))
@@ -150,6 +281,24 @@ def _library_chunks(
         batches = batches.filter(after(BATCH_ORDER, list(ids[-1])))
         chunk = min(chunk * 4, 128)
     return found
+
+
+def batch_thumbnails(*, batches: Iterable[Batch], per_batch: int = 4) -> dict[uuid.UUID, list[Generation]]:
+    """The first few made images of each batch (for the history rows): one query for the whole page."""
+    ids = [batch.pk for batch in batches]
+    if not ids:
+        return {}
+    ranked = (
+        Generation.objects.listed()
+        .filter(batch_id__in=ids, status=GenerationStatus.SUCCEEDED)
+        .exclude(thumbnail="")
+        .annotate(rank=Window(RowNumber(), partition_by=[F("batch_id")], order_by=F("position").asc()))
+        .only("id", "batch_id", "position", "prompt", "thumbnail")
+    )
+    strips: dict[uuid.UUID, list[Generation]] = {batch_id: [] for batch_id in ids}
+    for generation in ranked.filter(rank__lte=per_batch).order_by("batch_id", "position"):
+        strips[generation.batch_id].append(generation)
+    return strips
 
 
 def usage_summary(*, user: AbstractBaseUser | AnonymousUser) -> dict[str, Any]:

@@ -10,19 +10,48 @@ from typing import Any, cast
 from django.conf import settings
 from django.urls import reverse
 from django.utils.translation import gettext
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
+from generation.imports import check_items, refuse_prompts_and_items
 from generation.keys import key_providers
 from generation.limits import limit_for
 from generation.models import Batch, BatchPriority, Generation, ProviderKey, WebhookDelivery
 from generation.prompts import check_template_budget
 from generation.scheduler import QueueEstimate, estimates
+from generation.serializers_output import OutputField
 from imagegen import fields
 from imagegen.representation import CompiledRepresentation
 
 PRIORITY_NAMES: dict[str, int] = {"low": BatchPriority.LOW, "normal": BatchPriority.NORMAL, "high": BatchPriority.HIGH}
 PRIORITY_LABELS: dict[int, str] = {value: name for name, value in PRIORITY_NAMES.items()}
+
+
+@extend_schema_field(
+    {
+        "type": "array",
+        "nullable": True,
+        "maxItems": settings.MAX_PROMPTS_PER_BATCH,
+        "items": {
+            "type": "object",
+            "required": ["prompt"],
+            "properties": {
+                "prompt": {"type": "string", "minLength": 1},
+                "negative_prompt": {"type": "string"},
+                "seed": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
+                "width": {"type": "integer", "minimum": 1},
+                "height": {"type": "integer", "minimum": 1},
+                "images": {"type": "integer", "minimum": 1, "maximum": settings.MAX_IMAGES_PER_PROMPT},
+            },
+            "additionalProperties": {"type": ["string", "number"]},
+        },
+    }
+)
+class ImportItemsField(serializers.JSONField):
+    """Rows checked by generation.imports, which names the row and field of every problem."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        return check_items(super().to_internal_value(data))
 
 
 class BatchCreateSerializer(serializers.Serializer):
@@ -31,9 +60,20 @@ class BatchCreateSerializer(serializers.Serializer):
     model = fields.CharField(max_length=100, required=False, allow_blank=True, default="")
     prompts = serializers.ListField(
         child=fields.CharField(allow_blank=True, trim_whitespace=True, max_length=20000),
-        allow_empty=False,
+        required=False,
+        default=list,
         max_length=settings.MAX_PROMPTS_PER_BATCH,
-        help_text="One prompt per item. With `template`, `{a|b}` alternatives expand into every combination.",
+        help_text="One prompt per item. With `template`, `{a|b}` alternatives expand into every combination. "
+        "Give `prompts` or `items`.",
+    )
+    items = ImportItemsField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Imported rows, each with its own settings (unset ones take the batch's): "
+        "`prompt`, `negative_prompt`, `seed`, `width`, `height`, `images`. Other keys are variables: `{key}` in "
+        "the prompt is replaced by the row's value. A bad row refuses the whole request "
+        "(`invalid_import`, `details.rows` lists `{row, field, message}`).",
     )
     template = fields.BooleanField(required=False, default=False)
     negative_prompt = fields.CharField(required=False, allow_blank=True, default="", max_length=4000)
@@ -54,6 +94,7 @@ class BatchCreateSerializer(serializers.Serializer):
         help_text="Providers to move to, in order, when a generation keeps failing with transient errors: "
         "`provider` or `provider:model`.",
     )
+    output = OutputField(required=False, allow_null=True, default=None)
     cache = fields.BooleanField(
         required=False,
         default=True,
@@ -80,12 +121,53 @@ class BatchCreateSerializer(serializers.Serializer):
     def validate_priority(self, value: str) -> int:
         return PRIORITY_NAMES[value]
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs.get("prompts") and not attrs.get("items") and not attrs.get("file"):
+            raise serializers.ValidationError({"prompts": [gettext("Enter at least one prompt.")]})
+        if attrs.get("prompts") and attrs.get("items"):
+            refuse_prompts_and_items()
+        return attrs
+
     def to_internal_value(self, data: Any) -> Any:
         # The template budget is checked on the raw body, before each prompt is validated
         # character by character: a 2.5 MB template request costs a few milliseconds to refuse.
         if isinstance(data, dict) and data.get("template") is True and isinstance(data.get("prompts"), list):
             check_template_budget([p for p in data["prompts"] if isinstance(p, str)])
         return super().to_internal_value(data)
+
+
+class BatchImportSerializer(BatchCreateSerializer):
+    """The same request as multipart form data, with the prompts in an uploaded `file`."""
+
+    file = serializers.FileField(
+        required=False,
+        help_text="A .txt (one prompt per line), .csv (header row with a `prompt` column), .json (array of "
+        "items) or .jsonl file, UTF-8 with or without BOM, up to 2 MB.",
+    )
+
+
+class BatchEstimateSerializer(serializers.Serializer):
+    prompts = serializers.IntegerField(help_text="Prompts after template expansion.")
+    images = serializers.IntegerField()
+    estimated_cost_usd = serializers.DecimalField(
+        max_digits=12, decimal_places=5, allow_null=True, help_text="Null when a price is unknown."
+    )
+    quota = inline_serializer(
+        name="EstimateQuota",
+        fields={
+            "images_left_today": serializers.IntegerField(),
+            "images_per_day": serializers.IntegerField(),
+            "images_per_batch": serializers.IntegerField(),
+            "active_batches_left": serializers.IntegerField(),
+            "fits": serializers.BooleanField(help_text="Whether the quota allows this batch now."),
+        },
+    )
+
+
+class SelectionDownloadSerializer(serializers.Serializer):
+    ids = serializers.ListField(
+        child=serializers.UUIDField(), allow_empty=False, max_length=1000, help_text="Your images, at most 1000."
+    )
 
 
 class BatchRetrySerializer(serializers.Serializer):
@@ -128,7 +210,7 @@ class BatchSerializer(CompiledRepresentation, serializers.ModelSerializer):
         model = Batch
         fields = [
             "id", "name", "status", "priority", "paused", "provider", "model", "parameters", "source",
-            "total", "completed", "failed", "cancelled", "pending", "progress", "cost_usd",
+            "total", "completed", "failed", "cancelled", "deleted", "pending", "progress", "cost_usd",
             "queue_position", "eta_seconds", "created_at", "started_at", "finished_at", "urls",
             "webhook_url",
         ]  # fmt: skip
@@ -148,9 +230,10 @@ class BatchSerializer(CompiledRepresentation, serializers.ModelSerializer):
         known = self.context.get("estimates")
         if known is None or batch.pk not in known:
             # One batch on its own (detail, create): estimated once for both fields that show it.
-            known = self.__dict__.setdefault("_own_estimates", {})
-            if batch.pk not in known:
-                known.update(estimates([batch]) or {batch.pk: None})
+            own: dict[uuid.UUID, QueueEstimate | None] = self.__dict__.setdefault("_own_estimates", {})
+            if batch.pk not in own:
+                own[batch.pk] = estimates([batch]).get(batch.pk)
+            return own[batch.pk]
         return known.get(batch.pk)
 
     @extend_schema_field(serializers.IntegerField(allow_null=True))
@@ -171,8 +254,22 @@ class BatchSerializer(CompiledRepresentation, serializers.ModelSerializer):
         return {
             "self": object_url(self.context, "api-batch-detail", batch.pk),
             "generations": object_url(self.context, "api-batch-generations", batch.pk),
+            "download": object_url(self.context, "api-batch-download", batch.pk),
             "portal": object_url(self.context, "generation:batch_detail", batch.pk),
+            "reprocess": object_url(self.context, "api-batch-reprocess", batch.pk),
         }
+
+
+class BatchCreatedSerializer(BatchSerializer):
+    estimate = serializers.SerializerMethodField(help_text="What the batch is expected to make and cost.")
+
+    class Meta(BatchSerializer.Meta):
+        fields = [*BatchSerializer.Meta.fields, "estimate"]
+        read_only_fields = fields
+
+    @extend_schema_field(BatchEstimateSerializer)
+    def get_estimate(self, batch: Batch) -> dict[str, Any]:
+        return cast(dict[str, Any], self.context.get("estimate", {}))  # the create view always passes it
 
 
 class GenerationSerializer(CompiledRepresentation, serializers.ModelSerializer):
@@ -187,7 +284,7 @@ class GenerationSerializer(CompiledRepresentation, serializers.ModelSerializer):
         fields = [
             "id", "batch_id", "position", "status", "prompt", "negative_prompt", "seed", "width", "height",
             "provider", "model", "quality", "cost_usd", "attempts", "not_before", "provider_latency_ms", "content_hash",
-            "retryable", "cached",
+            "retryable", "favourite", "cached",
             "image_url", "thumbnail_url", "error",
             "metadata", "created_at", "started_at", "finished_at",
         ]  # fmt: skip

@@ -6,6 +6,7 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -14,18 +15,33 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.quotas import quota_reserve, quota_reserve_retry
+from accounts.quotas import quota_reserve, quota_reserve_retry, quota_usage
 from accounts.webhook_secrets import webhook_secret_ensure
 from generation import lifecycle, result_cache, tasks, webhooks
+from generation.costs import cost_estimate
+from generation.imports import RowError, refuse_rows
 from generation.models import Batch, BatchPriority, BatchSource, Generation, GenerationStatus, WebhookDelivery
-from generation.parameters import BatchParameters, Fallback
-from generation.prompts import expand_prompts
+from generation.output import check_output, output_from_provider_options
+from generation.parameters import BatchParameters, Fallback, PromptItem
+from generation.prompts import expand_each, expand_prompts
 from generation.providers import configured_providers
 from generation.providers.base import ModelInfo, Provider
 from imagegen.errors import Conflict, ValidationFailed
 
 MAX_SEED = 2**32 - 1
 MAX_FALLBACKS = 3
+
+
+@dataclass(frozen=True)
+class SpecRow:
+    """One prompt to render (after templates) with its own settings and how many images of it."""
+
+    prompt: str
+    negative_prompt: str
+    width: int
+    height: int
+    seed: int | None
+    images: int
 
 
 @dataclass(frozen=True)
@@ -42,7 +58,12 @@ class BatchSpec:
     height: int
     seed: int | None
     parameters: BatchParameters
+    rows: tuple[SpecRow, ...] = ()
     webhook_url: str = ""
+
+    @property
+    def total_images(self) -> int:
+        return sum(row.images for row in self.rows)
 
 
 def check_batch_request(
@@ -59,31 +80,42 @@ def check_batch_request(
     template: bool = False,
     options: dict[str, Any] | None = None,
     fallbacks: list[str] | None = None,
+    items: list[PromptItem] | None = None,
     cache: bool = True,
     user_id: int | None = None,
     webhook_url: str = "",
+    output: Any = None,
 ) -> BatchSpec:
     """Validate a batch request and say exactly which field is wrong; nothing is written.
 
     `options` are the chosen model's own settings (quality, style, steps...); `fallbacks` name
     providers (`provider` or `provider:model`) to move to when the first one keeps failing.
-    `user_id` adds the providers that user brought their own key for.
+    `user_id` adds the providers that user brought their own key for. `items` (imported rows) replace
+    `prompts`: each row may set its own negative prompt, seed, size and number of images. `output`
+    asks for post-processing of each image (generation/output.py).
     """
     chosen_provider = _check_provider(provider or settings.DEFAULT_PROVIDER, user_id=user_id)
     chosen_model = _check_model(chosen_provider, model)
-    expanded = _check_prompts(prompts, template=template, model=chosen_model)
+    if items:
+        prompts = []
+        grouped = _check_item_prompts(items, template=template, model=chosen_model)
+    else:
+        grouped = [[prompt] for prompt in _check_prompts(prompts, template=template, model=chosen_model)]
+    expanded = [prompt for group in grouped for prompt in group]
     if not 1 <= images_per_prompt <= settings.MAX_IMAGES_PER_PROMPT:
         raise _invalid(
             "images_per_prompt",
             _("Images per prompt must be between 1 and %(max)d.") % {"max": settings.MAX_IMAGES_PER_PROMPT},
         )
-    if len(expanded) * images_per_prompt > settings.MAX_PROMPTS_PER_BATCH * settings.MAX_IMAGES_PER_PROMPT:
-        raise _invalid("images_per_prompt", _("This batch asks for too many images."))
     size = _check_size(chosen_model, width, height)
     if seed is not None and not 0 <= seed <= MAX_SEED:
         raise _invalid("seed", _("Seed must be between 0 and %(max)d.") % {"max": MAX_SEED})
     if negative_prompt and not chosen_model.supports_negative_prompt:
         raise _invalid("negative_prompt", _("This model does not take a negative prompt."))
+    defaults = SpecRow("", negative_prompt.strip(), size[0], size[1], seed, images_per_prompt)
+    rows = _spec_rows(items or [], grouped, defaults=defaults, model=chosen_model)
+    if sum(row.images for row in rows) > settings.MAX_PROMPTS_PER_BATCH * settings.MAX_IMAGES_PER_PROMPT:
+        raise _invalid("images_per_prompt", _("This batch asks for too many images."))
     clean_options = _check_options(chosen_model, options or {})
     chosen_fallbacks: list[Fallback] = []
     if fallbacks:
@@ -99,7 +131,11 @@ def check_batch_request(
         fallbacks=tuple(chosen_fallbacks),
         prompt_lines=tuple(prompts),
         template=template,
+        items=tuple(items or ()),
         cache=cache,
+        output=check_output(
+            output if output is not None else output_from_provider_options(clean_options), source_size=size
+        ),
     )
     return BatchSpec(
         name=(name.strip() or expanded[0])[:200],
@@ -112,8 +148,58 @@ def check_batch_request(
         height=size[1],
         seed=seed,
         parameters=parameters,
+        rows=tuple(rows),
         webhook_url=webhooks.check_webhook_url(webhook_url) if webhook_url.strip() else "",
     )
+
+
+def _check_item_prompts(items: list[PromptItem], *, template: bool, model: ModelInfo) -> list[list[str]]:
+    """Each imported row's prompts (several when its prompt is a template), within the batch limits."""
+    limit = settings.MAX_PROMPTS_PER_BATCH
+    grouped = expand_each([item.prompt for item in items], limit=limit) if template else [[i.prompt] for i in items]
+    if sum(len(group) for group in grouped) > limit:
+        raise _invalid("prompts", _("A batch holds at most %(limit)d prompts.") % {"limit": limit}, "too_many_prompts")
+    errors = [
+        RowError(
+            row, "prompt", _("Too long for this model: at most %(max)d characters.") % {"max": model.max_prompt_length}
+        )
+        for row, group in enumerate(grouped, start=1)
+        if any(len(prompt) > model.max_prompt_length for prompt in group)
+    ]
+    if errors:
+        refuse_rows(errors)
+    return grouped
+
+
+def _spec_rows(
+    items: list[PromptItem], grouped: list[list[str]], *, defaults: SpecRow, model: ModelInfo
+) -> list[SpecRow]:
+    """One row per prompt to render: the row's own settings where an import set them, the batch's elsewhere."""
+    if not items:
+        return [_row_with(defaults, prompt=prompt) for group in grouped for prompt in group]
+    rows: list[SpecRow] = []
+    errors: list[RowError] = []
+    for number, (item, group) in enumerate(zip(items, grouped, strict=False), start=1):
+        size = (item.width or item.height or defaults.width, item.height or item.width or defaults.height)
+        if size not in model.sizes:
+            errors.append(
+                RowError(
+                    number, "width", _("Size %(size)s is not offered by this model.") % {"size": "{}x{}".format(*size)}
+                )
+            )
+        if item.negative_prompt and not model.supports_negative_prompt:
+            errors.append(RowError(number, "negative_prompt", _("This model does not take a negative prompt.")))
+        negative = defaults.negative_prompt if item.negative_prompt is None else item.negative_prompt
+        seed = defaults.seed if item.seed is None else item.seed
+        images = item.images or defaults.images
+        rows.extend(SpecRow(prompt, negative, size[0], size[1], seed, images) for prompt in group)
+    if errors:
+        refuse_rows(errors)
+    return rows
+
+
+def _row_with(defaults: SpecRow, *, prompt: str) -> SpecRow:
+    return SpecRow(prompt, defaults.negative_prompt, defaults.width, defaults.height, defaults.seed, defaults.images)
 
 
 def _invalid(field: str, message: str, code: str = "validation_error") -> ValidationFailed:
@@ -223,6 +309,59 @@ def _check_size(model: ModelInfo, width: int | None, height: int | None) -> tupl
     return size
 
 
+@dataclass(frozen=True)
+class BatchEstimate:
+    """What a batch request would make and cost, and the quota it would use; nothing is written."""
+
+    prompts: int
+    images: int
+    cost_usd: Decimal | None
+    images_left_today: int
+    images_per_day: int
+    images_per_batch: int
+    active_batches_left: int
+
+    @property
+    def fits_quota(self) -> bool:
+        return self.images <= min(self.images_left_today, self.images_per_batch) and self.active_batches_left > 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "prompts": self.prompts,
+            "images": self.images,
+            "estimated_cost_usd": None if self.cost_usd is None else str(self.cost_usd),
+            "quota": {
+                "images_left_today": self.images_left_today,
+                "images_per_day": self.images_per_day,
+                "images_per_batch": self.images_per_batch,
+                "active_batches_left": self.active_batches_left,
+                "fits": self.fits_quota,
+            },
+        }
+
+
+def batch_estimate(*, owner: User, spec: BatchSpec) -> BatchEstimate:
+    """The images and estimated cost of a checked request, against the owner's quota today."""
+    quality = str(spec.parameters.options.get("quality") or "")
+    costs = [
+        cost_estimate(provider=spec.provider.name, model=spec.model.id, width=r.width, height=r.height, quality=quality)
+        for r in spec.rows
+    ]
+    total: Decimal | None = Decimal(0)
+    for cost, row in zip(costs, spec.rows, strict=True):
+        total = None if total is None or cost is None else total + cost * row.images
+    usage = quota_usage(user=owner)
+    return BatchEstimate(
+        prompts=len(spec.rows),
+        images=spec.total_images,
+        cost_usd=total,
+        images_left_today=usage.images_remaining,
+        images_per_day=usage.limits.images_per_day,
+        images_per_batch=usage.limits.images_per_batch,
+        active_batches_left=usage.active_batches_remaining,
+    )
+
+
 def batch_create(
     *,
     owner: User,
@@ -239,7 +378,7 @@ def batch_create(
     now = timezone.now()
     with transaction.atomic():
         # Locks the owner's quota row first, so concurrent submissions cannot overspend.
-        quota_reserve(user=owner, images=len(spec.prompts) * spec.images_per_prompt)
+        quota_reserve(user=owner, images=spec.total_images)
         batch = Batch.objects.create(
             owner=owner,
             name=spec.name,
@@ -248,35 +387,38 @@ def batch_create(
             parameters=spec.parameters.to_json(),
             source=source,
             priority=priority,
-            total=len(spec.prompts) * spec.images_per_prompt,
+            total=spec.total_images,
             created_at=now,
             webhook_url=spec.webhook_url,
         )
         if spec.webhook_url:
             webhook_secret_ensure(user=owner)  # so the owner can read it before the first delivery
-        # A seed given for the batch or per prompt (comparisons) is explicit, and makes the image cacheable.
-        explicit = spec.seed is not None or bool(prompt_seeds)
+        # A seed given for the batch, a row or per prompt (comparisons) is explicit, and makes the image cacheable.
         seeded = [
-            (prompt, _seed(prompt_seeds[number] if prompt_seeds else spec.seed, copy))
-            for number, prompt in enumerate(spec.prompts)
-            for copy in range(spec.images_per_prompt)
+            (
+                row,
+                _seed(prompt_seeds[number] if prompt_seeds else row.seed, copy),
+                bool(prompt_seeds) or row.seed is not None,
+            )
+            for number, row in enumerate(spec.rows)
+            for copy in range(row.images)
         ]
         generations = [
             Generation(
                 id=uuid.uuid4(),
                 batch=batch,
                 position=index,
-                prompt=prompt,
-                negative_prompt=spec.negative_prompt,
-                width=spec.width,
-                height=spec.height,
+                prompt=row.prompt,
+                negative_prompt=row.negative_prompt,
+                width=row.width,
+                height=row.height,
                 seed=seed,
                 provider=spec.provider.name,
                 model=spec.model.id,
-                cache_key=_cache_key(owner, spec, prompt, seed) if explicit else "",
+                cache_key=_cache_key(owner, spec, row, seed) if explicit else "",
                 created_at=now,
             )
-            for index, (prompt, seed) in enumerate(seeded)
+            for index, (row, seed, explicit) in enumerate(seeded)
         ]
         Generation.objects.bulk_create(generations, batch_size=500)
         transaction.on_commit(tasks.dispatch_now)
@@ -292,7 +434,7 @@ def check_priority(*, user: User, priority: int) -> None:
         raise _invalid("priority", message, code="priority_not_allowed")
 
 
-def _cache_key(owner: User, spec: BatchSpec, prompt: str, seed: int) -> str:
+def _cache_key(owner: User, spec: BatchSpec, row: SpecRow, seed: int) -> str:
     """The image's result-cache key (its seed is explicit); blank (never cached) with `cache: false`."""
     if not spec.parameters.cache:
         return ""
@@ -300,10 +442,10 @@ def _cache_key(owner: User, spec: BatchSpec, prompt: str, seed: int) -> str:
         owner_id=owner.pk,
         provider=spec.provider.name,
         model=spec.model.id,
-        prompt=prompt,
-        negative_prompt=spec.negative_prompt,
-        width=spec.width,
-        height=spec.height,
+        prompt=row.prompt,
+        negative_prompt=row.negative_prompt,
+        width=row.width,
+        height=row.height,
         seed=seed,
         options=spec.parameters.options,
     )
@@ -344,7 +486,7 @@ def batch_retry_failed(*, batch: Batch, include_permanent: bool = False) -> Batc
     """
     if batch.is_active:
         raise Conflict(_("This batch is still running; wait until it ends."), code="batch_active")
-    retry = batch.generations.filter(status__in=[GenerationStatus.FAILED, GenerationStatus.CANCELLED])
+    retry = batch.generations.listed().filter(status__in=[GenerationStatus.FAILED, GenerationStatus.CANCELLED])
     if not include_permanent:
         retry = retry.filter(error_permanent=False)
     ids = list(retry.values_list("id", flat=True))

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.conf import Conf
 
-from generation import engine, queue, runner, scheduler, webhooks
+from generation import engine, queue, renditions, runner, scheduler, webhooks
 from generation.rollups import rollup_advance
 from generation.scheduler import Dispatched
 
@@ -25,6 +25,7 @@ RUN_TASK = "generation.tasks.run_generation"
 MAINTAIN_TASK = "generation.tasks.sweep"
 ROLLUP_TASK = "generation.tasks.rollup"
 WEBHOOK_TASK = "generation.tasks.send_webhook"
+OUTPUT_TASK = "generation.tasks.reprocess_generation"
 CHAIN_MARGIN_SECONDS = 5
 _inline = threading.local()
 
@@ -150,3 +151,8 @@ def _drain_inline() -> int:
 
 def rollup() -> dict[str, object]:
     return rollup_advance()
+
+
+def reprocess_generation(job_id: str, generation_id: str) -> str:
+    """Make one image's rendition for a re-processing job, from the stored original (no provider call)."""
+    return renditions.output_job_run(job_id=uuid.UUID(job_id), generation_id=uuid.UUID(generation_id))

@@ -17,16 +17,20 @@ from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.idempotency import form_token_claim, form_token_complete, form_token_result, idempotency_release
 from accounts.models import IdempotencyKey
-from generation import keys, selectors, services
+from generation import keys, selectors, services, views_library
 from generation.forms import BatchForm, ProviderKeyForm
+from generation.forms_output import OutputForm
 from generation.models import Batch, BatchSource, BatchStatus, Generation, GenerationStatus
 from generation.providers import configured_providers
+from generation.renditions import output_jobs_with_progress
+from generation.rerun import Rerun, rerun_from_batch, rerun_from_generation
 from generation.scheduler import estimates
 from generation.serializers import provider_data
 from imagegen.errors import ApplicationError
@@ -47,6 +51,9 @@ def batch_list(request: HttpRequest) -> HttpResponse:
     except ApplicationError:  # a mangled page link: show the first page instead of an error
         page = selectors.batch_page(user=request.user, search=search, status=status, size=HISTORY_PAGE_SIZE)
         cursor = ""
+    strips = selectors.batch_thumbnails(batches=page.items)
+    for batch in page.items:
+        batch.strip = strips[batch.pk]  # type: ignore[attr-defined]
     context = {
         "batches": page.items,
         "next_cursor": page.next_cursor,
@@ -70,20 +77,22 @@ def _filter_query(*, search: str, status: str) -> str:
 @login_required
 def batch_new(request: HttpRequest) -> HttpResponse:
     user = cast(User, request.user)
+    rerun = _rerun(request) if request.method != "POST" else Rerun(initial={})
     form = BatchForm(
         request.POST or None,
         request.FILES or None,
         user_id=user.pk,
         high_priority=can_go_first(user),
-        initial={"submit_token": secrets.token_urlsafe(24)},
+        initial={"submit_token": secrets.token_urlsafe(24), **rerun.initial},
     )
+    output_form = OutputForm(request.POST or None)
     if request.method == "POST":
         claim = form_token_claim(user_id=user.pk, form="new-batch", token=request.POST.get("submit_token", ""))
         if claim is not None and not claim.ours:
             return _already_submitted(request, claim.row)
         batch = None
         try:
-            batch = _create_from_form(form, user)
+            batch = _create_from_form(form, output_form, user)
         finally:
             if claim is not None and batch is None:
                 idempotency_release(row=claim.row)  # nothing made: the corrected form may use the token
@@ -92,22 +101,42 @@ def batch_new(request: HttpRequest) -> HttpResponse:
                 form_token_complete(row=claim.row, result=str(batch.pk))
             messages.success(request, _("Batch queued: %(count)d images.") % {"count": batch.total})
             return redirect("generation:batch_detail", batch_id=batch.pk)
-    context = {"form": form, "providers": user_provider_data(request.user.pk), "posted_options": form.model_options()}
+    context = {
+        "form": form,
+        "output_form": output_form,
+        "providers": user_provider_data(request.user.pk),
+        "posted_options": form.model_options() or rerun.options,
+        "imported_rows": rerun.imported_rows,
+        "estimate_url": reverse("api-batch-estimate"),
+    }
     return render(request, "generation/batch_new.html", context)
 
 
-def _create_from_form(form: BatchForm, user: User) -> Batch | None:
-    """The batch the posted form asks for, or None with the form's errors set."""
-    if not form.is_valid():
+def _rerun(request: HttpRequest) -> Rerun:
+    """`?from=<batch>` or `?from_generation=<image>`: the user's own only (another user's is a 404)."""
+    if request.GET.get("from"):
+        return rerun_from_batch(selectors.batch_get(user=request.user, batch_id=request.GET["from"]))
+    if request.GET.get("from_generation"):
+        generation_id = request.GET["from_generation"]
+        return rerun_from_generation(selectors.generation_get(user=request.user, generation_id=generation_id))
+    return Rerun(initial={})
+
+
+def _create_from_form(form: BatchForm, output_form: OutputForm, user: User) -> Batch | None:
+    """The batch the posted forms ask for, or None with the forms' errors set."""
+    if not all([form.is_valid(), output_form.is_valid()]):
         return None
     try:
-        spec = services.check_batch_request(**form.batch_request())
+        spec = services.check_batch_request(**form.batch_request(), output=output_form.output_request())
         priority = form.cleaned_data["priority"]
         return services.batch_create(owner=user, spec=spec, source=BatchSource.PORTAL, priority=priority)
     except ApplicationError as error:
         field = next(iter(error.details), None)
-        field = BatchForm.FIELD_FOR_ERROR.get(field or "", field)
-        form.add_error(field if field and field in form.fields else None, error.message)
+        if field and field.startswith("output"):
+            output_form.add_service_error(field, error.message)
+        else:
+            field = BatchForm.FIELD_FOR_ERROR.get(field or "", field)
+            form.add_error(field if field and field in form.fields else None, error.message)
         return None
 
 
@@ -146,6 +175,9 @@ def batch_detail(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
             "estimate": estimates([batch]).get(batch.pk),
             "parameters": json.dumps(batch.parameters, ensure_ascii=False, indent=2),
             "status_labels": {**dict(BatchStatus.choices), **dict(GenerationStatus.choices)},
+            "output_form": OutputForm(),
+            "output_jobs": output_jobs_with_progress(batch),
+            **views_library.selection_context(request),
             "webhook_deliveries": selectors.webhook_delivery_list(batch=batch)[:20],
         },
     )
@@ -230,8 +262,13 @@ def serve_generation_file(
     name = getattr(generation, field).name
     if not name:
         raise Http404
-    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     filename = f"{generation.batch.name[:40]}-{generation.position + 1}{name[name.rfind('.') :]}"
+    return serve_stored_file(name, filename=filename, download=download)
+
+
+def serve_stored_file(name: str, *, filename: str, download: bool = False) -> FileResponse | HttpResponseRedirect:
+    """Stream a stored file (or redirect to a presigned URL) whose ownership has already been checked."""
+    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     if settings.STORAGE_PRESIGNED_URLS:
         return _presigned_redirect(name, content_type=content_type, filename=filename, download=download)
     if not default_storage.exists(name):

@@ -491,6 +491,12 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # The API is documented as JSON; form posts are still accepted (curl -d, the browsable tests).
     "PARSER_WHITELIST": ["imagegen.parsers.LimitedJSONParser"],
+    # Several serializers have a `status`: each choice set gets its own stable name (import paths, no app import).
+    "ENUM_NAME_OVERRIDES": {
+        "BatchStatusEnum": "generation.models.BatchStatus",
+        "GenerationStatusEnum": "generation.models.GenerationStatus",
+        "WebhookDeliveryStatusEnum": "generation.models.WebhookDeliveryStatus",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "imagegen.openapi.add_error_responses",

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.core.cache import cache
+from django.utils import translation
 from rest_framework.test import APIClient
 
 from accounts.services import token_create
@@ -38,6 +39,7 @@ def fast_settings(settings: Any, tmp_path: Path) -> None:
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     cache.clear()  # local-memory caches outlive a settings override; every test starts empty
+    translation.activate(settings.LANGUAGE_CODE)  # a test that switched language must not leak it
     # Figures shared between readers for a few seconds: tests read right after they write.
     settings.METRICS_CACHE_SECONDS = settings.DASHBOARD_CACHE_SECONDS = 0
     settings.STORAGES = {

@@ -52,7 +52,8 @@ def test_log_in_submit_a_batch_and_see_it_fill_in(page, live_server, owner, real
     assert page.locator("#count-completed").inner_text() == "8"
     screenshot(page, "05-batch-completed")
 
-    page.locator("#grid a").first.click()
+    page.locator("#grid a.tile-open").first.click()  # the lightbox; its "Details" opens the image's page
+    page.locator("#lightbox .lightbox-details").click()
     page.wait_for_selector(".viewer-image img")
     assert "紅色夕陽下的海邊 🌅" in page.locator(".meta .prompt").inner_text()
     # The element is there before the PNG has arrived: wait for it to load (or fail) first.

@@ -75,3 +75,22 @@ def test_the_portal_shows_batch_and_user_totals(make_batch, client, owner):
     client.force_login(owner)
     assert "2 images made, estimated US$0.0000 in total." in client.get("/batches/").content.decode()
     assert '<dd id="count-cost">US$0.0000</dd>' in client.get(f"/batches/{batch.pk}/").content.decode()
+
+
+def test_every_model_of_every_provider_is_priced_at_its_default_quality_and_every_size():
+    from generation.providers import all_providers
+
+    unpriced = [
+        (provider.name, model.id, size)
+        for provider in all_providers().values()
+        for model in provider.models()
+        for size in model.sizes
+        if cost_estimate(provider=provider.name, model=model.id, width=size[0], height=size[1]) is None
+    ]
+    assert unpriced == []
+
+
+def test_dall_e_3_without_a_chosen_quality_costs_what_standard_costs():
+    default = cost_estimate(provider="openai", model="dall-e-3", width=1024, height=1024)
+    assert default == cost_estimate(provider="openai", model="dall-e-3", width=1024, height=1024, quality="standard")
+    assert default == Decimal("0.04000")
