@@ -24,7 +24,7 @@ from django.db import connections
 from django.test import Client, override_settings
 from django.urls import reverse
 
-from generation import comparisons, services, tasks
+from generation import comparisons, library, services, tasks
 from generation.comparisons import ArmRequest
 from generation.models import Batch, BatchSource, Comparison
 from tests.browser.conftest import ARTIFACTS
@@ -61,6 +61,7 @@ class Seed:
     running: Batch
     image_id: str
     comparison_id: str = ""
+    collection_id: str = ""
     sessions: dict[str, str] = field(default_factory=dict)
 
 
@@ -91,6 +92,9 @@ PAGES = [
     AuditPage("history-staff", "staff", lambda seed: reverse("generation:batch_list")),
     AuditPage("monitoring", "staff", lambda seed: reverse("monitoring_dashboard")),
     AuditPage("new-user", "staff", lambda seed: reverse("accounts:user_new")),
+    AuditPage("library", "owner", lambda seed: reverse("generation:library")),
+    AuditPage("collections", "owner", lambda seed: reverse("generation:collection_list")),
+    AuditPage("collection", "owner", lambda seed: reverse("generation:collection_detail", args=[seed.collection_id])),
     AuditPage("comparisons", "owner", lambda seed: reverse("comparisons:comparison_list")),
     AuditPage("new-comparison", "owner", lambda seed: reverse("comparisons:comparison_new")),
     AuditPage("comparison", "owner", lambda seed: reverse("comparisons:comparison_detail", args=[seed.comparison_id])),
@@ -142,6 +146,10 @@ def seed(django_db_setup: Any, django_db_blocker: Any, media_root: Path) -> Iter
         finished.refresh_from_db()
         seed = Seed(finished=finished, running=running, image_id=str(finished.generations.order_by("position")[0].pk))
         seed.comparison_id = str(comparison.pk)
+        collection = library.collection_create(owner=owner, name="我的最愛 Favourites")
+        library.collection_items_add(collection=collection, generations=list(finished.generations.all()[:4]))
+        library.generation_favourite_set(generation=finished.generations.all()[0], favourite=True)
+        seed.collection_id = str(collection.pk)
         seed.sessions = {"owner": _session(owner), "staff": _session(staff)}
         yield seed
         call_command("flush", interactive=False, verbosity=0)
@@ -266,7 +274,7 @@ def test_page_passes_the_audit(audited: AuditPage, size: str, language: str, con
 
 DARK_SAMPLE = [
     "history", "batch-finished", "batch-running", "new-batch", "image", "login", "monitoring", "account", "tokens",
-    "two-factor-setup", "new-user", "comparison",
+    "two-factor-setup", "new-user", "comparison", "library", "collection",
 ]  # fmt: skip
 
 
