@@ -37,7 +37,7 @@ class OtpForm(forms.Form):
 
 class ProfileForm(forms.Form):
     language = forms.ChoiceField(
-        label=_("Language"), choices=[("", _("Browser default")), *settings.LANGUAGES], required=False
+        label=_("Language"), choices=[("", _("Site default")), *settings.LANGUAGES], required=False
     )
 
 
