@@ -284,13 +284,17 @@ def _library_chunks(
 
 
 def batch_thumbnails(*, batches: Iterable[Batch], per_batch: int = 4) -> dict[uuid.UUID, list[Generation]]:
-    """The first few made images of each batch (for the history rows): one query for the whole page."""
+    """The first few made images of each batch (for the history rows): one query for the whole page.
+
+    Only the first `per_batch` × 4 positions are looked at, along the (batch, position) index, so a
+    page of big batches ranks a few dozen rows, not every image of every batch on it.
+    """
     ids = [batch.pk for batch in batches]
     if not ids:
         return {}
     ranked = (
         Generation.objects.listed()
-        .filter(batch_id__in=ids, status=GenerationStatus.SUCCEEDED)
+        .filter(batch_id__in=ids, status=GenerationStatus.SUCCEEDED, position__lt=per_batch * 4)
         .exclude(thumbnail="")
         .annotate(rank=Window(RowNumber(), partition_by=[F("batch_id")], order_by=F("position").asc()))
         .only("id", "batch_id", "position", "prompt", "thumbnail")

@@ -32,6 +32,7 @@ from generation.providers import configured_providers
 from generation.renditions import output_jobs_with_progress
 from generation.rerun import Rerun, rerun_from_batch, rerun_from_generation
 from generation.scheduler import estimates
+from generation.history import history_rows
 from generation.serializers import provider_data
 from imagegen.errors import ApplicationError
 
@@ -51,11 +52,9 @@ def batch_list(request: HttpRequest) -> HttpResponse:
     except ApplicationError:  # a mangled page link: show the first page instead of an error
         page = selectors.batch_page(user=request.user, search=search, status=status, size=HISTORY_PAGE_SIZE)
         cursor = ""
-    strips = selectors.batch_thumbnails(batches=page.items)
-    for batch in page.items:
-        batch.strip = strips[batch.pk]  # type: ignore[attr-defined]
     context = {
         "batches": page.items,
+        "rows": history_rows(page.items, selectors.batch_thumbnails(batches=page.items)),
         "next_cursor": page.next_cursor,
         "total": page.total,
         "cursor": cursor,

@@ -1,0 +1,43 @@
+"""The history page's rows (generation/history.py): links, labels, costs and times worked out once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.utils import timezone, translation
+
+from generation.history import history_rows, url_maker
+from generation.models import Batch
+
+
+def test_a_url_maker_gives_the_reversed_route_for_each_id() -> None:
+    batch_url = url_maker("generation:batch_detail")
+    some_id = Batch(name="x").pk
+    assert batch_url(some_id) == f"/batches/{some_id}/"
+
+
+@pytest.mark.django_db
+def test_a_row_shows_what_the_template_used_to_work_out(make_batch: Any) -> None:
+    batch = make_batch(prompts=["a", "b", "c"])
+    batch.failed, batch.completed, batch.cost_usd = 2, 1, Decimal("0.040049")
+    batch.created_at = datetime(2026, 11, 29, 1, 5, tzinfo=ZoneInfo("UTC"))
+    first = batch.generations.order_by("position").first()
+    with translation.override("zh-hant"), timezone.override("Asia/Taipei"):
+        (row,) = history_rows([batch], {batch.pk: [first]})
+    assert row["url"] == f"/batches/{batch.pk}/"
+    assert row["status_label"] == "已完成"
+    assert row["failed_text"] == "2 張失敗"
+    assert row["cost"] == "0.0400"
+    assert (row["created_iso"], row["created_text"]) == ("2026-11-29T09:05:00+08:00", "2026-11-29 09:05")
+    assert row["thumbnails"] == [f"/api/v1/generations/{first.pk}/thumbnail/"]
+
+
+@pytest.mark.django_db
+def test_a_batch_with_nothing_made_shows_no_cost_and_no_failures(make_batch: Any) -> None:
+    batch = make_batch(run=False)
+    (row,) = history_rows([batch], {})
+    assert (row["cost"], row["failed_text"], row["thumbnails"]) == ("", "", [])
