@@ -27,12 +27,12 @@ from accounts.models import IdempotencyKey
 from generation import keys, selectors, services, views_library
 from generation.forms import BatchForm, ProviderKeyForm
 from generation.forms_output import OutputForm
+from generation.history import history_rows
 from generation.models import Batch, BatchSource, BatchStatus, Generation, GenerationStatus
 from generation.providers import configured_providers
 from generation.renditions import output_jobs_with_progress
 from generation.rerun import Rerun, rerun_from_batch, rerun_from_generation
 from generation.scheduler import estimates
-from generation.history import history_rows
 from generation.serializers import provider_data
 from imagegen.errors import ApplicationError
 
