@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from generation.output import FORMATS, MAX_WATERMARK_LENGTH
+from generation.output import FORMATS, MAX_WATERMARK_LENGTH, OutputSettings
 
 FORMAT_LABELS = {"png": "PNG", "jpeg": "JPEG", "webp": "WebP", "avif": "AVIF"}
 FIT_CHOICES = [
@@ -86,6 +86,29 @@ class OutputForm(forms.Form):
                 "opacity": 0.5 if opacity is None else opacity,
             }
         return output
+
+    @staticmethod
+    def initial_from(settings: OutputSettings | None) -> dict[str, Any]:
+        """The fieldset's values for stored settings (re-run: "use these settings"); none for no output."""
+        if settings is None:
+            return {}
+        initial: dict[str, Any] = {
+            "format": settings.format,
+            "quality": settings.quality,
+            "resample_scale": settings.resample_scale,
+            "metadata": settings.metadata,
+        }
+        if settings.resize is not None:
+            initial.update(
+                resize_width=settings.resize.width, resize_height=settings.resize.height, resize_fit=settings.resize.fit
+            )
+        if settings.watermark is not None:
+            initial.update(
+                watermark_text=settings.watermark.text,
+                watermark_position=settings.watermark.position,
+                watermark_opacity=settings.watermark.opacity,
+            )
+        return initial
 
     def add_service_error(self, field: str, message: str) -> None:
         """Show an error the service reported as `output.<name>` on the matching input."""

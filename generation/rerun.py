@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 
 from generation.models import Batch, Generation
+from generation.output import OutputSettings
 from generation.parameters import BatchParameters
 
 
@@ -17,6 +18,7 @@ class Rerun:
     initial: dict[str, Any]
     options: dict[str, Any] = field(default_factory=dict)
     imported_rows: int = 0
+    output: OutputSettings | None = None  # the post-processing settings, for the Output fieldset
 
 
 def rerun_from_batch(batch: Batch) -> Rerun:
@@ -37,7 +39,12 @@ def rerun_from_batch(batch: Batch) -> Rerun:
     )
     if parameters.items:
         initial["items_json"] = json.dumps([item.to_json() for item in parameters.items], ensure_ascii=False)
-    return Rerun(initial=initial, options=dict(parameters.options), imported_rows=len(parameters.items))
+    return Rerun(
+        initial=initial,
+        options=dict(parameters.options),
+        imported_rows=len(parameters.items),
+        output=parameters.output,
+    )
 
 
 def rerun_from_generation(generation: Generation) -> Rerun:
@@ -52,7 +59,7 @@ def rerun_from_generation(generation: Generation) -> Rerun:
         seed=generation.seed,
         size=f"{generation.width}x{generation.height}",
     )
-    return Rerun(initial=initial, options=dict(parameters.options))
+    return Rerun(initial=initial, options=dict(parameters.options), output=parameters.output)
 
 
 def _common(batch: Batch, parameters: BatchParameters) -> dict[str, Any]:

@@ -84,7 +84,7 @@ def batch_new(request: HttpRequest) -> HttpResponse:
         high_priority=can_go_first(user),
         initial={"submit_token": secrets.token_urlsafe(24), **rerun.initial},
     )
-    output_form = OutputForm(request.POST or None)
+    output_form = OutputForm(request.POST or None, initial=OutputForm.initial_from(rerun.output))
     if request.method == "POST":
         claim = form_token_claim(user_id=user.pk, form="new-batch", token=request.POST.get("submit_token", ""))
         if claim is not None and not claim.ours:

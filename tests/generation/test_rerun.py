@@ -28,3 +28,26 @@ def test_the_image_page_links_to_new_batch_with_its_settings(client: Any, owner:
     client.force_login(owner)
     page = client.get(f"/batches/images/{generation.pk}/").content.decode()
     assert f"/batches/new/?from_generation={generation.pk}" in page
+
+
+def test_use_these_settings_also_fills_in_the_output_fieldset(client: Any, owner: Any, make_batch: Any) -> None:
+    output = {
+        "format": "webp",
+        "quality": 70,
+        "resize": {"width": 300, "height": 200, "fit": "cover"},
+        "watermark": {"text": "© 貓", "position": "top-left", "opacity": 0.3},
+        "metadata": "strip",
+    }
+    batch = make_batch(prompts=["a"], output=output, run=False)
+    client.force_login(owner)
+    page = client.get(f"/batches/new/?from={batch.pk}")
+    initial = page.context["output_form"].initial
+    assert (initial["format"], initial["quality"], initial["metadata"]) == ("webp", 70, "strip")
+    assert (initial["resize_width"], initial["resize_height"], initial["resize_fit"]) == (300, 200, "cover")
+    assert (initial["watermark_text"], initial["watermark_position"], initial["watermark_opacity"]) == (
+        "© 貓",
+        "top-left",
+        0.3,
+    )
+    plain = client.get(f"/batches/new/?from={make_batch(prompts=['b'], run=False).pk}")
+    assert plain.context["output_form"].initial == {}
