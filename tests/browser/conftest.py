@@ -54,3 +54,11 @@ def screenshot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def switch_language(page, code: str) -> None:
+    """Press the header's language button; on a phone it is inside the menu, which opens first."""
+    menu = page.locator("#menu-button")
+    if menu.is_visible() and menu.get_attribute("aria-expanded") != "true":
+        menu.click()
+    page.click(f".langswitch button[value={code}]")

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from generation import comparisons, tasks
 from generation.comparisons import ArmRequest
 from generation.models import Comparison, ComparisonVote
-from tests.browser.conftest import ARTIFACTS, screenshot
+from tests.browser.conftest import ARTIFACTS, screenshot, switch_language
 from tests.browser.test_portal import log_in
 from tests.conftest import PASSWORD
 
@@ -96,7 +96,7 @@ def test_create_vote_and_read_the_summary(page, live_server, owner):
         page.locator("#cell-0-0 a").click()
     assert popup.value.evaluate("() => document.images[0].naturalWidth") == 256
 
-    page.click("button[value=en]")
+    switch_language(page, "en")
     expect(page.locator("#prompt-1 button[value='0']")).to_have_text("A is better")
     screenshot(page, "cmp-04-side-by-side-english")
     assert accessibility_problems(page) == []
@@ -142,7 +142,7 @@ def test_live_progress_and_phone_layout_in_both_languages(page, live_server, own
         assert no_horizontal_overflow(page), path
         findings += accessibility_problems(page)
     assert findings == [], "\n".join(findings)
-    page.click("button[value=en]")
+    switch_language(page, "en")
     for path in ("/comparisons/", "/comparisons/new/", f"/comparisons/{comparison.pk}/"):
         page.goto(f"{live_server.url}{path}")
         assert no_horizontal_overflow(page), path

@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from generation.models import Batch, Generation
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import screenshot, switch_language
 from tests.browser.test_portal import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -122,7 +122,7 @@ def test_library_on_a_phone(page, live_server, owner, make_batch):
         assert box is not None and box["height"] >= 40 and box["x"] + box["width"] <= 390, (selector, box)
     screenshot(page, "library-05-viewer-390")
     page.keyboard.press("Escape")
-    page.click("button[value=en]")
+    switch_language(page, "en")
     expect(page.locator("h1")).to_have_text("Library")
     for selector in (".library-filters", ".selection-bar", "#grid"):
         box = page.locator(selector).bounding_box()

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from generation.models import Batch
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import screenshot, switch_language
 from tests.conftest import PASSWORD
 from tests.integration.cluster import cluster_env, running_cluster
 
@@ -61,7 +61,7 @@ def test_log_in_submit_a_batch_and_see_it_fill_in(page, live_server, owner, real
     assert page.locator(".viewer-image img").evaluate("img => img.naturalWidth") == 256
     screenshot(page, "06-image-detail")
 
-    page.click("button[value=en]")
+    switch_language(page, "en")
     page.wait_for_selector("text=Download PNG")
     screenshot(page, "07-image-detail-english")
 
