@@ -427,6 +427,9 @@ def main() -> None:
             call_command("migrate", verbosity=0)
             forget_submits()
         else:
+            if not args.database_url:  # a --data-dir whose seeding never finished: start it again from empty
+                for suffix in ("", "-wal", "-shm"):
+                    (Path(tmp) / f"imagegen.sqlite3{suffix}").unlink(missing_ok=True)
             reset_database(args.database_url)
             call_command("migrate", verbosity=0)
             ids = seed(args.generations, random.Random(args.seed))
