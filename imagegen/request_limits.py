@@ -1,4 +1,4 @@
-"""Request size limits enforced before a body is read: the declared length, and uploads as they stream."""
+"""Request limits enforced before a view runs: the declared length, uploads as they stream, NUL in queries."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.core.files.uploadhandler import MemoryFileUploadHandler
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 
 from imagegen.api import bad_request
 
@@ -26,7 +26,19 @@ class RequestSizeLimitMiddleware:
             declared = 0
         if declared > settings.MAX_REQUEST_BYTES:
             return bad_request(request, RequestDataTooBig("Content-Length over MAX_REQUEST_BYTES"))
+        if "%00" in request.META.get("QUERY_STRING", ""):
+            request.GET = without_nul(request.GET)
         return self.get_response(request)
+
+
+def without_nul(query: QueryDict) -> QueryDict:
+    """The query parameters with NUL characters taken out: no filter or search means one, and
+    PostgreSQL refuses them in any text it is asked to compare (a 500 instead of an empty list)."""
+    cleaned = QueryDict(mutable=True)
+    for name, values in query.lists():
+        cleaned.setlist(name.replace("\x00", ""), [value.replace("\x00", "") for value in values])
+    cleaned._mutable = False
+    return cleaned
 
 
 class LimitedUploadHandler(MemoryFileUploadHandler):

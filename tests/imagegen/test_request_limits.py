@@ -62,3 +62,11 @@ def test_the_web_server_stops_reading_a_body_at_the_same_limit(settings):
 
     command = run.web_command(run.Path("python"), "127.0.0.1", 5000, 4)
     assert f"--max-request-body-size={settings.MAX_REQUEST_BYTES}" in command
+
+
+def test_nul_in_query_parameters_is_taken_out_so_filters_never_fail(api, make_batch):
+    make_batch(name="fox")
+    response = api.get("/api/v1/batches/?status=%00queued&search=f%00ox")
+    assert response.status_code == 200
+    library = api.get("/api/v1/generations/?status=succ%00eeded&model=%00")
+    assert library.status_code == 200
