@@ -27,7 +27,7 @@ class RequestSizeLimitMiddleware:
         if declared > settings.MAX_REQUEST_BYTES:
             return bad_request(request, RequestDataTooBig("Content-Length over MAX_REQUEST_BYTES"))
         if "%00" in request.META.get("QUERY_STRING", ""):
-            request.GET = without_nul(request.GET)
+            request.GET = without_nul(request.GET)  # type: ignore[assignment]  # immutable, as Django makes it
         return self.get_response(request)
 
 
