@@ -17,11 +17,13 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Exists, Min, OuterRef, QuerySet, Sum
+from django.db.models import Count, Exists, Min, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from generation.comparisons import configuration_summaries
 from generation.models import (
+    ACTIVE_BATCH_STATUSES,
     PROVIDER_LATENCY_BUCKETS_MS,
     ROLLUP_BUCKET_FIELDS,
     Batch,
@@ -206,14 +208,21 @@ def batch_counts_by_source() -> dict[str, int]:
 
 
 def queue_counts(*, now: datetime | None = None) -> dict[str, Any]:
-    """Images waiting and running, and the age of the oldest waiting one (from the status index)."""
+    """Images waiting (in open batches not being cancelled) and running, and the age of the oldest waiting one.
+
+    Read batch by batch along (batch, status), from the few open batches: counting or taking the
+    minimum over the waiting images themselves made SQLite walk an index over every batch ever made
+    (0.1 s at a million images). Images are created with their batch, so the oldest waiting image
+    is as old as the oldest open batch that still has one.
+    """
     now = now or timezone.now()
-    # Along the status index; the batch is looked up per waiting image, never the other way round.
-    cancelling = Batch.objects.filter(pk=OuterRef("batch_id"), cancel_requested_at__isnull=False)
-    waiting = Generation.objects.filter(status=GenerationStatus.PENDING).exclude(Exists(cancelling))
-    oldest = waiting.aggregate(oldest=Min("created_at"))["oldest"]
+    has_waiting = Generation.objects.filter(batch_id=OuterRef("pk"), status=GenerationStatus.PENDING)
+    open_batches = Batch.objects.filter(status__in=ACTIVE_BATCH_STATUSES, cancel_requested_at__isnull=True)
+    oldest = open_batches.filter(Exists(has_waiting)).aggregate(oldest=Min("created_at"))["oldest"]
+    per_batch = has_waiting.order_by().values("batch_id").annotate(n=Count("id")).values("n")
+    queued = open_batches.annotate(n=Coalesce(Subquery(per_batch), 0)).aggregate(total=Sum("n"))["total"] or 0
     return {
-        "queued": waiting.count(),
+        "queued": queued,
         "running": Generation.objects.filter(status=GenerationStatus.RUNNING).count(),
         "oldest_queued_seconds": round((now - oldest).total_seconds(), 1) if oldest else None,
     }

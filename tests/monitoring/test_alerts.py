@@ -11,7 +11,7 @@ from django.core import mail
 from django.db import OperationalError
 from django.utils import timezone
 
-from generation.models import GenerationStatus, WorkerNode
+from generation.models import Batch, GenerationStatus, WorkerNode
 from monitoring import alerts, health
 from monitoring.models import AlertEvent, AlertState, HealthProbe, RequestStats
 from tests.fakeserver import Reply, fake_server
@@ -70,7 +70,9 @@ def test_no_workers_fires(only: Any) -> None:
 def test_old_queued_work_fires(only: Any, make_batch: Any, settings: Any) -> None:
     only(alerts.rule_queue_age)
     batch = make_batch(run=False)
-    batch.generations.update(created_at=timezone.now() - timedelta(seconds=settings.ALERT_QUEUE_AGE_SECONDS + 60))
+    submitted = timezone.now() - timedelta(seconds=settings.ALERT_QUEUE_AGE_SECONDS + 60)
+    Batch.objects.filter(pk=batch.pk).update(created_at=submitted)  # a batch and its images are made together
+    batch.generations.update(created_at=submitted)
     assert [e.key for e in alerts.alerts_evaluate()] == ["queue_age"]
 
 
