@@ -36,7 +36,7 @@ from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
 from accounts.models import IdempotencyKey
-from imagegen.api import error_body
+from imagegen.api import error_body, openai_error
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -230,8 +230,7 @@ def _claim_waiting(*, user_id: int, key: str, fingerprint: str) -> Claim:
 
 def _refusal(request: HttpRequest, code: str, message: str, *, status: int) -> JsonResponse:
     if request.path.startswith(OPENAI_PREFIX):
-        body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
-        return JsonResponse(body, status=status)
+        return JsonResponse(openai_error(status, message, code=code), status=status)
     return JsonResponse(error_body(code, message), status=status)
 
 

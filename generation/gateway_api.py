@@ -30,6 +30,7 @@ from accounts.ratelimits import RateLimitUnavailable
 from accounts.throttling import ApiRateThrottle
 from generation import gateway
 from generation.views import serve_generation_file
+from imagegen.api import openai_error
 from imagegen.errors import ApplicationError, TooManyRequests
 from imagegen.parsers import LimitedJSONParser
 
@@ -38,19 +39,6 @@ logger = logging.getLogger(__name__)
 BATCH_HEADER = "X-ImageGen-Batch"
 # Server-side refusals that come before anything is submitted: an SDK may safely send the call again.
 NOTHING_SUBMITTED = (RateLimitUnavailable, gateway.GatewayBusy)
-# OpenAI's `type` for the platform's error codes that have their own; otherwise it follows the status.
-ERROR_TYPES = {
-    "rate_limited": "requests",
-    "quota_exceeded": "insufficient_quota",
-    "content_policy_violation": "image_generation_user_error",
-}
-# OpenAI's `code` for the platform's codes that OpenAI's clients know by another name.
-ERROR_CODES = {
-    "rate_limited": "rate_limit_exceeded",
-    "quota_exceeded": "insufficient_quota",
-    "not_authenticated": "invalid_api_key",
-    "authentication_failed": "invalid_api_key",
-}
 DRF_CODES = {
     exceptions.NotAuthenticated: "not_authenticated",
     exceptions.AuthenticationFailed: "authentication_failed",
@@ -61,12 +49,6 @@ DRF_CODES = {
     exceptions.ParseError: "invalid_json",
     exceptions.Throttled: "rate_limited",
 }
-
-
-def openai_error(status: int, message: str, *, code: str | None, param: str | None = None) -> dict[str, Any]:
-    """OpenAI's error body for a failure the platform calls `code`, at HTTP `status`."""
-    kind = "server_error" if status >= 500 else ERROR_TYPES.get(code or "", "invalid_request_error")
-    return {"error": {"message": message, "type": kind, "param": param, "code": ERROR_CODES.get(code or "", code)}}
 
 
 def openai_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:

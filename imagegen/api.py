@@ -36,6 +36,28 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
+# The OpenAI-compatible routes (/v1/) answer OpenAI's error shape instead, which OpenAI's SDKs read.
+# OpenAI's `type` for the platform's error codes that have their own; otherwise it follows the status.
+ERROR_TYPES = {
+    "rate_limited": "requests",
+    "quota_exceeded": "insufficient_quota",
+    "content_policy_violation": "image_generation_user_error",
+}
+# OpenAI's `code` for the platform's codes that OpenAI's clients know by another name.
+ERROR_CODES = {
+    "rate_limited": "rate_limit_exceeded",
+    "quota_exceeded": "insufficient_quota",
+    "not_authenticated": "invalid_api_key",
+    "authentication_failed": "invalid_api_key",
+}
+
+
+def openai_error(status: int, message: str, *, code: str | None, param: str | None = None) -> dict[str, Any]:
+    """OpenAI's error body for a failure the platform calls `code`, at HTTP `status`."""
+    kind = "server_error" if status >= 500 else ERROR_TYPES.get(code or "", "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "param": param, "code": ERROR_CODES.get(code or "", code)}}
+
+
 def _validation_message(detail: Any) -> str:
     """The first problem in a DRF validation detail, phrased with the field that has it."""
     if isinstance(detail, dict):
