@@ -8,24 +8,17 @@ pattern per route, dates and costs formatted here; the template only prints the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import ngettext
 
 from generation.models import Batch, Generation
+from imagegen.routes import url_maker
 
-_PLACEHOLDER = uuid.UUID(int=0)
 _FOUR_PLACES = Decimal("0.0001")
-
-
-def url_maker(name: str) -> Callable[[uuid.UUID], str]:
-    """A function giving the URL of route `name` for an object id, reversing the route only once."""
-    prefix, suffix = reverse(name, args=[_PLACEHOLDER]).split(str(_PLACEHOLDER), 1)
-    return lambda pk: f"{prefix}{pk}{suffix}"
 
 
 def history_rows(batches: Iterable[Batch], strips: dict[uuid.UUID, list[Generation]]) -> list[dict[str, Any]]:

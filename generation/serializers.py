@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, cast
 
 from django.conf import settings
-from django.urls import reverse
 from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
@@ -22,6 +21,7 @@ from generation.scheduler import QueueEstimate, estimates
 from generation.serializers_output import OutputField
 from imagegen import fields
 from imagegen.representation import CompiledRepresentation
+from imagegen.routes import url_maker
 
 PRIORITY_NAMES: dict[str, int] = {"low": BatchPriority.LOW, "normal": BatchPriority.NORMAL, "high": BatchPriority.HIGH}
 PRIORITY_LABELS: dict[int, str] = {value: name for name, value in PRIORITY_NAMES.items()}
@@ -178,17 +178,12 @@ class BatchRetrySerializer(serializers.Serializer):
     )
 
 
-_PLACEHOLDER = uuid.UUID(int=0)
-
-
 def object_url(context: Mapping[str, Any], name: str, pk: uuid.UUID) -> str:
     """The absolute URL of a named route for one object: resolved once per response, not once per row."""
-    templates = cast(dict[str, Any], context).setdefault("_url_templates", {})
-    if name not in templates:
-        url = context["request"].build_absolute_uri(reverse(name, args=[_PLACEHOLDER]))
-        templates[name] = url.split(str(_PLACEHOLDER), 1)
-    prefix, suffix = templates[name]
-    return f"{prefix}{pk}{suffix}"
+    makers: dict[str, Callable[[uuid.UUID], str]] = cast(dict[str, Any], context).setdefault("_url_makers", {})
+    if name not in makers:
+        makers[name] = url_maker(name, context["request"])
+    return makers[name](pk)
 
 
 class BatchSerializer(CompiledRepresentation, serializers.ModelSerializer):
