@@ -13,7 +13,6 @@ generations under one lock:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import uuid
@@ -22,7 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Avg, Count, F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
@@ -38,6 +36,7 @@ from generation.models import (
     SchedulerLock,
     WorkerNode,
 )
+from imagegen.shared_cache import shared_figures
 
 logger = logging.getLogger(__name__)
 
@@ -256,16 +255,7 @@ def _share_per_user() -> float:
 
 def seconds_per_image(provider: str) -> float:
     """Mean provider latency of the provider's last images (the last hour), or a default; cached 30 s."""
-    key = f"scheduler:seconds-per-image:{provider}"
-    try:
-        cached = cache.get(key)
-    except Exception:  # the cache (Redis) is down: estimates still work, uncached
-        cached = None
-    if cached is None:
-        cached = _mean_latency(provider)
-        with contextlib.suppress(Exception):
-            cache.set(key, cached, 30)
-    return float(cached)
+    return float(shared_figures(f"scheduler:seconds-per-image:{provider}", 30, lambda: _mean_latency(provider)))
 
 
 def _mean_latency(provider: str) -> float:

@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from generation import stats
 from imagegen import __version__
+from imagegen.shared_cache import shared_figures
 from monitoring import selectors
 from monitoring.availability import availability_summary
-from monitoring.figures_cache import shared_figures
 from monitoring.health import STARTED_AT
 from monitoring.models import SystemSample
 from monitoring.services import queue_reading
@@ -22,7 +22,7 @@ def dashboard_data(*, range_name: str) -> dict[str, Any]:
     """The range's figures (shared for DASHBOARD_CACHE_SECONDS between viewers) and the live state now."""
     now = timezone.now()
     figures = shared_figures(
-        f"dashboard:{range_name}", settings.DASHBOARD_CACHE_SECONDS, lambda: _range_figures(range_name, now)
+        f"monitoring:dashboard:{range_name}", settings.DASHBOARD_CACHE_SECONDS, lambda: _range_figures(range_name, now)
     )
     latest = SystemSample.objects.first()
     return {

@@ -25,8 +25,8 @@ from prometheus_client.registry import Collector
 
 from generation import stats
 from imagegen import __version__
+from imagegen.shared_cache import shared_figures
 from monitoring import resources, selectors
-from monitoring.figures_cache import shared_figures
 from monitoring.models import BUCKET_FIELDS, LATENCY_BUCKETS_MS, AlertState, RequestStats, SystemSample
 from monitoring.services import queue_reading
 
@@ -191,7 +191,7 @@ class StoreCollector(Collector):
 
 def render_metrics() -> bytes:
     """The exposition text, shared for METRICS_CACHE_SECONDS by every scraper and process."""
-    return shared_figures("metrics", settings.METRICS_CACHE_SECONDS, _exposition)
+    return shared_figures("monitoring:metrics", settings.METRICS_CACHE_SECONDS, _exposition)
 
 
 def _exposition() -> bytes:

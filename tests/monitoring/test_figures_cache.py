@@ -8,33 +8,7 @@ import pytest
 from django.test import Client
 
 from generation.models import Generation
-from monitoring.figures_cache import shared_figures
 from monitoring.prometheus import render_metrics
-
-
-def test_a_result_is_reused_within_its_seconds_and_computed_each_time_at_zero(db: None) -> None:
-    calls = []
-
-    def compute() -> int:
-        calls.append(1)
-        return len(calls)
-
-    assert shared_figures("k", 10, compute) == 1
-    assert shared_figures("k", 10, compute) == 1
-    assert shared_figures("k", 0, compute) == 2
-    assert shared_figures("k", 0, compute) == 3
-
-
-class DownCache:
-    def get(self, *args: Any, **kwargs: Any) -> None:
-        raise ConnectionError("redis is down")
-
-    set = get
-
-
-def test_a_cache_that_is_down_only_means_computing(monkeypatch: Any) -> None:
-    monkeypatch.setattr("monitoring.figures_cache.cache", DownCache())
-    assert shared_figures("k", 10, lambda: "fresh") == "fresh"
 
 
 @pytest.mark.django_db
