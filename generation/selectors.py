@@ -35,7 +35,6 @@ UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 def batch_list(*, user: AbstractBaseUser | AnonymousUser, search: str = "", status: str = "") -> QuerySet[Batch]:
     """The user's batches; `search` finds words or CJK text in the batch name or any of its prompts."""
     batches = Batch.objects.filter(owner_id=user.pk, deleted_at__isnull=True)
-    search = search.replace("\x00", "")  # no text contains NUL; PostgreSQL refuses it in a query
     terms = query_terms(search)
     if terms:
         named = Q()
@@ -181,7 +180,7 @@ def library_filters(query: Mapping[str, str]) -> LibraryFilters:
     if favourite not in ("", "true", "false"):
         raise _bad("favourite", _("Use true or false."))
     return LibraryFilters(
-        search=get("search", "q").replace("\x00", ""),
+        search=get("search", "q"),
         provider=get("provider"),
         model=get("model"),
         status=get("status"),
