@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,7 +13,7 @@ import pytest
 from PIL import Image
 
 from generation.providers import automatic1111
-from tests.fakeserver import FakeServer, fake_server
+from tests.fakeserver import FakeServer, Reply, fake_server
 
 
 def png_bytes(colour: str = "red", size: tuple[int, int] = (8, 8)) -> bytes:
@@ -38,3 +41,22 @@ def server(settings: Any) -> Iterator[FakeServer]:
         automatic1111.clear_cache()
         yield fake
     automatic1111.clear_cache()
+
+
+class InFlight:
+    """A fake provider handler answering an OpenAI-style image after 0.3 s; counts concurrent calls and
+    remembers the peak (for tests of provider concurrency caps)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now = self.peak = 0
+        self.image = base64.b64encode(png_bytes()).decode()
+
+    def __call__(self, _request: object) -> Reply:
+        with self.lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+        time.sleep(0.3)
+        with self.lock:
+            self.now -= 1
+        return Reply(200, {"data": [{"b64_json": self.image}]})

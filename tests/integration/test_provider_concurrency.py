@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.fakeserver import Reply, fake_server
-from tests.generation.providerfakes import png_bytes
+from tests.fakeserver import fake_server
+from tests.generation.providerfakes import InFlight
 from tests.integration.cluster import running_cluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,24 +27,6 @@ batch_create(owner=owner, spec=spec)
 STATUS = "from generation.models import Generation; print(sorted(Generation.objects.values_list('status', flat=True)))"
 
 pytestmark = [pytest.mark.integration]
-
-
-class InFlight:
-    """Counts concurrent requests at the fake provider and remembers the peak."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.now = self.peak = 0
-        self.image = base64.b64encode(png_bytes()).decode()
-
-    def __call__(self, _request: object) -> Reply:
-        with self.lock:
-            self.now += 1
-            self.peak = max(self.peak, self.now)
-        time.sleep(0.3)
-        with self.lock:
-            self.now -= 1
-        return Reply(200, {"data": [{"b64_json": self.image}]})
 
 
 def environment(tmp_path: Path, url: str) -> dict[str, str]:

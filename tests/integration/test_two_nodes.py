@@ -7,12 +7,9 @@ counted once for the whole cluster, not per node.
 
 from __future__ import annotations
 
-import base64
 import signal
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -27,8 +24,8 @@ from django.db import connection
 
 from accounts.services import token_create
 from generation.models import Batch, GenerationStatus
-from tests.fakeserver import Reply, fake_server
-from tests.generation.providerfakes import png_bytes
+from tests.fakeserver import fake_server
+from tests.generation.providerfakes import InFlight
 from tests.integration.cluster import ROOT, cluster_env, kill_group, running_cluster, wait_for
 from tests.objectstore import ObjectStore, free_port, s3_server
 
@@ -194,24 +191,6 @@ def test_the_api_rate_limit_counts_requests_to_every_node_together(
         started(stack, b, cluster=False)
         codes = [httpx.get(f"{n.url}/api/v1/batches/", headers=bearer).status_code for n in (a, b) * 4]
     assert codes == [200] * 6 + [429] * 2
-
-
-class InFlight:
-    """Counts concurrent calls at the fake provider and remembers the peak."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.now = self.peak = 0
-        self.image = base64.b64encode(png_bytes()).decode()
-
-    def __call__(self, _request: object) -> Reply:
-        with self.lock:
-            self.now += 1
-            self.peak = max(self.peak, self.now)
-        time.sleep(0.3)
-        with self.lock:
-            self.now -= 1
-        return Reply(200, {"data": [{"b64_json": self.image}]})
 
 
 def test_a_providers_concurrency_cap_holds_across_nodes(
