@@ -283,20 +283,16 @@ class BatchGenerationsView(GenericAPIView):
     def get(self, request: Request, batch_id: uuid.UUID) -> Response:
         size = page_size_from(_param(request, "page_size"))
         batch = selectors.batch_get(user=request.user, batch_id=batch_id)
-        etag = etags.finished_batch_etag(batch, "generations", _variant(request))
-
-        def build() -> Response:
-            page = _first_page_if_stale(
-                selectors.batch_generation_page,
-                batch=batch,
-                status=_param(request, "status"),
-                cursor=_param(request, "cursor"),
-                size=size,
-                page_number=page_number_from(_param(request, "page")),
-            )
-            return keyset_response(request, page, GenerationSerializer)
-
-        return conditional(request, etag, build)
+        page = _first_page_if_stale(
+            selectors.batch_generation_page,
+            batch=batch,
+            status=_param(request, "status"),
+            cursor=_param(request, "cursor"),
+            size=size,
+            page_number=page_number_from(_param(request, "page")),
+        )
+        etag = etags.batch_generations_etag(batch, page.items, page.next_cursor, _variant(request))
+        return conditional(request, etag, lambda: keyset_response(request, page, GenerationSerializer))
 
 
 class LibraryView(GenericAPIView):

@@ -1,9 +1,10 @@
 """What each cacheable API response depends on, as weak ETags (see imagegen.conditional).
 
-A finished batch changes only when it is retried (its status and counters change) or renamed
-or deleted; an active batch gets no tag (its queue estimates move every second). A list page's
-tag covers its rows' changing fields, its estimates and its cursor, so a new, changed or deleted
-batch or image changes it.
+A finished batch changes only when it is retried (its status and counters change), renamed or
+deleted, or one of its images is deleted; its images can still be starred, so a page of them is
+tagged by its rows too. An active batch gets no tag (its queue estimates move every second). A
+list page's tag covers its rows' changing fields, its estimates and its cursor, so a new, changed
+or deleted batch or image changes it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from imagegen.conditional import weak_etag
 def _batch_state(batch: Batch) -> tuple[Any, ...]:
     return (
         str(batch.pk), batch.name, batch.status, batch.priority, batch.total, batch.completed, batch.failed,
-        batch.cancelled, str(batch.cost_usd), batch.started_at, batch.finished_at, batch.paused_at,
+        batch.cancelled, batch.deleted, str(batch.cost_usd), batch.started_at, batch.finished_at, batch.paused_at,
         batch.cancel_requested_at,
     )  # fmt: skip
 
@@ -38,12 +39,22 @@ def batch_page_etag(
     return weak_etag("batches", owner_id, rows, variant)
 
 
+def batch_generations_etag(batch: Batch, generations: Iterable[Generation], *variant: Any) -> str | None:
+    """The tag of a page of a finished batch's images (its rows can still be starred); None while active."""
+    if batch.is_active:
+        return None
+    return weak_etag("batch-generations", batch.owner_id, _batch_state(batch), _image_states(generations), variant)
+
+
 def generation_page_etag(owner_id: int | None, generations: Iterable[Generation], *variant: Any) -> str:
-    rows = [
+    return weak_etag("generations", owner_id, _image_states(generations), variant)
+
+
+def _image_states(generations: Iterable[Generation]) -> list[tuple[Any, ...]]:
+    return [
         (
             str(g.pk), g.status, g.attempts, g.not_before, g.finished_at, g.provider, g.model, str(g.cost_usd),
-            g.image.name, g.thumbnail.name, g.error_code, g.cached, g.batch_id,
+            g.image.name, g.thumbnail.name, g.error_code, g.cached, g.batch_id, g.favourite,
         )
         for g in generations
     ]  # fmt: skip
-    return weak_etag("generations", owner_id, rows, variant)

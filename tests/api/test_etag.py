@@ -93,3 +93,23 @@ def test_the_schema_documents_304_and_if_none_match():
         operation = schema["paths"][path]["get"]
         assert "304" in operation["responses"]
         assert any(parameter["name"] == "If-None-Match" for parameter in operation["parameters"])
+
+
+@pytest.mark.parametrize("path", ["/api/v1/batches/{id}/generations/", "/api/v1/generations/"])
+def test_starring_an_image_changes_the_etag_of_the_lists_that_show_it(api, done, path):
+    url = path.format(id=done.pk)
+    first = api.get(url)
+    image = done.generations.get(position=0)
+    assert api.post(f"/api/v1/generations/{image.pk}/favourite/").status_code == 200
+    changed = refetch(api, url, first)
+    assert changed.status_code == 200
+    assert [row["favourite"] for row in changed.json()["results"] if row["id"] == str(image.pk)] == [True]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/batches/{id}/", "/api/v1/batches/{id}/generations/"])
+def test_deleting_an_image_changes_the_etag_of_its_batch(api, done, path):
+    url = path.format(id=done.pk)
+    first = api.get(url)
+    image = done.generations.get(position=0)
+    assert api.post("/api/v1/generations/delete/", {"ids": [str(image.pk)]}, format="json").status_code == 200
+    assert refetch(api, url, first).status_code == 200
