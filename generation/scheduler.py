@@ -22,8 +22,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Avg, Count, F, OuterRef, Q, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Avg, Count, F, Sum
 from django.utils import timezone
 
 from generation import lifecycle, limits, result_cache
@@ -217,31 +216,29 @@ def _standing(batches: list[Batch]) -> dict[uuid.UUID, tuple[int, int]]:
     """Where each batch stands in its owner's line (dispatch order): (queue position, images ahead of it).
 
     The position is 0 for a batch that has started, else 1 + the owner's unstarted batches before it.
-    The sums are subqueries over the owner's schedulable batches that come first, so a user with
-    hundreds of queued batches costs the page its own rows, not a walk of the whole line in Python.
+    One ordered read of the owners' schedulable batches (a line is at most the owner's active-batch
+    limit long) and one pass adding up what comes first: the cost is the line, not the page times
+    the line.
     """
-    first = (
-        Q(priority__gt=OuterRef("priority"))
-        | Q(priority=OuterRef("priority"), created_at__lt=OuterRef("created_at"))
-        | Q(priority=OuterRef("priority"), created_at=OuterRef("created_at"), id__lt=OuterRef("id"))
-    )
-    ahead = Batch.objects.schedulable().filter(first, owner_id=OuterRef("owner_id")).values("owner_id")
+    wanted = {batch.pk for batch in batches}
     left = F("total") - F("completed") - F("failed") - F("cancelled")
     line = (
         Batch.objects.schedulable()
-        .filter(pk__in=[batch.pk for batch in batches])
-        .annotate(
-            images_ahead=Coalesce(Subquery(ahead.annotate(n=Sum(left)).values("n")), 0),
-            waiting_ahead=Coalesce(
-                Subquery(ahead.exclude(status=BatchStatus.RUNNING).annotate(n=Count("id")).values("n")), 0
-            ),
-        )
-        .values_list("id", "status", "images_ahead", "waiting_ahead")
+        .filter(owner_id__in={batch.owner_id for batch in batches})
+        .order_by("owner_id", "-priority", "created_at", "id")
+        .values_list("id", "owner_id", "status", left)
     )
-    return {
-        batch_id: (0 if status == BatchStatus.RUNNING else 1 + waiting, images)
-        for batch_id, status, images, waiting in line
-    }
+    standing: dict[uuid.UUID, tuple[int, int]] = {}
+    owner, images, waiting = None, 0, 0
+    for batch_id, owner_id, status, remaining in line:
+        if owner_id != owner:
+            owner, images, waiting = owner_id, 0, 0
+        running = status == BatchStatus.RUNNING
+        if batch_id in wanted:
+            standing[batch_id] = (0 if running else 1 + waiting, images)
+        images += remaining
+        waiting += not running
+    return standing
 
 
 def _share_per_user() -> float:
