@@ -10,14 +10,15 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection
 from django.db.models import F
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from accounts.models import RateLimitCounter
@@ -280,18 +281,47 @@ def _redis_hit(key: str, rate: Rate) -> tuple[int, float]:
     return int(count), int(ttl_ms) / 1000
 
 
+# Count a hit in one atomic statement: start the key's window, or roll it over when it has ended,
+# or add one to it; and say the count and when the window ends. (An upsert with RETURNING: SQLite
+# 3.35+ and PostgreSQL.) SET expressions read the row as it was, so all three test the old end.
+DB_HIT = """
+INSERT INTO {table} ({key}, {start}, {end}, {count}) VALUES (%s, %s, %s, 1)
+ON CONFLICT ({key}) DO UPDATE SET
+  {start} = CASE WHEN {table}.{end} <= %s THEN excluded.{start} ELSE {table}.{start} END,
+  {end} = CASE WHEN {table}.{end} <= %s THEN excluded.{end} ELSE {table}.{end} END,
+  {count} = CASE WHEN {table}.{end} <= %s THEN 1 ELSE {table}.{count} + 1 END
+RETURNING {count}, {end}
+"""
+
+
 def _db_hit(key: str, rate: Rate) -> tuple[int, float]:
-    """Increment under a row lock (PostgreSQL) or the write lock of an IMMEDIATE transaction (SQLite)."""
+    """Count one hit in the key's row; the first hit of a window also sweeps windows long ended."""
     now = timezone.now()
-    period = timedelta(seconds=rate.seconds)
-    with transaction.atomic():
-        fresh = RateLimitCounter(key=key, window_start=now, window_end=now + period, count=0)
-        RateLimitCounter.objects.bulk_create([fresh], ignore_conflicts=True)
-        row = RateLimitCounter.objects.select_for_update().get(key=key)
-        if row.window_end <= now:
-            row.window_start, row.window_end, row.count = now, now + period, 0
-            # Whenever a window rolls over, sweep windows that ended long ago, so the table stays small.
-            RateLimitCounter.objects.filter(window_end__lt=now - timedelta(days=1)).delete()
-        row.count += 1
-        row.save(update_fields=["window_start", "window_end", "count"])
-    return row.count, (row.window_end - now).total_seconds()
+    with connection.cursor() as cursor:
+        cursor.execute(_db_hit_sql(connection.vendor), _db_hit_params(key, now, now + timedelta(seconds=rate.seconds)))
+        count, window_end = cursor.fetchone()
+    if count == 1:  # a new window: keep the table small
+        RateLimitCounter.objects.filter(window_end__lt=now - timedelta(days=1)).delete()
+    return int(count), (_as_datetime(window_end) - now).total_seconds()
+
+
+@functools.lru_cache(maxsize=4)
+def _db_hit_sql(vendor: str) -> str:
+    quote = connection.ops.quote_name
+    columns = {name: quote(name) for name in ("key", "count")}
+    return DB_HIT.format(
+        table=quote(RateLimitCounter._meta.db_table), start=quote("window_start"), end=quote("window_end"), **columns
+    )
+
+
+def _db_hit_params(key: str, now: datetime, end: datetime) -> list[Any]:
+    adapt = connection.ops.adapt_datetimefield_value
+    return [key, adapt(now), adapt(end), adapt(now), adapt(now), adapt(now)]
+
+
+def _as_datetime(value: Any) -> datetime:
+    """A returned timestamp: a datetime (PostgreSQL) or the text SQLite stores, in UTC."""
+    moment = parse_datetime(value) if isinstance(value, str) else value
+    if moment is None:
+        raise DatabaseError(f"Unreadable rate-limit window end: {value!r}")
+    return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)

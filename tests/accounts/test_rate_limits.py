@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from datetime import timedelta
 
 import pytest
 from django.core import mail
@@ -11,11 +12,12 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import OperationalError, connection
 from django.test import RequestFactory
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts import ratelimits
 from accounts.audit import client_ip
-from accounts.models import ApiToken, AuditEvent
+from accounts.models import ApiToken, AuditEvent, RateLimitCounter
 from accounts.ratelimits import Rate, parse_rate, rate_limit_hit, rate_limit_peek, rate_limit_refund
 from tests.accounts.conftest import portal_login
 from tests.conftest import PASSWORD
@@ -49,6 +51,23 @@ def test_counter_counts_and_refunds(db, settings):
     assert not third.allowed and 1 <= third.retry_after <= 60
     rate_limit_refund(name="login_attempts", ident="k")
     assert rate_limit_peek(name="login_attempts", ident="k").count == 2
+
+
+def test_the_database_store_rolls_an_ended_window_over_and_sweeps_old_ones(db, settings):
+    settings.REDIS_URL = ""
+    settings.LOGIN_RATE_LIMIT = "2/min"
+    for _ in range(3):
+        rate_limit_hit(name="login_attempts", ident="k")
+    now = timezone.now()
+    RateLimitCounter.objects.update(window_start=now - timedelta(minutes=2), window_end=now - timedelta(minutes=1))
+    stale = RateLimitCounter.objects.create(
+        key="gone", window_start=now - timedelta(days=3), window_end=now - timedelta(days=2), count=9
+    )
+    hit = rate_limit_hit(name="login_attempts", ident="k")
+    assert (hit.count, hit.allowed) == (1, True)
+    assert 59 <= hit.retry_after <= 60
+    assert not RateLimitCounter.objects.filter(pk=stale.pk).exists()
+    assert rate_limit_hit(name="login_attempts", ident="k").count == 2
 
 
 def test_api_requests_over_the_limit_get_429_with_retry_after(api, settings):
