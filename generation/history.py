@@ -15,13 +15,13 @@ from typing import Any
 from django.utils import timezone
 from django.utils.translation import ngettext
 
-from generation.models import Batch, Generation
+from generation.models import Batch
 from imagegen.routes import url_maker
 
 _FOUR_PLACES = Decimal("0.0001")
 
 
-def history_rows(batches: Iterable[Batch], strips: dict[uuid.UUID, list[Generation]]) -> list[dict[str, Any]]:
+def history_rows(batches: Iterable[Batch], strips: dict[uuid.UUID, list[uuid.UUID]]) -> list[dict[str, Any]]:
     detail_url = url_maker("generation:batch_detail")
     thumbnail_url = url_maker("api-generation-thumbnail")
     zone = timezone.get_current_timezone()
@@ -37,7 +37,7 @@ def history_rows(batches: Iterable[Batch], strips: dict[uuid.UUID, list[Generati
                 "cost": f"{Decimal(batch.cost_usd).quantize(_FOUR_PLACES, ROUND_HALF_UP)}" if batch.completed else "",
                 "created_iso": created.isoformat(),
                 "created_text": created.strftime("%Y-%m-%d %H:%M"),
-                "thumbnails": [thumbnail_url(generation.pk) for generation in strips.get(batch.pk, [])],
+                "thumbnails": [thumbnail_url(generation_id) for generation_id in strips.get(batch.pk, [])],
             }
         )
     return rows

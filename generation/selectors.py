@@ -12,8 +12,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
-from django.db.models import F, Q, QuerySet, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
@@ -282,41 +281,40 @@ def _library_chunks(
     return found
 
 
-def batch_thumbnails(*, batches: Iterable[Batch], per_batch: int = 4) -> dict[uuid.UUID, list[Generation]]:
-    """The first few made images of each batch (for the history rows): one query for the whole page.
+def batch_thumbnail_ids(*, batches: Iterable[Batch], per_batch: int = 4) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """The ids of each batch's first few made images (for the history rows): one query for the whole page.
 
     Only the first `per_batch` × 4 positions are looked at, along the (batch, position) index, so a
-    page of big batches ranks a few dozen rows, not every image of every batch on it.
+    page of big batches reads a few dozen (batch, image) id pairs, not every image of every batch on it.
     """
     ids = [batch.pk for batch in batches]
+    strips: dict[uuid.UUID, list[uuid.UUID]] = {batch_id: [] for batch_id in ids}
     if not ids:
-        return {}
-    ranked = (
+        return strips
+    made = (
         Generation.objects.listed()
         .filter(batch_id__in=ids, status=GenerationStatus.SUCCEEDED, position__lt=per_batch * 4)
         .exclude(thumbnail="")
-        .annotate(rank=Window(RowNumber(), partition_by=[F("batch_id")], order_by=F("position").asc()))
-        .only("id", "batch_id", "position", "prompt", "thumbnail")
+        .order_by("batch_id", "position")
+        .values_list("batch_id", "id")
     )
-    strips: dict[uuid.UUID, list[Generation]] = {batch_id: [] for batch_id in ids}
-    for generation in ranked.filter(rank__lte=per_batch).order_by("batch_id", "position"):
-        strips[generation.batch_id].append(generation)
+    for batch_id, generation_id in made:
+        if len(strips[batch_id]) < per_batch:
+            strips[batch_id].append(generation_id)
     return strips
 
 
 def usage_summary(*, user: AbstractBaseUser | AnonymousUser) -> dict[str, Any]:
     """What the user's images have cost, in total and per provider and model (from the usage rollups)."""
     made = [
-        (provider, model, tally)
-        for (provider, model), tally in sorted(stats.owner_totals(owner_id=int(user.pk or 0)).items())
-        if tally.counts["succeeded"]
+        (key, figures) for key, figures in sorted(stats.owner_usage(owner_id=int(user.pk or 0)).items()) if figures[0]
     ]
     return {
-        "images": sum(tally.counts["succeeded"] for _p, _m, tally in made),
-        "cost_usd": sum((tally.cost_usd for _p, _m, tally in made), Decimal("0")),
+        "images": sum(images for _key, (images, _cost) in made),
+        "cost_usd": sum((cost for _key, (_images, cost) in made), Decimal("0")),
         "by_model": [
-            {"provider": p, "model": m, "images": tally.counts["succeeded"], "cost_usd": tally.cost_usd}
-            for p, m, tally in made
+            {"provider": provider, "model": model, "images": images, "cost_usd": cost}
+            for (provider, model), (images, cost) in made
         ],
     }
 

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -155,9 +156,22 @@ def totals_by_model() -> dict[tuple[str, str], Tally]:
     return _all_time(None)
 
 
-def owner_totals(*, owner_id: int) -> dict[tuple[str, str], Tally]:
-    """One user's all-time figures per provider and model, including images that just finished."""
-    return _all_time(owner_id)
+def owner_usage(*, owner_id: int) -> dict[tuple[str, str], tuple[int, Decimal]]:
+    """One user's all-time images made and their cost per provider and model, including images
+    that just finished: the user's own all-time rollup rows read as they are, plus the tail."""
+    usage: dict[tuple[str, str], tuple[int, Decimal]] = {}
+    rows = GenerationRollup.objects.filter(resolution=RollupResolution.TOTAL, owner_id=owner_id)
+    made = [*rows.values_list("provider", "model", "succeeded", "cost_usd")]
+    # The tail is read whole and filtered here (see _all_time).
+    made += [
+        (g.provider, g.model, g.counts["succeeded"], g.tally.cost_usd)
+        for g in _tail(EPOCH, None)
+        if g.owner_id == owner_id
+    ]
+    for provider, model, images, cost in made:
+        before_images, before_cost = usage.get((provider, model), (0, Decimal(0)))
+        usage[(provider, model)] = (before_images + images, before_cost + Decimal(cost))
+    return usage
 
 
 def _all_time(owner_id: int | None) -> dict[tuple[str, str], Tally]:

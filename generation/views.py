@@ -54,7 +54,7 @@ def batch_list(request: HttpRequest) -> HttpResponse:
         cursor = ""
     context = {
         "batches": page.items,
-        "rows": history_rows(page.items, selectors.batch_thumbnails(batches=page.items)),
+        "rows": history_rows(page.items, selectors.batch_thumbnail_ids(batches=page.items)),
         "next_cursor": page.next_cursor,
         "total": page.total,
         "cursor": cursor,

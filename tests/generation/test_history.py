@@ -20,7 +20,7 @@ def test_a_row_shows_what_the_template_used_to_work_out(make_batch: Any) -> None
     batch.created_at = datetime(2026, 11, 29, 1, 5, tzinfo=ZoneInfo("UTC"))
     first = batch.generations.order_by("position").first()
     with translation.override("zh-hant"), timezone.override("Asia/Taipei"):
-        (row,) = history_rows([batch], {batch.pk: [first]})
+        (row,) = history_rows([batch], {batch.pk: [first.pk]})
     assert row["url"] == f"/batches/{batch.pk}/"
     assert row["status_label"] == "已完成"
     assert row["failed_text"] == "2 張失敗"
