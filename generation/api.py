@@ -118,7 +118,7 @@ def keyset_response(
     )
 
 
-def _first_page_if_stale(read: Any, **arguments: Any) -> Any:
+def first_page_if_stale(read: Any, **arguments: Any) -> Any:
     """A cursor that is not one of ours (mangled link, old bookmark) gives the first page, not an error."""
     try:
         return read(**arguments)
@@ -133,7 +133,7 @@ def _variant(request: Request) -> tuple[str, list[tuple[str, list[str]]]]:
     return request.build_absolute_uri("/"), sorted(request.query_params.lists())
 
 
-def _param(request: Request, name: str) -> str:
+def query_param(request: Request, name: str) -> str:
     return str(request.query_params.get(name, "")).strip()
 
 
@@ -148,13 +148,13 @@ class BatchListCreateView(GenericAPIView):
         responses={200: keyset_page_schema("BatchPage", BatchSerializer), 304: NOT_MODIFIED},
     )
     def get(self, request: Request) -> Response:
-        page = _first_page_if_stale(
+        page = first_page_if_stale(
             selectors.batch_page,
             user=request.user,
-            search=_param(request, "search"),
-            status=_param(request, "status"),
-            cursor=_param(request, "cursor"),
-            size=page_size_from(_param(request, "page_size")),
+            search=query_param(request, "search"),
+            status=query_param(request, "status"),
+            cursor=query_param(request, "cursor"),
+            size=page_size_from(query_param(request, "page_size")),
         )
         known = estimates(page.items)
         etag = etags.batch_page_etag(
@@ -281,15 +281,15 @@ class BatchGenerationsView(GenericAPIView):
         operation_id="v1_batches_generations_list",
     )
     def get(self, request: Request, batch_id: uuid.UUID) -> Response:
-        size = page_size_from(_param(request, "page_size"))
+        size = page_size_from(query_param(request, "page_size"))
         batch = selectors.batch_get(user=request.user, batch_id=batch_id)
-        page = _first_page_if_stale(
+        page = first_page_if_stale(
             selectors.batch_generation_page,
             batch=batch,
-            status=_param(request, "status"),
-            cursor=_param(request, "cursor"),
+            status=query_param(request, "status"),
+            cursor=query_param(request, "cursor"),
             size=size,
-            page_number=page_number_from(_param(request, "page")),
+            page_number=page_number_from(query_param(request, "page")),
         )
         etag = etags.batch_generations_etag(batch, page.items, page.next_cursor, _variant(request))
         return conditional(request, etag, lambda: keyset_response(request, page, GenerationSerializer))
@@ -307,11 +307,11 @@ class LibraryView(GenericAPIView):
         responses={200: keyset_page_schema("LibraryPage", GenerationSerializer), 304: NOT_MODIFIED},
     )
     def get(self, request: Request) -> Response:
-        page = _first_page_if_stale(
+        page = first_page_if_stale(
             selectors.library_page,
             user=request.user,
-            cursor=_param(request, "cursor"),
-            size=page_size_from(_param(request, "page_size")),
+            cursor=query_param(request, "cursor"),
+            size=page_size_from(query_param(request, "page_size")),
             filters=selectors.library_filters(request.query_params),
         )
         etag = etags.generation_page_etag(request.user.pk, page.items, page.next_cursor, _variant(request))

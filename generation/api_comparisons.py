@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from generation import comparisons
-from generation.api import PAGING, _first_page_if_stale, _param, keyset_page_schema, keyset_response
+from generation.api import PAGING, first_page_if_stale, keyset_page_schema, keyset_response, query_param
 from generation.comparisons import ArmRequest, ArmSummary, Comparison, PromptRow
 from generation.models import BatchSource
 from generation.serializers import object_url
@@ -251,11 +251,11 @@ class ComparisonListCreateView(GenericAPIView):
         responses=keyset_page_schema("ComparisonPage", ComparisonListItemSerializer),
     )
     def get(self, request: Request) -> Response:
-        page = _first_page_if_stale(
+        page = first_page_if_stale(
             comparisons.comparison_page,
             user=request.user,
-            cursor=_param(request, "cursor"),
-            size=page_size_from(_param(request, "page_size")),
+            cursor=query_param(request, "cursor"),
+            size=page_size_from(query_param(request, "page_size")),
         )
         return keyset_response(request, page, ComparisonListItem)
 

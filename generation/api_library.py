@@ -11,9 +11,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from generation import library, selectors
+from generation.api import PAGING, first_page_if_stale, keyset_page_schema, keyset_response, query_param
 from generation.models import Collection
 from generation.serializers import GenerationSerializer
 from imagegen import fields
+from imagegen.pagination import page_size_from
 
 
 class CollectionSerializer(serializers.ModelSerializer):
@@ -80,9 +82,20 @@ class GenerationBulkDeleteView(APIView):
 
 
 class CollectionListCreateView(APIView):
-    @extend_schema(responses=CollectionSerializer(many=True))
+    @extend_schema(
+        operation_id="v1_collections_list",
+        parameters=PAGING,
+        responses=keyset_page_schema("CollectionPage", CollectionSerializer),
+        description="Your collections, newest first, a page at a time (`next_cursor`), with `count`.",
+    )
     def get(self, request: Request) -> Response:
-        return Response(CollectionSerializer(library.collection_list(user=request.user), many=True).data)
+        page = first_page_if_stale(
+            library.collection_page,
+            user=request.user,
+            cursor=query_param(request, "cursor"),
+            size=page_size_from(query_param(request, "page_size")),
+        )
+        return keyset_response(request, page, CollectionSerializer)
 
     @extend_schema(request=CollectionNameSerializer, responses={201: CollectionSerializer})
     def post(self, request: Request) -> Response:

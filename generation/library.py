@@ -29,11 +29,13 @@ from generation.models import (
 )
 from generation.renditions import renditions_detach
 from imagegen.errors import Conflict, NotFound, ValidationFailed
+from imagegen.pagination import KeysetPage, keyset_page
 
 logger = logging.getLogger(__name__)
 
 MAX_SELECTION = 500
 MAX_COLLECTION_NAME = 100
+COLLECTION_ORDER = ("-created_at", "-id")  # the (owner, newest) index, ending in a unique column
 
 
 class ItemsChange(Protocol):
@@ -45,7 +47,15 @@ class ItemsChange(Protocol):
 
 def collection_list(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Collection]:
     """The user's collections, newest first, each with `size` (its number of images)."""
-    return Collection.objects.filter(owner_id=user.pk).annotate(size=Count("items")).order_by("-created_at", "-id")
+    return Collection.objects.filter(owner_id=user.pk).annotate(size=Count("items")).order_by(*COLLECTION_ORDER)
+
+
+def collection_page(*, user: AbstractBaseUser | AnonymousUser, cursor: str = "", size: int) -> KeysetPage[Collection]:
+    """One page of the user's collections, newest first, with how many they have (a count on their index)."""
+    mine = Collection.objects.filter(owner_id=user.pk)
+    return keyset_page(
+        collection_list(user=user), ordering=COLLECTION_ORDER, cursor=cursor, size=size, total=mine.count
+    )
 
 
 def collection_get(*, user: AbstractBaseUser | AnonymousUser, collection_id: uuid.UUID | str) -> Collection:

@@ -90,7 +90,7 @@ def test_favourite_access(api: Any, other_api: Any, anon_api: Any, made: Batch) 
 
 def test_create_list_rename_and_delete_a_collection(api: Any, made: Batch, collection: dict[str, Any]) -> None:
     assert collection["name"] == "Cats" and collection["size"] == 0
-    assert [c["name"] for c in api.get(COLLECTIONS).json()] == ["Cats"]
+    assert [c["name"] for c in api.get(COLLECTIONS).json()["results"]] == ["Cats"]
     url = f"{COLLECTIONS}{collection['id']}/"
     assert api.patch(url, {"name": "  Blue   cats "}, format="json").json()["name"] == "Blue cats"
     assert api.get(url).json()["name"] == "Blue cats"
@@ -154,7 +154,7 @@ def test_collection_access(api: Any, other_api: Any, anon_api: Any, made: Batch,
     assert other_api.delete(url).status_code == 404
     assert other_api.post(f"{url}items/", items, format="json").status_code == 404
     assert other_api.delete(f"{url}items/", items, format="json").status_code == 404
-    assert other_api.get(COLLECTIONS).json() == []
+    assert other_api.get(COLLECTIONS).json()["results"] == []
     for response in (anon_api.get(COLLECTIONS), anon_api.post(COLLECTIONS, {"name": "x"}), anon_api.delete(url)):
         assert response.status_code == 401
     assert api.put(url, {"name": "x"}, format="json").status_code == 405
@@ -248,3 +248,20 @@ def test_batch_delete_access(other_api: Any, anon_api: Any, api: Any, made: Batc
     assert anon_api.delete(f"/api/v1/batches/{made.pk}/").status_code == 401
     assert api.put(f"/api/v1/batches/{made.pk}/").status_code == 405
     assert Batch.objects.get(pk=made.pk).deleted_at is None
+
+
+def test_collections_come_a_page_at_a_time_newest_first(api):
+    names = [f"Set {number}" for number in range(5)]
+    for name in names:
+        assert api.post(COLLECTIONS, {"name": name}, format="json").status_code == 201
+    first = api.get(COLLECTIONS, {"page_size": 2}).json()
+    assert first["count"] == 5
+    assert [c["name"] for c in first["results"]] == ["Set 4", "Set 3"]
+    seen = [c["name"] for c in first["results"]]
+    cursor = first["next_cursor"]
+    while cursor:
+        page = api.get(COLLECTIONS, {"page_size": 2, "cursor": cursor}).json()
+        seen += [c["name"] for c in page["results"]]
+        cursor = page["next_cursor"]
+    assert seen == names[::-1]
+    assert api.get(COLLECTIONS, {"cursor": "not-a-cursor"}).json()["results"][0]["name"] == "Set 4"
