@@ -12,7 +12,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
@@ -27,6 +27,7 @@ from imagegen.pagination import KeysetPage, after, decode_cursor, encode_cursor,
 BATCH_ORDER = ("-created_at", "-id")
 LIBRARY_ORDER = ("-batch__created_at", "-batch__id", "position")
 BATCH_GENERATION_ORDER = ("position",)
+LIBRARY_BATCH_WINDOW = 64  # batches read at a time (with their image counts) to fill a library page
 STRICT_FILTERS = ("size", "since", "until", "favourite", "collection")
 UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
@@ -261,23 +262,36 @@ def library_page(
 def _library_chunks(
     generations: QuerySet[Generation], batches: QuerySet[Batch], *, cursor: str, wanted: int
 ) -> list[Generation]:
-    """Up to `wanted` images after `cursor`, reading 2, 8, 32, then 128 batches at a time."""
+    """Up to `wanted` images after `cursor`, reading as few batches as their image counts allow.
+
+    The owner's batches come newest first, a window at a time, with how many images each still
+    lists; each round asks for the images of just enough batches to fill the page (at least 1,
+    then 4, 16, 64 batches, for filters that leave few images per batch).
+    """
     batches = batches.order_by(*BATCH_ORDER)
     if cursor:
         created, batch_id, position = decode_cursor(cursor, len(LIBRARY_ORDER))
         batches = batches.filter(Q(created_at=created, id=batch_id) | after(BATCH_ORDER, [created, batch_id]))
         # Within the cursor's own batch, only the images after it; later batches are read whole.
         generations = generations.exclude(batch_id=batch_id, position__lte=position)
+    window = batches.values_list("created_at", "id", F("total") - F("deleted"))
     found: list[Generation] = []
-    chunk = 2
+    pending: list[tuple[Any, uuid.UUID, int]] = []
+    at_least = 1
     while len(found) < wanted:
-        ids = list(batches.values_list("created_at", "id")[:chunk])
-        if not ids:
-            break
-        in_chunk = generations.filter(batch_id__in=[batch_id for _created, batch_id in ids])
-        found += in_chunk.order_by(*LIBRARY_ORDER)[: wanted - len(found)]
-        batches = batches.filter(after(BATCH_ORDER, list(ids[-1])))
-        chunk = min(chunk * 4, 128)
+        if not pending:
+            pending = list(window[:LIBRARY_BATCH_WINDOW])
+            if not pending:
+                break
+            window = window.filter(after(BATCH_ORDER, list(pending[-1][:2])))
+        need, take, listed = wanted - len(found), 0, 0
+        while take < len(pending) and (take < at_least or listed < need):
+            listed += pending[take][2]
+            take += 1
+        chunk, pending = pending[:take], pending[take:]
+        in_chunk = generations.filter(batch_id__in=[batch_id for _created, batch_id, _listed in chunk])
+        found += in_chunk.order_by(*LIBRARY_ORDER)[:need]
+        at_least = min(at_least * 4, LIBRARY_BATCH_WINDOW)
     return found
 
 

@@ -244,6 +244,29 @@ def test_load_more_pages_through_the_library(owner_client: Any, make_batch: Any,
     assert [g.prompt for g in second.context["generations"]] == ["p3"]
 
 
+@pytest.mark.parametrize("size", [1, 2, 3, 7])
+@pytest.mark.parametrize("status", ["", "succeeded"])
+def test_paging_through_batches_of_every_size_shows_each_image_once_in_order(
+    owner: Any, make_batch: Any, size: int, status: str
+) -> None:
+    for number, count in enumerate([1, 3, 1, 0, 5, 2, 1]):
+        batch = make_batch(prompts=[f"b{number}-{i}" for i in range(max(count, 1))])
+        if count == 0:  # every image deleted: the batch lists none
+            library.generations_delete(generations=list(batch.generations.all()))
+    batch = make_batch(prompts=["f0", "f1", "f2"], run=False)  # still waiting: filtered out by status
+    filters = selectors.LibraryFilters(status=status)
+    expected = [g.pk for g in selectors.library_list(user=owner, filters=filters)]
+    seen, cursor = [], ""
+    while True:
+        page = selectors.library_page(user=owner, cursor=cursor, size=size, filters=filters)
+        seen += [g.pk for g in page.items]
+        if not page.next_cursor:
+            break
+        cursor = page.next_cursor
+    assert seen == expected
+    assert len(expected) == (13 if status else 16)
+
+
 def test_history_rows_show_thumbnails(owner_client: Any, made: Batch) -> None:
     page = owner_client.get(reverse("generation:batch_list")).content.decode()
     assert page.count('class="history-strip"') == 1
