@@ -34,3 +34,19 @@ def test_a_batch_with_nothing_made_shows_no_cost_and_no_failures(make_batch: Any
     batch = make_batch(run=False)
     (row,) = history_rows([batch], {})
     assert (row["cost"], row["failed_text"], row["thumbnails"]) == ("", "", [])
+
+
+@pytest.mark.django_db
+def test_a_row_is_one_escaped_fragment_with_its_cells(make_batch: Any) -> None:
+    batch = make_batch(name='<script>alert("x")</script>', prompts=["a", "b"])
+    batch.failed, batch.completed = 1, 1
+    first = batch.generations.order_by("position").first()
+    with translation.override("en"):
+        (row,) = history_rows([batch], {batch.pk: [first.pk]})
+    html = str(row["html"])
+    assert "<script>" not in html and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
+    assert f'<a href="/batches/{batch.pk}/">' in html
+    assert f'<img src="/api/v1/generations/{first.pk}/thumbnail/"' in html
+    assert f'<span class="status status-{batch.status}" data-status="{batch.status}">' in html
+    assert '<progress max="2" value="2"></progress>' in html and "1/2 · 1 failed" in html
+    assert html.count("<td>") == 6 and html.startswith("<tr>") and html.endswith("</tr>")
