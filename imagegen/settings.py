@@ -623,6 +623,8 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Concurrent scrapes and dashboard viewers share one computation of the figures for this long.
 METRICS_CACHE_SECONDS = env.float("METRICS_CACHE_SECONDS", default=5)
 DASHBOARD_CACHE_SECONDS = env.float("DASHBOARD_CACHE_SECONDS", default=10)
+# The dashboard's live state (queue, workers, alerts): shared only this long, so it stays live.
+DASHBOARD_LIVE_SECONDS = env.float("DASHBOARD_LIVE_SECONDS", default=2)
 METRICS_RETENTION_DAYS = env.int("METRICS_RETENTION_DAYS", default=30)
 ALERT_EMAILS = env.list("ALERT_EMAILS", default=[])
 ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")

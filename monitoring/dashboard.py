@@ -19,23 +19,29 @@ from monitoring.services import queue_reading
 
 
 def dashboard_data(*, range_name: str) -> dict[str, Any]:
-    """The range's figures (shared for DASHBOARD_CACHE_SECONDS between viewers) and the live state now."""
+    """The range's figures (shared for DASHBOARD_CACHE_SECONDS between viewers) and the live state
+    (shared for DASHBOARD_LIVE_SECONDS, a second or two: concurrent viewers read it once)."""
     now = timezone.now()
     figures = shared_figures(
         f"monitoring:dashboard:{range_name}", settings.DASHBOARD_CACHE_SECONDS, lambda: _range_figures(range_name, now)
     )
-    latest = SystemSample.objects.first()
+    live = shared_figures("monitoring:dashboard:now", settings.DASHBOARD_LIVE_SECONDS, lambda: _live_state(now))
     return {
         **figures,
-        "now": {
-            **queue_reading(now=now),
-            "web_uptime_seconds": round(now.timestamp() - STARTED_AT),
-            "workers": selectors.workers_status(),
-            "last_sample": _sample(latest),
-        },
-        "alerts": selectors.alert_overview(),
+        "now": {**live["now"], "web_uptime_seconds": round(now.timestamp() - STARTED_AT)},
+        "alerts": live["alerts"],
         "version": __version__,
     }
+
+
+def _live_state(now: datetime) -> dict[str, Any]:
+    """The queue, the workers, the last host sample and the alerts as they are now."""
+    now_state = {
+        **queue_reading(now=now),
+        "workers": selectors.workers_status(),
+        "last_sample": _sample(SystemSample.objects.first()),
+    }
+    return {"now": now_state, "alerts": selectors.alert_overview()}
 
 
 def _range_figures(range_name: str, now: datetime) -> dict[str, Any]:

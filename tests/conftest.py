@@ -41,7 +41,7 @@ def fast_settings(settings: Any, tmp_path: Path) -> None:
     cache.clear()  # local-memory caches outlive a settings override; every test starts empty
     translation.activate(settings.LANGUAGE_CODE)  # a test that switched language must not leak it
     # Figures shared between readers for a few seconds: tests read right after they write.
-    settings.METRICS_CACHE_SECONDS = settings.DASHBOARD_CACHE_SECONDS = 0
+    settings.METRICS_CACHE_SECONDS = settings.DASHBOARD_CACHE_SECONDS = settings.DASHBOARD_LIVE_SECONDS = 0
     settings.STORAGES = {
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
