@@ -25,8 +25,42 @@ class DownCache:
         raise ConnectionError("redis is down")
 
     set = get
+    add = get
 
 
 def test_a_cache_that_is_down_only_means_computing(monkeypatch: Any) -> None:
     monkeypatch.setattr("imagegen.shared_cache.cache", DownCache())
     assert shared_figures("k", 10, lambda: "fresh") == "fresh"
+
+
+def test_when_its_seconds_are_over_one_reader_refreshes_while_the_others_get_the_last_value(
+    db: None, monkeypatch: Any
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr("imagegen.shared_cache.time.time", lambda: clock[0])
+    calls = []
+
+    def compute() -> int:
+        calls.append(1)
+        if len(calls) == 2:  # while this reader refreshes, another one asks
+            assert shared_figures("herd", 5, compute) == 1
+        return len(calls)
+
+    assert shared_figures("herd", 5, compute) == 1
+    clock[0] += 6  # over its five seconds
+    assert shared_figures("herd", 5, compute) == 2  # this reader refreshed; the one inside got 1
+    assert shared_figures("herd", 5, compute) == 2  # fresh again
+    assert len(calls) == 2
+
+
+def test_a_refresh_that_never_finished_is_taken_over(db: None, monkeypatch: Any) -> None:
+    from django.core.cache import cache
+
+    clock = [1000.0]
+    monkeypatch.setattr("imagegen.shared_cache.time.time", lambda: clock[0])
+    assert shared_figures("dead", 5, lambda: "old") == "old"
+    clock[0] += 6
+    cache.add("dead:refreshing", 1)  # a reader claimed the refresh and died
+    assert shared_figures("dead", 5, lambda: "new") == "old"
+    cache.delete("dead:refreshing")  # its claim expires
+    assert shared_figures("dead", 5, lambda: "new") == "new"
