@@ -40,10 +40,17 @@ def batch_page_etag(
 
 
 def batch_generations_etag(batch: Batch, generations: Iterable[Generation], *variant: Any) -> str | None:
-    """The tag of a page of a finished batch's images (its rows can still be starred); None while active."""
+    """The tag of a page of a finished batch's images; None while active.
+
+    Its images change only with the batch (a retry makes it active again, a deletion moves its
+    counters), except for their stars: the page's starred images are part of the tag.
+    """
     if batch.is_active:
         return None
-    return weak_etag("batch-generations", batch.owner_id, _batch_state(batch), _image_states(generations), variant)
+    rows = list(generations)
+    starred = [str(g.pk) for g in rows if g.favourite]
+    ends = [str(g.pk) for g in rows[:1] + rows[-1:]]
+    return weak_etag("batch-generations", batch.owner_id, _batch_state(batch), ends, starred, variant)
 
 
 def generation_page_etag(owner_id: int | None, generations: Iterable[Generation], *variant: Any) -> str:
