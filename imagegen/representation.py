@@ -112,7 +112,7 @@ class CompiledRepresentation(serializers.Serializer):
         if plan is None or isinstance(instance, Mapping) or not isinstance(instance, models.Model):
             return super().to_representation(instance)
         row: dict[str, Any] = {}
-        zone = timezone.get_current_timezone()
+        zone = self._zone()
         for reader in plan:
             if reader.method:
                 row[reader.name] = getattr(self, reader.method)(instance)
@@ -125,3 +125,10 @@ class CompiledRepresentation(serializers.Serializer):
             else:
                 row[reader.name] = reader.convert(value)
         return row
+
+    def _zone(self) -> Any:
+        """The current time zone, looked up once per serializer (a list's rows share their child)."""
+        zone = self.__dict__.get("_current_zone")
+        if zone is None:
+            zone = self.__dict__["_current_zone"] = timezone.get_current_timezone()
+        return zone
