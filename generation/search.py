@@ -14,11 +14,12 @@ text built in SQL (`POSTGRES_DOCUMENT`), so nothing has to be kept in step.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connections
+from django.db import connection, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import BooleanField, Expression
 from django.db.models.sql.compiler import SQLCompiler
@@ -79,16 +80,35 @@ def tsquery(terms: list[Term]) -> str:
     )
 
 
+def many_matches(terms: list[Term], count: int) -> bool:
+    """Whether at least `count` prompts (anybody's) match, read off SQLite's index without ordering
+    them; PostgreSQL always says False (its planner weighs a term's frequency itself)."""
+    if connection.vendor != "sqlite":
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM (SELECT rowid FROM generation_search WHERE generation_search MATCH %s LIMIT %s)",
+            [fts5_query(terms), count],
+        )
+        (found,) = cursor.fetchone()
+    return bool(found >= count)
+
+
 class PromptMatches(Expression):
-    """A WHERE condition on generations: the prompt contains every term (index-backed on both databases)."""
+    """A WHERE condition on generations: the prompt contains every term (index-backed on both databases).
+
+    With `within_batches` (SQLite), only index entries in the rowid range of those batches' images
+    are looked at: a common term then costs the batches asked about, not all of its matches.
+    """
 
     output_field = BooleanField()
     conditional = True
 
-    def __init__(self, terms: list[Term], source: Any = None) -> None:
+    def __init__(self, terms: list[Term], source: Any = None, within_batches: Sequence[Any] = ()) -> None:
         super().__init__()
         self.terms = terms
         self.source = source
+        self.within_batches = list(within_batches)
 
     def get_source_expressions(self) -> list[Any]:
         return [self.source] if self.source is not None else []
@@ -100,7 +120,7 @@ class PromptMatches(Expression):
         if self.source is not None:  # already bound to its query (now inside a subquery)
             return super().resolve_expression(query, *args, **kwargs)
         # On SQLite the match is by rowid, reached through the table alias of the prompt column.
-        clone = PromptMatches(self.terms, query.resolve_ref("prompt"))
+        clone = PromptMatches(self.terms, query.resolve_ref("prompt"), self.within_batches)
         clone.is_summary = self.is_summary
         return clone
 
@@ -110,8 +130,18 @@ class PromptMatches(Expression):
     def as_sqlite(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
         table = compiler.quote_name_unless_alias(self.source.alias)
         # The alias is the compiler's own quoted table alias; the search text is a parameter.
-        sql = f"{table}.rowid IN (SELECT rowid FROM generation_search WHERE generation_search MATCH %s)"  # noqa: S608
-        return sql, (fts5_query(self.terms),)
+        sql = f"{table}.rowid IN (SELECT rowid FROM generation_search WHERE generation_search MATCH %s"  # noqa: S608
+        if not self.within_batches:
+            return sql + ")", (fts5_query(self.terms),)
+        # SQLite stores a UUID as its 32 hex digits (Django's UUIDField without a native type).
+        ids = [uuid.UUID(str(batch_id)).hex for batch_id in self.within_batches]
+        marks = ", ".join(["%s"] * len(ids))
+        bounds = [
+            f"(SELECT {edge}(rowid) FROM generation_generation WHERE batch_id IN ({marks}))"  # noqa: S608
+            for edge in ("min", "max")
+        ]
+        sql += f" AND rowid >= {bounds[0]} AND rowid <= {bounds[1]})"
+        return sql, (fts5_query(self.terms), *ids, *ids)
 
     def as_postgresql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
         column, params = compiler.compile(self.source)

@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 
 from generation import stats
 from generation.models import Batch, Generation, GenerationStatus, WebhookDelivery
-from generation.search import PromptMatches, query_terms
+from generation.search import PromptMatches, Term, many_matches, query_terms
 from imagegen.errors import NotFound, ValidationFailed
 from imagegen.pagination import KeysetPage, after, decode_cursor, encode_cursor, invalid_cursor, keyset_page
 
@@ -28,6 +28,10 @@ BATCH_ORDER = ("-created_at", "-id")
 LIBRARY_ORDER = ("-batch__created_at", "-batch__id", "position")
 BATCH_GENERATION_ORDER = ("position",)
 LIBRARY_BATCH_WINDOW = 64  # batches read at a time (with their image counts) to fill a library page
+LIBRARY_MAX_CHUNK = 1024  # the most batches one round of a library page asks about
+LIBRARY_MAX_IMAGES = 50_000  # the most images one round looks through (a filter or search that finds few)
+# A library search with this many matches (anybody's) walks the batches instead of sorting them all.
+COMMON_SEARCH_MATCHES = 2000
 STRICT_FILTERS = ("size", "since", "until", "favourite", "collection")
 UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
@@ -238,12 +242,16 @@ def library_page(
 ) -> KeysetPage[Generation]:
     """One page of the library. No total: counting a whole history is what keyset pages avoid.
 
-    A search, the favourites or a collection are read from their own index and ordered. Otherwise
-    the page is read a few batches at a time, newest first along the owner's batch index, so no
-    query ever sorts more than those batches' images, however long the history.
+    A search for a rare term, the favourites or a collection are read from their own index and
+    ordered. Otherwise the page is read a few batches at a time, newest first along the owner's
+    batch index, so no query ever sorts more than those batches' images, however long the history;
+    a common term (SQLite: COMMON_SEARCH_MATCHES or more matches) is looked up within each chunk.
     """
     filters = filters or LibraryFilters(**fields)
-    if filters.small_set:
+    terms = query_terms(filters.search)
+    common = bool(terms) and filters.favourite is False and filters.collection_id is None
+    common = common and many_matches(terms, COMMON_SEARCH_MATCHES)
+    if filters.small_set and not common:
         generations = library_list(user=user, filters=filters)
         return keyset_page(generations, ordering=LIBRARY_ORDER, cursor=cursor, size=size)
     # The chunks name the owner's batches themselves: no owner condition on the images, which
@@ -251,7 +259,7 @@ def library_page(
     generations = Generation.objects.filter(filters.image_conditions()).select_related("batch")
     batches = Batch.objects.filter(filters.batch_conditions(), owner_id=user.pk)
     try:
-        found = _library_chunks(generations, batches, cursor=cursor, wanted=size + 1)
+        found = _library_chunks(generations, batches, cursor=cursor, wanted=size + 1, terms=terms)
     except (ValueError, TypeError, ValidationError):  # a cursor whose values do not fit the columns
         invalid_cursor()
     more = len(found) > size
@@ -260,13 +268,20 @@ def library_page(
 
 
 def _library_chunks(
-    generations: QuerySet[Generation], batches: QuerySet[Batch], *, cursor: str, wanted: int
+    generations: QuerySet[Generation],
+    batches: QuerySet[Batch],
+    *,
+    cursor: str,
+    wanted: int,
+    terms: list[Term] | None = None,
 ) -> list[Generation]:
-    """Up to `wanted` images after `cursor`, reading as few batches as their image counts allow.
+    """Up to `wanted` images after `cursor` (matching `terms`), reading as few batches as their
+    image counts allow.
 
     The owner's batches come newest first, a window at a time, with how many images each still
-    lists; each round asks for the images of just enough batches to fill the page (at least 1,
-    then 4, 16, 64 batches, for filters that leave few images per batch).
+    lists; each round asks for the images of just enough batches to fill the page, then of four
+    times as many images each round (up to LIBRARY_MAX_IMAGES, or LIBRARY_MAX_CHUNK batches) for
+    filters and searches that leave few images per batch.
     """
     batches = batches.order_by(*BATCH_ORDER)
     if cursor:
@@ -277,21 +292,31 @@ def _library_chunks(
     window = batches.values_list("created_at", "id", F("total") - F("deleted"))
     found: list[Generation] = []
     pending: list[tuple[Any, uuid.UUID, int]] = []
-    at_least = 1
+    exhausted, budget = False, wanted
     while len(found) < wanted:
+        goal = max(wanted - len(found), budget)  # images to look through this round
+        short = goal - sum(n for *_, n in pending)
+        while not exhausted and len(pending) < LIBRARY_MAX_CHUNK and short > 0:
+            read = min(max(LIBRARY_BATCH_WINDOW, short), LIBRARY_MAX_CHUNK)  # a batch lists 1 image or more
+            more = list(window[:read])
+            exhausted = len(more) < read
+            if more:
+                window = window.filter(after(BATCH_ORDER, list(more[-1][:2])))
+            pending += more
+            short -= sum(n for *_, n in more)
         if not pending:
-            pending = list(window[:LIBRARY_BATCH_WINDOW])
-            if not pending:
-                break
-            window = window.filter(after(BATCH_ORDER, list(pending[-1][:2])))
-        need, take, listed = wanted - len(found), 0, 0
-        while take < len(pending) and (take < at_least or listed < need):
+            break
+        take, listed = 0, 0
+        while take < min(len(pending), LIBRARY_MAX_CHUNK) and (take == 0 or listed < goal):
             listed += pending[take][2]
             take += 1
         chunk, pending = pending[:take], pending[take:]
-        in_chunk = generations.filter(batch_id__in=[batch_id for _created, batch_id, _listed in chunk])
-        found += in_chunk.order_by(*LIBRARY_ORDER)[:need]
-        at_least = min(at_least * 4, LIBRARY_BATCH_WINDOW)
+        ids = [batch_id for _created, batch_id, _listed in chunk]
+        in_chunk = generations.filter(batch_id__in=ids)
+        if terms:
+            in_chunk = in_chunk.filter(PromptMatches(terms, within_batches=ids))
+        found += in_chunk.order_by(*LIBRARY_ORDER)[: wanted - len(found)]
+        budget = min(budget * 4, LIBRARY_MAX_IMAGES)
     return found
 
 

@@ -399,3 +399,23 @@ def test_a_deleted_image_is_never_a_cache_source(owner: Any, made: Batch, run_qu
     with run_queue():
         library.generations_delete(generations=[fox])
     assert not result_cache.hit_exists("k" * 64)
+
+
+@pytest.mark.parametrize("size", [1, 2, 5])
+def test_a_common_search_term_walks_the_batches_and_finds_the_same_images(
+    owner: Any, make_batch: Any, monkeypatch: Any, size: int
+) -> None:
+    for number in range(6):
+        prompts = [f"一隻貓 {number}-{i}" if i % 2 else f"a dog {number}-{i}" for i in range(number % 3 + 1)]
+        make_batch(prompts=prompts)
+    filters = selectors.LibraryFilters(search="貓")
+    expected = [g.pk for g in selectors.library_list(user=owner, filters=filters)]
+    monkeypatch.setattr(selectors, "COMMON_SEARCH_MATCHES", 1)  # every term counts as common
+    seen, cursor = [], ""
+    while True:
+        page = selectors.library_page(user=owner, cursor=cursor, size=size, filters=filters)
+        seen += [g.pk for g in page.items]
+        if not page.next_cursor:
+            break
+        cursor = page.next_cursor
+    assert seen == expected and len(expected) == 4
