@@ -149,6 +149,61 @@ class PromptMatches(Expression):
         return f"{document} @@ to_tsquery('simple'::regconfig, %s)", (*params, tsquery(self.terms))
 
 
+class BatchPromptMatches(Expression):
+    """A WHERE condition on batches: one of the batch's listed images matches every term.
+
+    Asked batch by batch, so a page of batches in index order stops after its last row: a common
+    term costs the batches the page walks, not all of its matches. On SQLite the index is looked
+    up within the batch's own rowid range.
+    """
+
+    output_field = BooleanField()
+    conditional = True
+
+    def __init__(self, terms: list[Term], source: Any = None) -> None:
+        super().__init__()
+        self.terms = terms
+        self.source = source
+
+    def get_source_expressions(self) -> list[Any]:
+        return [self.source] if self.source is not None else []
+
+    def set_source_expressions(self, exprs: Sequence[Any]) -> None:
+        self.source = exprs[0] if exprs else None
+
+    def resolve_expression(self, query: Any = None, *args: Any, **kwargs: Any) -> BatchPromptMatches:
+        if self.source is not None:
+            return super().resolve_expression(query, *args, **kwargs)
+        clone = BatchPromptMatches(self.terms, query.resolve_ref("id"))
+        clone.is_summary = self.is_summary
+        return clone
+
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
+        raise NotImplementedError(f"Prompt search supports SQLite and PostgreSQL, not {connection.vendor}.")
+
+    def as_sqlite(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
+        batch, params = compiler.compile(self.source)  # the compiler's own quoted column: no user text
+        edge = "(SELECT {}(rowid) FROM generation_generation WHERE batch_id = " + batch + ")"  # noqa: S608
+        matching = (
+            "SELECT rowid FROM generation_search WHERE generation_search MATCH %s"  # noqa: S608
+            f" AND rowid >= {edge.format('min')} AND rowid <= {edge.format('max')}"
+        )
+        sql = (
+            "EXISTS (SELECT 1 FROM generation_generation AS search_image WHERE search_image.batch_id = "  # noqa: S608
+            f"{batch} AND search_image.deleted_at IS NULL AND search_image.rowid IN ({matching}))"
+        )
+        return sql, (fts5_query(self.terms), *params, *params, *params, *params)
+
+    def as_postgresql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
+        batch, params = compiler.compile(self.source)
+        document = POSTGRES_DOCUMENT.format(column="search_image.prompt")
+        sql = (
+            "EXISTS (SELECT 1 FROM generation_generation AS search_image WHERE search_image.batch_id = "  # noqa: S608
+            f"{batch} AND search_image.deleted_at IS NULL AND {document} @@ to_tsquery('simple'::regconfig, %s))"
+        )
+        return sql, (*params, tsquery(self.terms))
+
+
 def register_sqlite_functions(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
     """connection_created handler: the search index's triggers call `imagegen_search_text`."""
     if connection.vendor == "sqlite":

@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 
 from generation import stats
 from generation.models import Batch, Generation, GenerationStatus, WebhookDelivery
-from generation.search import PromptMatches, Term, many_matches, query_terms
+from generation.search import BatchPromptMatches, PromptMatches, Term, many_matches, query_terms
 from imagegen.errors import NotFound, ValidationFailed
 from imagegen.pagination import KeysetPage, after, decode_cursor, encode_cursor, invalid_cursor, keyset_page
 
@@ -41,20 +41,33 @@ def batch_list(*, user: AbstractBaseUser | AnonymousUser, search: str = "", stat
     batches = Batch.objects.filter(owner_id=user.pk, deleted_at__isnull=True)
     terms = query_terms(search)
     if terms:
-        named = Q()
-        for term in terms:
-            named &= Q(name__icontains="".join(term.tokens))
         prompted = Generation.objects.listed().filter(PromptMatches(terms)).values("batch_id")
-        batches = batches.filter(named | Q(id__in=prompted))
+        batches = batches.filter(_named(terms) | Q(id__in=prompted))
     if status:
         batches = batches.filter(status=status)
     return batches.order_by(*BATCH_ORDER)
 
 
+def _named(terms: list[Term]) -> Q:
+    named = Q()
+    for term in terms:
+        named &= Q(name__icontains="".join(term.tokens))
+    return named
+
+
 def batch_page(
     *, user: AbstractBaseUser | AnonymousUser, search: str = "", status: str = "", cursor: str = "", size: int
 ) -> KeysetPage[Batch]:
-    """One page of `batch_list`, with the number of batches that match (a count over the owner's index)."""
+    """One page of `batch_list`, with the number of batches that match (a count over the owner's index).
+
+    A search for a common term (COMMON_SEARCH_MATCHES or more matches, SQLite) walks the owner's
+    batches newest first instead, asking each whether one of its images matches; it has no count.
+    """
+    terms = query_terms(search)
+    if terms and many_matches(terms, COMMON_SEARCH_MATCHES):
+        walked = Batch.objects.filter(_named(terms) | BatchPromptMatches(terms), owner_id=user.pk, deleted_at=None)
+        walked = walked.filter(status=status) if status else walked
+        return keyset_page(walked, ordering=BATCH_ORDER, cursor=cursor, size=size)
     batches = batch_list(user=user, search=search, status=status)
     return keyset_page(batches, ordering=BATCH_ORDER, cursor=cursor, size=size, total=batches.count)
 

@@ -9,10 +9,12 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
+from generation import library as library_services
 from generation import selectors
-from generation.models import Generation
+from generation.models import Batch, Generation
 from generation.search import (
     SQLITE_DROP,
+    BatchPromptMatches,
     PromptMatches,
     fts5_query,
     index_text,
@@ -172,3 +174,36 @@ def test_a_migration_that_dropped_the_sqlite_triggers_gets_the_index_back(librar
     search_index_ensure(sender=None, using="default")
     found = selectors.library_list(user=owner, search="貓")
     assert found.exists()
+
+
+@pytest.mark.parametrize("size", [1, 2, 20])
+@pytest.mark.parametrize("status", ["", "queued"])
+def test_a_common_term_finds_the_same_batches_walking_them_as_through_the_index(
+    owner: Any, other_user: Any, make_batch: Any, monkeypatch: Any, size: int, status: str
+) -> None:
+    for number in [0, 2, 4, 6, 1, 3, 5]:  # made first (a run dispatches every waiting batch), then left queued
+        prompts = ["一隻貓", "a dog"] if number % 3 else ["a dog"]
+        make_batch(name="貓 named" if number in (3, 4) else f"b{number}", prompts=prompts, run=number % 2 == 0)
+    make_batch(other_user, name="theirs", prompts=["一隻貓"], run=False)
+    expected = [b.pk for b in selectors.batch_list(user=owner, search="貓", status=status)]
+    monkeypatch.setattr(selectors, "COMMON_SEARCH_MATCHES", 1)  # every term counts as common
+    seen, cursor = [], ""
+    while True:
+        page = selectors.batch_page(user=owner, search="貓", status=status, cursor=cursor, size=size)
+        seen += [b.pk for b in page.items]
+        if not page.next_cursor:
+            break
+        cursor = page.next_cursor
+    assert seen == expected and expected
+    if connection.vendor == "sqlite":
+        assert page.total is None  # a walk does not count every match
+
+
+def test_a_batch_matches_by_its_listed_images_only(owner: Any, make_batch: Any) -> None:
+    cats, dogs, gone = (
+        make_batch(name=n, prompts=p) for n, p in [("c", ["一隻貓", "x"]), ("d", ["dog"]), ("g", ["貓"])]
+    )
+    library_services.generations_delete(generations=list(gone.generations.all()))
+    found = Batch.objects.filter(BatchPromptMatches(query_terms("貓")), owner_id=owner.pk)
+    assert list(found) == [cats]
+    assert list(Batch.objects.filter(BatchPromptMatches(query_terms("dog")))) == [dogs]
