@@ -262,6 +262,7 @@ def endpoints(ids: dict[str, Any]) -> list[Endpoint]:
         Endpoint("batch_list", "/api/v1/batches/"),
         Endpoint("batch_list_deep", f"/api/v1/batches/?cursor={ids['deep_cursor']}"),
         Endpoint("batch_search", "/api/v1/batches/?search=%E8%9C%82%E9%B3%A5"),
+        Endpoint("batch_search_common", "/api/v1/batches/?search=%E8%B2%93"),
         Endpoint("batch_detail", f"/api/v1/batches/{ids['batch']}/"),
         Endpoint("batch_generations_500", f"/api/v1/batches/{ids['big_batch']}/generations/?page_size=100"),
         Endpoint("me", "/api/v1/me/"),
