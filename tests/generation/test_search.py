@@ -207,3 +207,11 @@ def test_a_batch_matches_by_its_listed_images_only(owner: Any, make_batch: Any) 
     found = Batch.objects.filter(BatchPromptMatches(query_terms("貓")), owner_id=owner.pk)
     assert list(found) == [cats]
     assert list(Batch.objects.filter(BatchPromptMatches(query_terms("dog")))) == [dogs]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a PostgreSQL GIN index's storage option")
+def test_the_postgresql_index_takes_new_prompts_straight_in(db: None) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = %s", ["generation_prompt_search"])
+        (options,) = cursor.fetchone()
+    assert "fastupdate=off" in options
