@@ -85,15 +85,21 @@ def tsquery(terms: list[Term]) -> str:
 
 
 def many_matches(terms: list[Term], count: int) -> bool:
-    """Whether at least `count` prompts (anybody's) match, read off SQLite's index without ordering
-    them; PostgreSQL always says False (its planner weighs a term's frequency itself)."""
-    if connection.vendor != "sqlite":
+    """Whether at least `count` prompts (anybody's) match, read off the index without ordering them."""
+    if connection.vendor == "sqlite":
+        sql = "SELECT count(*) FROM (SELECT rowid FROM generation_search WHERE generation_search MATCH %s LIMIT %s) m"
+        params: list[Any] = [fts5_query(terms), count]
+    elif connection.vendor == "postgresql":
+        document = POSTGRES_DOCUMENT.format(column='"prompt"')
+        sql = (
+            f'SELECT count(*) FROM (SELECT 1 FROM "generation_generation" WHERE {document} @@ '  # noqa: S608
+            "to_tsquery('simple'::regconfig, %s) LIMIT %s) m"
+        )
+        params = [tsquery(terms), count]
+    else:
         return False
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM (SELECT rowid FROM generation_search WHERE generation_search MATCH %s LIMIT %s)",
-            [fts5_query(terms), count],
-        )
+        cursor.execute(sql, params)
         (found,) = cursor.fetchone()
     return bool(found >= count)
 

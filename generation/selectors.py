@@ -12,6 +12,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -60,16 +61,18 @@ def batch_page(
 ) -> KeysetPage[Batch]:
     """One page of `batch_list`, with the number of batches that match (a count over the owner's index).
 
-    A search for a common term (COMMON_SEARCH_MATCHES or more matches, SQLite) walks the owner's
-    batches newest first instead, asking each whether one of its images matches; it has no count.
+    A search for a common term (COMMON_SEARCH_MATCHES or more matches) has no count, which would
+    cost every match again; on SQLite it walks the owner's batches newest first, asking each
+    whether one of its images matches.
     """
     terms = query_terms(search)
-    if terms and many_matches(terms, COMMON_SEARCH_MATCHES):
-        walked = Batch.objects.filter(_named(terms) | BatchPromptMatches(terms), owner_id=user.pk, deleted_at=None)
-        walked = walked.filter(status=status) if status else walked
-        return keyset_page(walked, ordering=BATCH_ORDER, cursor=cursor, size=size)
     batches = batch_list(user=user, search=search, status=status)
-    return keyset_page(batches, ordering=BATCH_ORDER, cursor=cursor, size=size, total=batches.count)
+    if not (terms and many_matches(terms, COMMON_SEARCH_MATCHES)):
+        return keyset_page(batches, ordering=BATCH_ORDER, cursor=cursor, size=size, total=batches.count)
+    if connection.vendor == "sqlite":  # PostgreSQL would check every image of each batch by hand
+        batches = Batch.objects.filter(_named(terms) | BatchPromptMatches(terms), owner_id=user.pk, deleted_at=None)
+        batches = batches.filter(status=status) if status else batches
+    return keyset_page(batches, ordering=BATCH_ORDER, cursor=cursor, size=size)
 
 
 def batch_get(*, user: AbstractBaseUser | AnonymousUser, batch_id: uuid.UUID | str) -> Batch:
@@ -263,7 +266,7 @@ def library_page(
     filters = filters or LibraryFilters(**fields)
     terms = query_terms(filters.search)
     common = bool(terms) and filters.favourite is False and filters.collection_id is None
-    common = common and many_matches(terms, COMMON_SEARCH_MATCHES)
+    common = common and connection.vendor == "sqlite" and many_matches(terms, COMMON_SEARCH_MATCHES)
     if filters.small_set and not common:
         generations = library_list(user=user, filters=filters)
         return keyset_page(generations, ordering=LIBRARY_ORDER, cursor=cursor, size=size)
