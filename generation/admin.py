@@ -1,15 +1,24 @@
-"""Admin for batches and generations, with cancel and retry actions that call the services."""
+"""Admin for batches, generations, comparisons and renditions, with actions that call the services."""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from accounts.audit import audit_record
-from generation import services
-from generation.models import Batch, Generation, WebhookDelivery, WorkerNode
+from generation import comparisons, services
+from generation.models import (
+    Batch,
+    Comparison,
+    ComparisonArm,
+    Generation,
+    OutputJob,
+    Rendition,
+    WebhookDelivery,
+    WorkerNode,
+)
 from imagegen.errors import ApplicationError
 
 
@@ -122,3 +131,84 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written only by the services: staff look, search and follow links."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class ComparisonArmInline(admin.TabularInline):
+    model = ComparisonArm
+    fields = ("index", "label", "provider", "model", "width", "height", "batch")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+
+
+@admin.register(Comparison)
+class ComparisonAdmin(ReadOnlyAdmin):
+    """Comparisons with their configurations; cancelling one cancels its batches through the services."""
+
+    list_display = ("name", "owner", "arms_count", "prompts_count", "created_at")
+    search_fields = ("name", "owner__username", "=id")
+    list_select_related = ("owner",)
+    date_hierarchy = "created_at"
+    inlines = [ComparisonArmInline]
+    actions = ["cancel"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Comparison]:
+        return super().get_queryset(request).annotate(arms_total=Count("arms"))
+
+    @admin.display(description=_("configurations"), ordering="arms_total")
+    def arms_count(self, comparison: Comparison) -> int:
+        return int(getattr(comparison, "arms_total", 0))
+
+    @admin.display(description=_("prompts"))
+    def prompts_count(self, comparison: Comparison) -> int:
+        return len(comparison.prompts)
+
+    @admin.action(description=_("Cancel selected comparisons"))
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Comparison]) -> None:
+        cancelled = 0
+        for comparison in queryset:
+            batches = comparisons.comparison_cancel(comparison=comparison)
+            cancelled += batches
+            audit_record(
+                event="admin.comparison_cancel", user=request.user, request=request, comparison=str(comparison.pk)
+            )
+        self.message_user(request, _("%(count)d batches cancelled.") % {"count": cancelled})
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return obj is None  # the list and its action; no editing
+
+
+@admin.register(Rendition)
+class RenditionAdmin(ReadOnlyAdmin):
+    """Post-processed files of images (generation/output.py); the original stays on the image."""
+
+    list_display = ("generation", "format", "width", "height", "bytes", "created_at")
+    list_filter = ("format",)
+    search_fields = ("=generation__id", "=generation__batch__id", "settings_hash")
+    list_select_related = ("generation",)
+    readonly_fields = [f.name for f in Rendition._meta.fields]
+
+
+@admin.register(OutputJob)
+class OutputJobAdmin(ReadOnlyAdmin):
+    """Re-processing a batch with other output settings: its renditions show how far it got."""
+
+    list_display = ("batch", "settings_hash", "total", "failures", "created_at")
+    search_fields = ("=batch__id", "batch__name", "settings_hash")
+    list_select_related = ("batch",)
+    readonly_fields = [f.name for f in OutputJob._meta.fields]
+
+    @admin.display(description=_("failed"))
+    def failures(self, job: OutputJob) -> int:
+        return len(job.failed_ids or [])

@@ -288,6 +288,20 @@ class ComparisonDetailView(APIView):
         return Response(ComparisonSerializer(comparison_data(comparison, request)).data)
 
 
+class ComparisonCancelView(APIView):
+    @extend_schema(
+        request=None,
+        responses=ComparisonSerializer,
+        description="Cancel every configuration's batch that is still queued, running or paused; what is made "
+        "and the votes stay. Cancelling an ended comparison changes nothing.",
+    )
+    def post(self, request: Request, comparison_id: uuid.UUID) -> Response:
+        comparison = comparisons.comparison_get(user=request.user, comparison_id=comparison_id)
+        comparisons.comparison_cancel(comparison=comparison)
+        comparison = comparisons.comparison_get(user=request.user, comparison_id=comparison_id)
+        return Response(ComparisonSerializer(comparison_data(comparison, request)).data)
+
+
 class ComparisonVoteView(APIView):
     @extend_schema(
         request=ComparisonVoteSerializer,

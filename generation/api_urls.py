@@ -59,6 +59,11 @@ urlpatterns = [
         name="api-comparison-detail",
     ),
     path(
+        "comparisons/<uuid:comparison_id>/cancel/",
+        api_comparisons.ComparisonCancelView.as_view(),
+        name="api-comparison-cancel",
+    ),
+    path(
         "comparisons/<uuid:comparison_id>/votes/",
         api_comparisons.ComparisonVoteView.as_view(),
         name="api-comparison-votes",

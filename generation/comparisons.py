@@ -186,6 +186,21 @@ def comparison_vote(*, comparison: Comparison, prompt_index: int, winner: int | 
     return vote
 
 
+def comparison_cancel(*, comparison: Comparison) -> int:
+    """Cancel every arm's batch that is still queued, running or paused (through the batch service);
+    returns how many were. Votes and finished images stay."""
+    cancelled = 0
+    for arm in comparison.arms.select_related("batch"):
+        if not arm.batch.is_active:
+            continue
+        try:
+            services.batch_cancel(batch=arm.batch)
+        except Conflict:  # it ended meanwhile
+            continue
+        cancelled += 1
+    return cancelled
+
+
 # ----------------------------------------------------------------------------------------------- reads
 
 

@@ -83,6 +83,18 @@ def comparison_detail(request: HttpRequest, comparison_id: uuid.UUID) -> HttpRes
 
 @login_required
 @require_POST
+def comparison_cancel(request: HttpRequest, comparison_id: uuid.UUID) -> HttpResponse:
+    comparison = comparisons.comparison_get(user=request.user, comparison_id=comparison_id)
+    cancelled = comparisons.comparison_cancel(comparison=comparison)
+    if cancelled:
+        messages.success(request, _("Comparison cancelled: what was made stays."))
+    else:
+        messages.info(request, _("Every configuration had already ended."))
+    return redirect("comparisons:comparison_detail", comparison_id=comparison.pk)
+
+
+@login_required
+@require_POST
 def comparison_vote(request: HttpRequest, comparison_id: uuid.UUID) -> HttpResponse:
     comparison = comparisons.comparison_get(user=request.user, comparison_id=comparison_id)
     choice = request.POST.get("winner", "")

@@ -106,3 +106,24 @@ def test_admin_batch_actions_are_recorded(client, staff, make_batch):
     client.post(reverse("admin:generation_batch_changelist"), {"action": "cancel", "_selected_action": [batch.pk]})
     entry = AuditEvent.objects.get(event="admin.batch_action")
     assert entry.user == staff and entry.details == {"action": "batch_cancel", "batch": str(batch.pk)}
+
+
+def test_admin_cancels_a_comparison_through_the_service_and_records_it(client, staff, owner):
+    from generation import comparisons
+    from generation.comparisons import ArmRequest
+    from generation.models import Batch, Comparison
+
+    arms = [ArmRequest(provider="local", width=256, height=256), ArmRequest(provider="local", width=512, height=512)]
+    spec = comparisons.check_comparison_request(prompts=["a fox"], arms=arms, user_id=owner.pk)
+    comparison = comparisons.comparison_create(owner=owner, spec=spec)
+    client.force_login(staff)
+    page = client.get(reverse("admin:generation_comparison_change", args=[comparison.pk]))
+    assert page.status_code == 200 and "256" in page.content.decode()
+    changelist = reverse("admin:generation_comparison_changelist")
+    client.post(changelist, {"action": "cancel", "_selected_action": [comparison.pk]})
+    assert set(Batch.objects.values_list("status", flat=True)) == {"cancelled"}
+    entry = AuditEvent.objects.get(event="admin.comparison_cancel")
+    assert entry.user == staff and entry.details == {"comparison": str(comparison.pk)}
+    assert Comparison.objects.count() == 1
+    for name in ("rendition", "outputjob"):
+        assert client.get(reverse(f"admin:generation_{name}_changelist")).status_code == 200

@@ -185,3 +185,23 @@ def test_the_schema_documents_the_comparison_endpoints(api):
     assert {"post", "get"} <= set(paths["/api/v1/comparisons/"])
     assert "get" in paths["/api/v1/comparisons/{comparison_id}/"]
     assert "post" in paths["/api/v1/comparisons/{comparison_id}/votes/"]
+
+
+class TestCancel:
+    def test_cancels_every_configuration_still_waiting(self, api):
+        comparison = api.post(URL, PAYLOAD, format="json").json()  # nobody runs the queue: both wait
+        response = api.post(f"{URL}{comparison['id']}/cancel/")
+        assert response.status_code == 200
+        assert response.json()["id"] == comparison["id"]
+        assert set(Batch.objects.values_list("status", flat=True)) == {"cancelled"}
+
+    def test_an_ended_comparison_stays_as_it_was(self, api, created):
+        assert api.post(f"{URL}{created['id']}/cancel/").status_code == 200
+        assert set(Batch.objects.values_list("status", flat=True)) == {"completed"}
+
+    def test_another_users_is_404_anonymous_401_and_get_405(self, api, other_api, anon_api, created):
+        url = f"{URL}{created['id']}/cancel/"
+        assert error(other_api.post(url))["code"] == "not_found"
+        assert anon_api.post(url).status_code == 401
+        assert api.get(url).status_code == 405
+        assert error(api.post(f"{URL}{uuid.uuid4()}/cancel/"))["code"] == "not_found"

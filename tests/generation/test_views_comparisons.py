@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from generation.models import Batch, Comparison, ComparisonVote
@@ -119,3 +120,18 @@ def test_the_list_shows_my_comparisons(owner_client, comparison):
 
 def test_vote_needs_post(owner_client, comparison):
     assert owner_client.get(reverse("comparisons:comparison_vote", args=[comparison.pk])).status_code == 405
+
+
+def test_cancelling_from_the_page_cancels_the_configurations(owner_client, other_user):
+    owner_client.post(reverse("comparisons:comparison_new"), form_data())  # nobody runs the queue: both wait
+    comparison = Comparison.objects.get()
+    detail = reverse("comparisons:comparison_detail", args=[comparison.pk])
+    assert 'id="cancel-comparison"' in owner_client.get(detail).content.decode()
+    url = reverse("comparisons:comparison_cancel", args=[comparison.pk])
+    assert owner_client.get(url).status_code == 405
+    stranger = Client()
+    stranger.force_login(other_user)
+    assert stranger.post(url).status_code == 404
+    page = owner_client.post(url, follow=True).content.decode()
+    assert set(Batch.objects.values_list("status", flat=True)) == {"cancelled"}
+    assert 'id="cancel-comparison"' not in page
