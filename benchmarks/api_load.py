@@ -86,12 +86,26 @@ def prompt(rng: random.Random, index: int) -> str:
 
 
 def reset_database(database_url: str) -> None:
+    """Empty the scratch PostgreSQL database, creating it first when the server does not have it."""
     if not database_url:
         return
     from django.db import connection
 
+    ensure_database(connection.settings_dict)
     with connection.cursor() as cursor:
         cursor.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+
+
+def ensure_database(settings_dict: dict[str, Any]) -> None:
+    import psycopg
+    from psycopg import sql
+
+    server = {"host": settings_dict["HOST"] or None, "port": settings_dict["PORT"] or None}
+    login = {"user": settings_dict["USER"] or None, "password": settings_dict["PASSWORD"] or None}
+    with psycopg.connect(dbname="postgres", autocommit=True, **server, **login) as maintenance:
+        name = settings_dict["NAME"]
+        if not maintenance.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            maintenance.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def forget_submits() -> None:
