@@ -14,7 +14,7 @@ from accounts.quotas import quota_usage
 from generation import library, result_cache, rollups, selectors, stats
 from generation.models import Batch, Comparison, ComparisonArm, Generation
 from imagegen.errors import Conflict, NotFound, ValidationFailed
-from tests.generation.test_search import _assert_no_full_scan, _plan
+from tests.generation.test_search import _assert_no_full_scan, _plan, every_page
 
 
 @pytest.fixture
@@ -256,13 +256,7 @@ def test_paging_through_batches_of_every_size_shows_each_image_once_in_order(
     batch = make_batch(prompts=["f0", "f1", "f2"], run=False)  # still waiting: filtered out by status
     filters = selectors.LibraryFilters(status=status)
     expected = [g.pk for g in selectors.library_list(user=owner, filters=filters)]
-    seen, cursor = [], ""
-    while True:
-        page = selectors.library_page(user=owner, cursor=cursor, size=size, filters=filters)
-        seen += [g.pk for g in page.items]
-        if not page.next_cursor:
-            break
-        cursor = page.next_cursor
+    seen, _last = every_page(selectors.library_page, user=owner, size=size, filters=filters)
     assert seen == expected
     assert len(expected) == (13 if status else 16)
 
@@ -411,11 +405,5 @@ def test_a_common_search_term_walks_the_batches_and_finds_the_same_images(
     filters = selectors.LibraryFilters(search="貓")
     expected = [g.pk for g in selectors.library_list(user=owner, filters=filters)]
     monkeypatch.setattr(selectors, "COMMON_SEARCH_MATCHES", 1)  # every term counts as common
-    seen, cursor = [], ""
-    while True:
-        page = selectors.library_page(user=owner, cursor=cursor, size=size, filters=filters)
-        seen += [g.pk for g in page.items]
-        if not page.next_cursor:
-            break
-        cursor = page.next_cursor
+    seen, _last = every_page(selectors.library_page, user=owner, size=size, filters=filters)
     assert seen == expected and len(expected) == 4

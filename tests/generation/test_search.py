@@ -96,6 +96,17 @@ def test_rebuilding_the_index_keeps_every_prompt_findable(library: Any, owner: A
     assert len(list(selectors.library_list(user=owner, search="海邊"))) == 1
 
 
+def every_page(read: Any, **arguments: Any) -> tuple[list[Any], Any]:
+    """The ids of every item of a keyset list, reading it page after page, and its last page."""
+    seen, cursor = [], ""
+    while True:
+        page = read(cursor=cursor, **arguments)
+        seen += [item.pk for item in page.items]
+        if not page.next_cursor:
+            return seen, page
+        cursor = page.next_cursor
+
+
 def _plan(queryset: Any) -> str:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -187,13 +198,7 @@ def test_a_common_term_finds_the_same_batches_walking_them_as_through_the_index(
     make_batch(other_user, name="theirs", prompts=["一隻貓"], run=False)
     expected = [b.pk for b in selectors.batch_list(user=owner, search="貓", status=status)]
     monkeypatch.setattr(selectors, "COMMON_SEARCH_MATCHES", 1)  # every term counts as common
-    seen, cursor = [], ""
-    while True:
-        page = selectors.batch_page(user=owner, search="貓", status=status, cursor=cursor, size=size)
-        seen += [b.pk for b in page.items]
-        if not page.next_cursor:
-            break
-        cursor = page.next_cursor
+    seen, page = every_page(selectors.batch_page, user=owner, search="貓", status=status, size=size)
     assert seen == expected and expected
     assert page.total is None  # a common term is not counted: that would cost every match again
 
