@@ -77,10 +77,12 @@ def fts5_query(terms: list[Term]) -> str:
     return " AND ".join(f'"{" ".join(t.tokens)}"' if t.is_phrase else f'"{t.tokens[0]}"*' for t in terms)
 
 
-def tsquery(terms: list[Term]) -> str:
-    """PostgreSQL to_tsquery: the same meaning as `fts5_query`."""
+def tsquery(terms: list[Term], *, adjacent: bool = True) -> str:
+    """PostgreSQL to_tsquery: the same meaning as `fts5_query`; without `adjacent`, a phrase's
+    characters in any order (which the index answers without re-reading each prompt)."""
+    within = " <-> " if adjacent else " & "
     return " & ".join(
-        " <-> ".join(f"'{token}'" for token in t.tokens) if t.is_phrase else f"'{t.tokens[0]}':*" for t in terms
+        within.join(f"'{token}'" for token in t.tokens) if t.is_phrase else f"'{t.tokens[0]}':*" for t in terms
     )
 
 
@@ -95,10 +97,8 @@ def many_matches(terms: list[Term], count: int) -> bool:
             f'SELECT count(*) FROM (SELECT 1 FROM "generation_generation" WHERE {document} @@ '  # noqa: S608
             "to_tsquery('simple'::regconfig, %s) LIMIT %s) m"
         )
-        # Every token, in any order: the index answers that without re-reading each prompt (a
-        # phrase would), and it counts at least the phrase's matches.
-        loose = " & ".join(f"'{token}'" if t.is_phrase else f"'{token}':*" for t in terms for token in t.tokens)
-        params = [loose, count]
+        # Phrases loosened: it counts at least the phrase's matches, without a recheck of each prompt.
+        params = [tsquery(terms, adjacent=False), count]
     else:
         return False
     with connection.cursor() as cursor:
@@ -107,71 +107,12 @@ def many_matches(terms: list[Term], count: int) -> bool:
     return bool(found >= count)
 
 
-class PromptMatches(Expression):
-    """A WHERE condition on generations: the prompt contains every term (index-backed on both databases).
-
-    With `within_batches` (SQLite), only index entries in the rowid range of those batches' images
-    are looked at: a common term then costs the batches asked about, not all of its matches.
-    """
+class _SearchCondition(Expression):
+    """A WHERE condition bound to one column of the query it filters (`column`), named by its terms."""
 
     output_field = BooleanField()
     conditional = True
-
-    def __init__(self, terms: list[Term], source: Any = None, within_batches: Sequence[Any] = ()) -> None:
-        super().__init__()
-        self.terms = terms
-        self.source = source
-        self.within_batches = list(within_batches)
-
-    def get_source_expressions(self) -> list[Any]:
-        return [self.source] if self.source is not None else []
-
-    def set_source_expressions(self, exprs: Sequence[Any]) -> None:
-        self.source = exprs[0] if exprs else None
-
-    def resolve_expression(self, query: Any = None, *args: Any, **kwargs: Any) -> PromptMatches:
-        if self.source is not None:  # already bound to its query (now inside a subquery)
-            return super().resolve_expression(query, *args, **kwargs)
-        # On SQLite the match is by rowid, reached through the table alias of the prompt column.
-        clone = PromptMatches(self.terms, query.resolve_ref("prompt"), self.within_batches)
-        clone.is_summary = self.is_summary
-        return clone
-
-    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
-        raise NotImplementedError(f"Prompt search supports SQLite and PostgreSQL, not {connection.vendor}.")
-
-    def as_sqlite(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
-        table = compiler.quote_name_unless_alias(self.source.alias)
-        # The alias is the compiler's own quoted table alias; the search text is a parameter.
-        sql = f"{table}.rowid IN (SELECT rowid FROM generation_search WHERE generation_search MATCH %s"  # noqa: S608
-        if not self.within_batches:
-            return sql + ")", (fts5_query(self.terms),)
-        # SQLite stores a UUID as its 32 hex digits (Django's UUIDField without a native type).
-        ids = [uuid.UUID(str(batch_id)).hex for batch_id in self.within_batches]
-        marks = ", ".join(["%s"] * len(ids))
-        bounds = [
-            f"(SELECT {edge}(rowid) FROM generation_generation WHERE batch_id IN ({marks}))"  # noqa: S608
-            for edge in ("min", "max")
-        ]
-        sql += f" AND rowid >= {bounds[0]} AND rowid <= {bounds[1]})"
-        return sql, (fts5_query(self.terms), *ids, *ids)
-
-    def as_postgresql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
-        column, params = compiler.compile(self.source)
-        document = POSTGRES_DOCUMENT.format(column=column)
-        return f"{document} @@ to_tsquery('simple'::regconfig, %s)", (*params, tsquery(self.terms))
-
-
-class BatchPromptMatches(Expression):
-    """A WHERE condition on batches: one of the batch's listed images matches every term.
-
-    Asked batch by batch, so a page of batches in index order stops after its last row: a common
-    term costs the batches the page walks, not all of its matches. On SQLite the index is looked
-    up within the batch's own rowid range.
-    """
-
-    output_field = BooleanField()
-    conditional = True
+    column = ""
 
     def __init__(self, terms: list[Term], source: Any = None) -> None:
         super().__init__()
@@ -184,23 +125,76 @@ class BatchPromptMatches(Expression):
     def set_source_expressions(self, exprs: Sequence[Any]) -> None:
         self.source = exprs[0] if exprs else None
 
-    def resolve_expression(self, query: Any = None, *args: Any, **kwargs: Any) -> BatchPromptMatches:
-        if self.source is not None:
+    def resolve_expression(self, query: Any = None, *args: Any, **kwargs: Any) -> _SearchCondition:
+        if self.source is not None:  # already bound to its query (now inside a subquery)
             return super().resolve_expression(query, *args, **kwargs)
-        clone = BatchPromptMatches(self.terms, query.resolve_ref("id"))
+        clone = self.bound_to(query.resolve_ref(self.column))
         clone.is_summary = self.is_summary
         return clone
+
+    def bound_to(self, source: Any) -> _SearchCondition:
+        return type(self)(self.terms, source)
 
     def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
         raise NotImplementedError(f"Prompt search supports SQLite and PostgreSQL, not {connection.vendor}.")
 
+
+# SQLite: the rowids of the prompts that match the search text (a parameter).
+_SQLITE_MATCHING = "SELECT rowid FROM generation_search WHERE generation_search MATCH %s"
+
+
+def _rowid_range(batches: str) -> str:
+    """SQLite: the index lookup kept to the rowids of the images of `batches` (an SQL condition on batch_id)."""
+    edge = "(SELECT {}(rowid) FROM generation_generation WHERE batch_id " + batches + ")"  # noqa: S608
+    return f" AND rowid >= {edge.format('min')} AND rowid <= {edge.format('max')}"
+
+
+class PromptMatches(_SearchCondition):
+    """A WHERE condition on generations: the prompt contains every term (index-backed on both databases).
+
+    With `within_batches` (SQLite), only index entries in the rowid range of those batches' images
+    are looked at: a common term then costs the batches asked about, not all of its matches.
+    """
+
+    column = "prompt"  # on SQLite the match is by rowid, reached through this column's table alias
+
+    def __init__(self, terms: list[Term], source: Any = None, within_batches: Sequence[Any] = ()) -> None:
+        super().__init__(terms, source)
+        self.within_batches = list(within_batches)
+
+    def bound_to(self, source: Any) -> PromptMatches:
+        return PromptMatches(self.terms, source, self.within_batches)
+
+    def as_sqlite(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
+        table = compiler.quote_name_unless_alias(self.source.alias)
+        # The alias is the compiler's own quoted table alias; the search text is a parameter.
+        sql = f"{table}.rowid IN ({_SQLITE_MATCHING}"
+        if not self.within_batches:
+            return sql + ")", (fts5_query(self.terms),)
+        # SQLite stores a UUID as its 32 hex digits (Django's UUIDField without a native type).
+        ids = [uuid.UUID(str(batch_id)).hex for batch_id in self.within_batches]
+        sql += _rowid_range(f"IN ({', '.join(['%s'] * len(ids))})") + ")"
+        return sql, (fts5_query(self.terms), *ids, *ids)
+
+    def as_postgresql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
+        column, params = compiler.compile(self.source)
+        document = POSTGRES_DOCUMENT.format(column=column)
+        return f"{document} @@ to_tsquery('simple'::regconfig, %s)", (*params, tsquery(self.terms))
+
+
+class BatchPromptMatches(_SearchCondition):
+    """A WHERE condition on batches: one of the batch's listed images matches every term.
+
+    Asked batch by batch, so a page of batches in index order stops after its last row: a common
+    term costs the batches the page walks, not all of its matches. On SQLite the index is looked
+    up within the batch's own rowid range.
+    """
+
+    column = "id"
+
     def as_sqlite(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
         batch, params = compiler.compile(self.source)  # the compiler's own quoted column: no user text
-        edge = "(SELECT {}(rowid) FROM generation_generation WHERE batch_id = " + batch + ")"  # noqa: S608
-        matching = (
-            "SELECT rowid FROM generation_search WHERE generation_search MATCH %s"  # noqa: S608
-            f" AND rowid >= {edge.format('min')} AND rowid <= {edge.format('max')}"
-        )
+        matching = _SQLITE_MATCHING + _rowid_range(f"= {batch}")
         sql = (
             "EXISTS (SELECT 1 FROM generation_generation AS search_image WHERE search_image.batch_id = "  # noqa: S608
             f"{batch} AND search_image.deleted_at IS NULL AND search_image.rowid IN ({matching}))"
