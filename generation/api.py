@@ -128,6 +128,12 @@ def first_page_if_stale(read: Any, **arguments: Any) -> Any:
         return read(**{**arguments, "cursor": ""})
 
 
+def read_page(request: Request, read: Any, **arguments: Any) -> Any:
+    """One page of `read` at the request's `cursor` and `page_size` (a stale cursor: the first page)."""
+    size = page_size_from(query_param(request, "page_size"))
+    return first_page_if_stale(read, cursor=query_param(request, "cursor"), size=size, **arguments)
+
+
 def _variant(request: Request) -> tuple[str, list[tuple[str, list[str]]]]:
     """What besides the data shapes a response: its absolute URLs (host name) and query string."""
     return request.build_absolute_uri("/"), sorted(request.query_params.lists())
@@ -148,13 +154,12 @@ class BatchListCreateView(GenericAPIView):
         responses={200: keyset_page_schema("BatchPage", BatchSerializer), 304: NOT_MODIFIED},
     )
     def get(self, request: Request) -> Response:
-        page = first_page_if_stale(
+        page = read_page(
+            request,
             selectors.batch_page,
             user=request.user,
             search=query_param(request, "search"),
             status=query_param(request, "status"),
-            cursor=query_param(request, "cursor"),
-            size=page_size_from(query_param(request, "page_size")),
         )
         known = estimates(page.items)
         etag = etags.batch_page_etag(
@@ -307,12 +312,8 @@ class LibraryView(GenericAPIView):
         responses={200: keyset_page_schema("LibraryPage", GenerationSerializer), 304: NOT_MODIFIED},
     )
     def get(self, request: Request) -> Response:
-        page = first_page_if_stale(
-            selectors.library_page,
-            user=request.user,
-            cursor=query_param(request, "cursor"),
-            size=page_size_from(query_param(request, "page_size")),
-            filters=selectors.library_filters(request.query_params),
+        page = read_page(
+            request, selectors.library_page, user=request.user, filters=selectors.library_filters(request.query_params)
         )
         etag = etags.generation_page_etag(request.user.pk, page.items, page.next_cursor, _variant(request))
         return conditional(request, etag, lambda: keyset_response(request, page, GenerationSerializer))

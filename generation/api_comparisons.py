@@ -15,13 +15,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from generation import comparisons
-from generation.api import PAGING, first_page_if_stale, keyset_page_schema, keyset_response, query_param
+from generation.api import PAGING, keyset_page_schema, keyset_response, read_page
 from generation.comparisons import ArmRequest, ArmSummary, Comparison, PromptRow
 from generation.models import BatchSource
 from generation.serializers import object_url
 from generation.services import MAX_SEED
 from imagegen import fields
-from imagegen.pagination import page_size_from
 
 # ------------------------------------------------------------------------------------------------ input
 
@@ -251,12 +250,7 @@ class ComparisonListCreateView(GenericAPIView):
         responses=keyset_page_schema("ComparisonPage", ComparisonListItemSerializer),
     )
     def get(self, request: Request) -> Response:
-        page = first_page_if_stale(
-            comparisons.comparison_page,
-            user=request.user,
-            cursor=query_param(request, "cursor"),
-            size=page_size_from(query_param(request, "page_size")),
-        )
+        page = read_page(request, comparisons.comparison_page, user=request.user)
         return keyset_response(request, page, ComparisonListItem)
 
     @extend_schema(

@@ -11,11 +11,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from generation import library, selectors
-from generation.api import PAGING, first_page_if_stale, keyset_page_schema, keyset_response, query_param
+from generation.api import PAGING, keyset_page_schema, keyset_response, read_page
 from generation.models import Collection
 from generation.serializers import GenerationSerializer
 from imagegen import fields
-from imagegen.pagination import page_size_from
 
 
 class CollectionSerializer(serializers.ModelSerializer):
@@ -89,12 +88,7 @@ class CollectionListCreateView(APIView):
         description="Your collections, newest first, a page at a time (`next_cursor`), with `count`.",
     )
     def get(self, request: Request) -> Response:
-        page = first_page_if_stale(
-            library.collection_page,
-            user=request.user,
-            cursor=query_param(request, "cursor"),
-            size=page_size_from(query_param(request, "page_size")),
-        )
+        page = read_page(request, library.collection_page, user=request.user)
         return keyset_response(request, page, CollectionSerializer)
 
     @extend_schema(request=CollectionNameSerializer, responses={201: CollectionSerializer})

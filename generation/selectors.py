@@ -66,13 +66,14 @@ def batch_page(
     whether one of its images matches.
     """
     terms = query_terms(search)
-    batches = batch_list(user=user, search=search, status=status)
-    if not (terms and many_matches(terms, COMMON_SEARCH_MATCHES)):
-        return keyset_page(batches, ordering=BATCH_ORDER, cursor=cursor, size=size, total=batches.count)
-    if connection.vendor == "sqlite":  # PostgreSQL would check every image of each batch by hand
+    common = bool(terms) and many_matches(terms, COMMON_SEARCH_MATCHES)
+    batches: QuerySet[Batch]
+    if common and connection.vendor == "sqlite":  # PostgreSQL would check every image of each batch by hand
         batches = Batch.objects.filter(_named(terms) | BatchPromptMatches(terms), owner_id=user.pk, deleted_at=None)
         batches = batches.filter(status=status) if status else batches
-    return keyset_page(batches, ordering=BATCH_ORDER, cursor=cursor, size=size)
+    else:
+        batches = batch_list(user=user, search=search, status=status)
+    return keyset_page(batches, ordering=BATCH_ORDER, cursor=cursor, size=size, total=None if common else batches.count)
 
 
 def batch_get(*, user: AbstractBaseUser | AnonymousUser, batch_id: uuid.UUID | str) -> Batch:
