@@ -178,15 +178,11 @@ class ComparisonAdmin(ReadOnlyAdmin):
     def cancel(self, request: HttpRequest, queryset: QuerySet[Comparison]) -> None:
         cancelled = 0
         for comparison in queryset:
-            batches = comparisons.comparison_cancel(comparison=comparison)
-            cancelled += batches
+            cancelled += comparisons.comparison_cancel(comparison=comparison)
             audit_record(
                 event="admin.comparison_cancel", user=request.user, request=request, comparison=str(comparison.pk)
             )
         self.message_user(request, _("%(count)d batches cancelled.") % {"count": cancelled})
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return obj is None  # the list and its action; no editing
 
 
 @admin.register(Rendition)
