@@ -286,18 +286,26 @@ class BatchGenerationsView(GenericAPIView):
         operation_id="v1_batches_generations_list",
     )
     def get(self, request: Request, batch_id: uuid.UUID) -> Response:
-        size = page_size_from(query_param(request, "page_size"))
+        """A finished batch's page is named by its keys first, then read whole only if no copy is current."""
         batch = selectors.batch_get(user=request.user, batch_id=batch_id)
-        page = first_page_if_stale(
-            selectors.batch_generation_page,
-            batch=batch,
-            status=query_param(request, "status"),
-            cursor=query_param(request, "cursor"),
-            size=size,
-            page_number=page_number_from(query_param(request, "page")),
+        arguments = {
+            "batch": batch,
+            "status": query_param(request, "status"),
+            "cursor": query_param(request, "cursor"),
+            "size": page_size_from(query_param(request, "page_size")),
+            "page_number": page_number_from(query_param(request, "page")),
+        }
+        read = lambda: first_page_if_stale(selectors.batch_generation_page, **arguments)  # noqa: E731
+        if batch.is_active:
+            return keyset_response(request, read(), GenerationSerializer)
+        named = first_page_if_stale(selectors.batch_generation_keys, fields=etags.PAGE_KEY_FIELDS, **arguments)
+        etag = etags.batch_generations_etag(batch, named.items, named.next_cursor, _variant(request))
+        return conditional(
+            request,
+            etag,
+            lambda: keyset_response(request, read(), GenerationSerializer),
+            keep_seconds=settings.FINISHED_PAGE_CACHE_SECONDS,
         )
-        etag = etags.batch_generations_etag(batch, page.items, page.next_cursor, _variant(request))
-        return conditional(request, etag, lambda: keyset_response(request, page, GenerationSerializer))
 
 
 class LibraryView(GenericAPIView):

@@ -39,17 +39,22 @@ def batch_page_etag(
     return weak_etag("batches", owner_id, rows, variant)
 
 
-def batch_generations_etag(batch: Batch, generations: Iterable[Generation], *variant: Any) -> str | None:
-    """The tag of a page of a finished batch's images; None while active.
+# What batch_generations_etag reads of each image: a page read with only these can be tagged.
+PAGE_KEY_FIELDS = ("position", "favourite")
+
+
+def batch_generations_etag(batch: Batch, generations: Iterable[Any], *variant: Any) -> str | None:
+    """The tag of a page of a finished batch's images (rows with their PAGE_KEY_FIELDS); None while active.
 
     Its images change only with the batch (a retry makes it active again, a deletion moves its
-    counters), except for their stars: the page's starred images are part of the tag.
+    counters), except for their stars: the page's starred images are part of the tag. Positions
+    name the images: they are unique in a batch and never change.
     """
     if batch.is_active:
         return None
     rows = list(generations)
-    starred = [str(g.pk) for g in rows if g.favourite]
-    ends = [str(g.pk) for g in rows[:1] + rows[-1:]]
+    starred = [g.position for g in rows if g.favourite]
+    ends = [g.position for g in rows[:1] + rows[-1:]]
     return weak_etag("batch-generations", batch.owner_id, _batch_state(batch), ends, starred, variant)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
@@ -125,13 +125,28 @@ def batch_generation_page(
     pages after them hold fewer: the gaps stay where the images were.)
     """
     total = (lambda: batch.listed) if not status else None
-    generations = generation_list(batch=batch, status=status)
-    if page_number > 1 and not cursor:
-        generations = generations.filter(position__gte=(page_number - 1) * size)
-    page = keyset_page(generations, ordering=BATCH_GENERATION_ORDER, cursor=cursor, size=size, total=total)
+    rows = _batch_page_rows(batch, status, cursor, size, page_number)
+    page = keyset_page(rows, ordering=BATCH_GENERATION_ORDER, cursor=cursor, size=size, total=total)
     for generation in page.items:
         generation.batch = batch
     return page
+
+
+def batch_generation_keys(
+    *, fields: Sequence[str], batch: Batch, status: str = "", cursor: str = "", size: int, page_number: int = 1
+) -> KeysetPage[Any]:
+    """The page batch_generation_page reads, as named rows of only `fields` (and the order's columns):
+    enough to name the page (its ETag) before reading it whole."""
+    rows = _batch_page_rows(batch, status, cursor, size, page_number)
+    named = rows.values_list(*dict.fromkeys([*fields, *BATCH_GENERATION_ORDER]), named=True)
+    return keyset_page(named, ordering=BATCH_GENERATION_ORDER, cursor=cursor, size=size)
+
+
+def _batch_page_rows(batch: Batch, status: str, cursor: str, size: int, page_number: int) -> QuerySet[Generation]:
+    generations = generation_list(batch=batch, status=status)
+    if page_number > 1 and not cursor:
+        generations = generations.filter(position__gte=(page_number - 1) * size)
+    return generations
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,10 @@ timestamps), never from the serialised body, so a 304 costs no serialisation.
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any
 
+from django.core.cache import cache
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import status
 from rest_framework.request import Request
@@ -20,6 +22,8 @@ IF_NONE_MATCH = OpenApiParameter(
     OpenApiParameter.HEADER,
     description="The `ETag` of a copy you hold: 304 Not Modified (no body) while it is still current.",
 )
+logger = logging.getLogger(__name__)
+
 NOT_MODIFIED = OpenApiResponse(description="Not modified: the copy whose ETag was sent is still current.")
 
 
@@ -38,12 +42,45 @@ def matches(request: Request, etag: str) -> bool:
     return "*" in tags or any(tag.removeprefix("W/") == wanted for tag in tags)
 
 
-def conditional(request: Request, etag: str | None, build: Any) -> Response:
-    """304 when the client's copy is current, else the response `build()` makes, tagged with `etag`."""
-    if etag is not None and matches(request, etag):
+def conditional(request: Request, etag: str | None, build: Any, *, keep_seconds: int = 0) -> Response:
+    """304 when the client's copy is current, else the response `build()` makes, tagged with `etag`.
+
+    With `keep_seconds`, the body of a tagged 200 is kept that long in the shared cache under its
+    tag, and the next request with the same tag (any client, with or without If-None-Match) gets
+    it from there without `build()`. Only for tags that name everything the body depends on (the
+    owner, the URL and the rows' state), as finished batches' tags do.
+    """
+    if etag is None:
+        response: Response = build()
+        return response
+    if matches(request, etag):
         return tagged(Response(status=status.HTTP_304_NOT_MODIFIED), etag)
-    response: Response = build()
-    return tagged(response, etag) if etag is not None else response
+    kept = _kept_body(etag) if keep_seconds > 0 else None
+    if kept is not None:
+        return tagged(Response(kept), etag)
+    response = build()
+    if keep_seconds > 0 and response.status_code == status.HTTP_200_OK:
+        _keep_body(etag, response.data, keep_seconds)
+    return tagged(response, etag)
+
+
+def _body_key(etag: str) -> str:
+    return "etag-body:" + etag.removeprefix("W/").strip('"')
+
+
+def _kept_body(etag: str) -> Any:
+    try:
+        return cache.get(_body_key(etag))
+    except Exception as exc:  # the cache (Redis) down only means building the body
+        logger.debug("response cache unavailable: %s", exc)
+        return None
+
+
+def _keep_body(etag: str, data: Any, seconds: int) -> None:
+    try:
+        cache.set(_body_key(etag), data, timeout=seconds)
+    except Exception as exc:
+        logger.debug("response cache unavailable: %s", exc)
 
 
 def tagged(response: Response, etag: str) -> Response:

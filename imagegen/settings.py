@@ -625,6 +625,9 @@ METRICS_CACHE_SECONDS = env.float("METRICS_CACHE_SECONDS", default=5)
 DASHBOARD_CACHE_SECONDS = env.float("DASHBOARD_CACHE_SECONDS", default=10)
 # The dashboard's live state (queue, workers, alerts): shared only this long, so it stays live.
 DASHBOARD_LIVE_SECONDS = env.float("DASHBOARD_LIVE_SECONDS", default=2)
+# A page of a finished batch's images is kept in the shared cache under its ETag this long, so
+# readers after the first skip reading and serialising its rows (0 = never kept).
+FINISHED_PAGE_CACHE_SECONDS = env.int("FINISHED_PAGE_CACHE_SECONDS", default=300)
 METRICS_RETENTION_DAYS = env.int("METRICS_RETENTION_DAYS", default=30)
 ALERT_EMAILS = env.list("ALERT_EMAILS", default=[])
 ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from generation import lifecycle, services
 from generation.models import Batch
@@ -113,3 +115,74 @@ def test_deleting_an_image_changes_the_etag_of_its_batch(api, done, path):
     image = done.generations.get(position=0)
     assert api.post("/api/v1/generations/delete/", {"ids": [str(image.pk)]}, format="json").status_code == 200
     assert refetch(api, url, first).status_code == 200
+
+
+def _reads_rows_whole(queries):
+    return any('"prompt"' in query["sql"] and "generation_generation" in query["sql"] for query in queries)
+
+
+def test_a_finished_batchs_page_is_kept_and_served_to_the_next_reader_without_reading_its_rows(api, done):
+    url = f"/api/v1/batches/{done.pk}/generations/"
+    with CaptureQueriesContext(connection) as first_read:
+        first = api.get(url)
+    with CaptureQueriesContext(connection) as second_read:
+        second = api.get(url)  # no If-None-Match: another client, or one that keeps no copy
+    assert _reads_rows_whole(first_read.captured_queries)
+    assert not _reads_rows_whole(second_read.captured_queries)
+    assert second.status_code == 200
+    assert second.json() == first.json()
+    assert second["ETag"] == first["ETag"]
+
+
+def test_a_kept_page_is_not_served_once_an_image_on_it_is_starred_or_deleted(api, done):
+    url = f"/api/v1/batches/{done.pk}/generations/"
+    api.get(url)
+    image = done.generations.get(position=0)
+    api.post(f"/api/v1/generations/{image.pk}/favourite/")
+    assert [row["favourite"] for row in api.get(url).json()["results"]] == [True, False]
+    api.post("/api/v1/generations/delete/", {"ids": [str(image.pk)]}, format="json")
+    page = api.get(url).json()
+    assert [row["position"] for row in page["results"]] == [1]
+    assert page["count"] == 1
+
+
+def test_each_page_and_filter_of_a_batch_is_kept_apart(api, make_batch):
+    batch = make_batch(prompts=["one", "two", "three"])
+    url = f"/api/v1/batches/{batch.pk}/generations/"
+    first = api.get(url + "?page_size=2").json()
+    second = api.get(url + f"?page_size=2&cursor={first['next_cursor']}").json()
+    assert [row["position"] for row in first["results"]] == [0, 1]
+    assert [row["position"] for row in second["results"]] == [2]
+    assert api.get(url + "?status=failed").json()["results"] == []
+
+
+def test_a_running_batchs_page_is_never_kept(api, make_batch):
+    batch = make_batch(run=False)
+    url = f"/api/v1/batches/{batch.pk}/generations/"
+    assert api.get(url).json()["results"][0]["status"] == "pending"
+    batch.generations.update(status="running")
+    assert api.get(url).json()["results"][0]["status"] == "running"
+
+
+def test_pages_are_read_whole_every_time_when_keeping_is_off(api, done, settings):
+    settings.FINISHED_PAGE_CACHE_SECONDS = 0
+    url = f"/api/v1/batches/{done.pk}/generations/"
+    api.get(url)
+    with CaptureQueriesContext(connection) as again:
+        assert api.get(url).status_code == 200
+    assert _reads_rows_whole(again.captured_queries)
+
+
+class DownCache:
+    def __getattr__(self, name):
+        def down(*args, **kwargs):
+            raise ConnectionError("redis is down")
+
+        return down
+
+
+def test_a_cache_that_is_down_only_means_reading_the_rows(api, done, monkeypatch):
+    monkeypatch.setattr("imagegen.conditional.cache", DownCache())
+    response = api.get(f"/api/v1/batches/{done.pk}/generations/")
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == 2
