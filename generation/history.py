@@ -37,13 +37,15 @@ def history_rows(batches: Iterable[Batch], strips: dict[uuid.UUID, list[uuid.UUI
     detail_url = url_maker("generation:batch_detail")
     thumbnail_url = url_maker("api-generation-thumbnail")
     zone = timezone.get_current_timezone()
+    # get_status_display() translates every choice's label on each call: once per page instead.
+    status_labels = {value: str(label) for value, label in Batch._meta.get_field("status").flatchoices}
     rows = []
     for batch in batches:
         created = batch.created_at.astimezone(zone)
         row = {
             "batch": batch,
             "url": detail_url(batch.pk),
-            "status_label": batch.get_status_display(),
+            "status_label": status_labels.get(batch.status, batch.status),
             "failed_text": _failed(batch.failed),
             "cost": f"{Decimal(batch.cost_usd).quantize(_FOUR_PLACES, ROUND_HALF_UP)}" if batch.completed else "",
             "created_iso": created.isoformat(),

@@ -251,12 +251,21 @@ def _moment(raw: str, field: str, *, end_of_day: bool = False) -> datetime | Non
     return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
 
 
+# Of a library row's batch, only what its cursor reads (LIBRARY_ORDER): the rest of the batch row
+# (its JSON parameters, its timestamps) would be read and decoded for every image on the page.
+_BATCH_BEYOND_ORDER = [f"batch__{f.name}" for f in Batch._meta.concrete_fields if f.name not in ("id", "created_at")]
+
+
+def _with_batch_order(generations: QuerySet[Generation]) -> QuerySet[Generation]:
+    return generations.select_related("batch").defer(*_BATCH_BEYOND_ORDER)
+
+
 def library_list(
     *, user: AbstractBaseUser | AnonymousUser, filters: LibraryFilters | None = None, **fields: Any
 ) -> QuerySet[Generation]:
     """Every listed image of the user across batches, newest batch first; `search` is full-text on prompts."""
     filters = filters or LibraryFilters(**fields)
-    generations = Generation.objects.filter(batch__owner_id=user.pk).select_related("batch")
+    generations = _with_batch_order(Generation.objects.filter(batch__owner_id=user.pk))
     terms = query_terms(filters.search)
     if terms:
         generations = generations.filter(PromptMatches(terms))
@@ -288,7 +297,7 @@ def library_page(
         return keyset_page(generations, ordering=LIBRARY_ORDER, cursor=cursor, size=size)
     # The chunks name the owner's batches themselves: no owner condition on the images, which
     # would invite the database to walk every batch of the owner instead of the chunk's.
-    generations = Generation.objects.filter(filters.image_conditions()).select_related("batch")
+    generations = _with_batch_order(Generation.objects.filter(filters.image_conditions()))
     batches = Batch.objects.filter(filters.batch_conditions(), owner_id=user.pk)
     try:
         found = _library_chunks(generations, batches, cursor=cursor, wanted=size + 1, terms=terms)
