@@ -171,9 +171,10 @@ class BatchListCreateView(GenericAPIView):
     def post(self, request: Request) -> Response:
         spec, priority = checked_batch_request(request)
         owner = cast(User, request.user)
-        estimate = services.batch_estimate(owner=owner, spec=spec).as_dict()
-        batch = services.batch_create(owner=owner, spec=spec, source=BatchSource.API, priority=priority)
-        context = {"request": request, "estimate": estimate}
+        batch, estimate = services.batch_create_estimated(
+            owner=owner, spec=spec, source=BatchSource.API, priority=priority
+        )
+        context = {"request": request, "estimate": estimate.as_dict()}
         return Response(BatchCreatedSerializer(batch, context=context).data, status=status.HTTP_201_CREATED)
 
 

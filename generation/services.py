@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.quotas import quota_reserve, quota_reserve_retry, quota_usage
+from accounts.quotas import QuotaUsage, quota_reserve, quota_reserve_retry, quota_usage
 from accounts.webhook_secrets import webhook_secret_ensure
 from generation import lifecycle, result_cache, tasks, webhooks
 from generation.costs import cost_estimate
@@ -340,8 +340,8 @@ class BatchEstimate:
         }
 
 
-def batch_estimate(*, owner: User, spec: BatchSpec) -> BatchEstimate:
-    """The images and estimated cost of a checked request, against the owner's quota today."""
+def batch_estimate(*, owner: User, spec: BatchSpec, usage: QuotaUsage | None = None) -> BatchEstimate:
+    """The images and estimated cost of a checked request, against the owner's quota today (`usage`, when read)."""
     quality = str(spec.parameters.options.get("quality") or "")
     costs = [
         cost_estimate(provider=spec.provider.name, model=spec.model.id, width=r.width, height=r.height, quality=quality)
@@ -350,7 +350,7 @@ def batch_estimate(*, owner: User, spec: BatchSpec) -> BatchEstimate:
     total: Decimal | None = Decimal(0)
     for cost, row in zip(costs, spec.rows, strict=True):
         total = None if total is None or cost is None else total + cost * row.images
-    usage = quota_usage(user=owner)
+    usage = usage or quota_usage(user=owner)
     return BatchEstimate(
         prompts=len(spec.rows),
         images=spec.total_images,
@@ -374,11 +374,26 @@ def batch_create(
 
     `prompt_seeds` gives each prompt its own explicit seed (comparisons: the same seeds on every arm).
     """
+    return _batch_write(owner=owner, spec=spec, source=source, priority=priority, prompt_seeds=prompt_seeds)[0]
+
+
+def batch_create_estimated(
+    *, owner: User, spec: BatchSpec, source: str = BatchSource.API, priority: int = BatchPriority.NORMAL
+) -> tuple[Batch, BatchEstimate]:
+    """batch_create, and the estimate the API answers with; its quota figures are the ones read under
+    the create's lock (before this batch), so the owner's quota is read once, not twice."""
+    batch, usage = _batch_write(owner=owner, spec=spec, source=source, priority=priority)
+    return batch, batch_estimate(owner=owner, spec=spec, usage=usage)
+
+
+def _batch_write(
+    *, owner: User, spec: BatchSpec, source: str, priority: int, prompt_seeds: Sequence[int] | None = None
+) -> tuple[Batch, QuotaUsage]:
     check_priority(user=owner, priority=priority)
     now = timezone.now()
     with transaction.atomic():
         # Locks the owner's quota row first, so concurrent submissions cannot overspend.
-        quota_reserve(user=owner, images=spec.total_images)
+        usage = quota_reserve(user=owner, images=spec.total_images)
         batch = Batch.objects.create(
             owner=owner,
             name=spec.name,
@@ -422,7 +437,7 @@ def batch_create(
         ]
         Generation.objects.bulk_create(generations, batch_size=500)
         transaction.on_commit(tasks.dispatch_now)
-    return batch
+    return batch, usage
 
 
 def check_priority(*, user: User, priority: int) -> None:

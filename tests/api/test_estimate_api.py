@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
 from generation.models import Batch
 
 ESTIMATE = "/api/v1/batches/estimate/"
@@ -23,6 +26,18 @@ def test_the_estimate_counts_templates_and_prices_the_images(api: Any, settings:
 def test_the_create_response_carries_the_estimate(api: Any) -> None:
     response = api.post("/api/v1/batches/", {"prompts": ["a", "b"]}, format="json")
     assert response.status_code == 201 and response.json()["estimate"]["images"] == 2
+
+
+def test_the_create_responses_quota_is_what_was_left_before_this_batch_read_once(api: Any, settings: Any) -> None:
+    api.post("/api/v1/batches/", {"prompts": ["first"]}, format="json")
+    response = api.post("/api/v1/batches/", {"prompts": ["a", "b"]}, format="json")
+    quota = response.json()["estimate"]["quota"]
+    assert quota["images_left_today"] == settings.DEFAULT_DAILY_IMAGE_QUOTA - 1
+    assert quota["active_batches_left"] == settings.DEFAULT_MAX_ACTIVE_BATCHES - 1
+    with CaptureQueriesContext(connection) as create:
+        api.post("/api/v1/batches/", {"prompts": ["c"]}, format="json")
+    quota_reads = [q for q in create.captured_queries if "accounts_quotacharge" in q["sql"]]
+    assert len(quota_reads) == 1
 
 
 def test_a_wildcard_typo_is_named_not_a_prompt_limit(api: Any) -> None:
