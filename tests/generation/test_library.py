@@ -261,6 +261,21 @@ def test_paging_through_batches_of_every_size_shows_each_image_once_in_order(
     assert len(expected) == (13 if status else 16)
 
 
+@pytest.mark.parametrize("size", [1, 2, 4])
+def test_batches_made_at_the_same_moment_are_paged_by_id_without_gaps_or_repeats(
+    owner: Any, make_batch: Any, monkeypatch: Any, size: int
+) -> None:
+    for number, count in enumerate([2, 1, 3, 1, 2]):
+        make_batch(prompts=[f"一隻貓 {number}-{i}" for i in range(count)])
+    Batch.objects.filter(owner=owner).update(created_at=timezone.now())  # chunks end inside one created_at
+    monkeypatch.setattr(selectors, "LIBRARY_BATCH_WINDOW", 2)
+    for filters in (selectors.LibraryFilters(), selectors.LibraryFilters(search="貓")):
+        expected = [g.pk for g in selectors.library_list(user=owner, filters=filters)]
+        monkeypatch.setattr(selectors, "COMMON_SEARCH_MATCHES", 1)  # the search walks the chunks too
+        seen, _last = every_page(selectors.library_page, user=owner, size=size, filters=filters)
+        assert seen == expected and len(expected) == 9
+
+
 def test_history_rows_show_thumbnails(owner_client: Any, made: Batch) -> None:
     page = owner_client.get(reverse("generation:batch_list")).content.decode()
     assert page.count('class="history-strip"') == 1
