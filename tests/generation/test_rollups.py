@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from generation import selectors, stats
+from generation import rollups, selectors, stats
 from generation.models import Generation, GenerationRollup, RollupState
 from generation.rollups import MINUTE, floor, rollup_advance
 
@@ -125,3 +125,11 @@ def test_the_rollup_runs_every_minute_as_a_scheduled_task(finished: Any) -> None
     schedule = Schedule.objects.get(name="generation-rollup")
     assert (schedule.func, schedule.schedule_type, schedule.minutes) == ("generation.tasks.rollup", "I", 1)
     assert tasks.rollup()["groups"] == 1
+
+
+@pytest.mark.parametrize("chunk", [2, 3, 4, 100])
+def test_a_range_longer_than_one_read_is_streamed_whole(finished: Any, monkeypatch: Any, chunk: int) -> None:
+    monkeypatch.setattr(rollups, "CHUNK", chunk)  # four rows: one plain read, or a stream of several
+    rows = list(rollups.finished_between(floor(timezone.now(), MINUTE) - timedelta(hours=1)))
+    assert len(rows) == 4
+    assert {row[1] for row in rows} == {finished.owner_id}
