@@ -197,3 +197,23 @@ def test_collections_from_the_selection_bar_on_a_phone(page, live_server, owner,
     screenshot(page, "library-09-collection-390")
     assert _serious_axe_violations(page, "main") == []
     assert problems == []
+
+
+def test_the_viewer_goes_on_into_the_next_page_of_the_library(page, live_server, owner, make_batch, monkeypatch):
+    from generation import views_library
+
+    monkeypatch.setattr(views_library, "LIBRARY_PAGE_SIZE", 2)
+    make_batch(name="pages", prompts=PROMPTS, width=256, height=256)
+    problems = _watch_console(page)
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/batches/library/")
+    tiles = page.locator("#grid .tile")
+    expect(tiles).to_have_count(2)
+    tiles.nth(1).locator(".tile-open").click()
+    page.keyboard.press("ArrowRight")  # past the last loaded image: the next page is loaded
+    expect(tiles).to_have_count(3)
+    expect(page.locator(".lightbox-prompt")).to_have_text(tiles.nth(2).get_attribute("data-prompt"))
+    expect(page.locator("#load-more")).to_have_count(0)
+    page.locator(".lightbox-next").click()  # nothing more to load: round to the first
+    expect(page.locator(".lightbox-prompt")).to_have_text(tiles.nth(0).get_attribute("data-prompt"))
+    assert problems == []

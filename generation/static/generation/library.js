@@ -55,27 +55,44 @@
       .catch(() => form.submit());
   });
 
+  // "Load more" appends the next page's tiles; the viewer calls it too when → passes the last tile.
+  let loading = null;
+
+  function loadMore() {
+    const more = document.getElementById("load-more");
+    if (!more || !grid) return Promise.resolve(0);
+    if (loading) return loading;
+    const label = more.textContent;
+    more.textContent = more.dataset.loading;
+    loading = fetch(more.href, { credentials: "same-origin" })
+      .then((response) => response.ok ? response.text() : Promise.reject(response))
+      .then(function (html) {
+        const page = new DOMParser().parseFromString(html, "text/html");
+        const tiles = page.querySelectorAll("#grid > .tile");
+        tiles.forEach((tile) => grid.appendChild(document.adoptNode(tile)));
+        const next = page.getElementById("load-more");
+        if (next) {
+          more.href = next.href;
+          more.textContent = label;
+        } else {
+          more.parentElement.remove();
+        }
+        updateBar();
+        return tiles.length;
+      })
+      .finally(() => { loading = null; });
+    return loading;
+  }
+
   const more = document.getElementById("load-more");
-  if (more && grid) {
+  if (more) {
     more.addEventListener("click", function (event) {
       event.preventDefault();
-      const label = more.textContent;
-      more.textContent = more.dataset.loading;
-      fetch(more.href, { credentials: "same-origin" })
-        .then((response) => response.ok ? response.text() : Promise.reject(response))
-        .then(function (html) {
-          const page = new DOMParser().parseFromString(html, "text/html");
-          page.querySelectorAll("#grid > .tile").forEach((tile) => grid.appendChild(document.adoptNode(tile)));
-          const next = page.getElementById("load-more");
-          if (next) {
-            more.href = next.href;
-            more.textContent = label;
-          } else {
-            more.parentElement.remove();
-          }
-          updateBar();
-        })
-        .catch(() => { window.location.href = more.href; });
+      loadMore().catch(() => { window.location.href = more.href; });
     });
   }
+  window.ImageGenLibrary = {
+    hasMore: () => Boolean(document.getElementById("load-more")),
+    loadMore: loadMore,
+  };
 })();

@@ -69,6 +69,21 @@
     status.textContent = "";
   }
 
+  // → on the last loaded tile goes on into the library's next page (loading it) before wrapping round.
+  function next() {
+    const library = window.ImageGenLibrary;
+    const last = index === grid.querySelectorAll(".tile").length - 1;
+    if (!(last && library && library.hasMore())) {
+      show(index + 1);
+      return;
+    }
+    status.textContent = dialog.dataset.loading || "";
+    library.loadMore().then(
+      (added) => show(added ? index + 1 : 0),
+      () => { status.textContent = dialog.dataset.loadFailed || ""; },
+    );
+  }
+
   function open(tile) {
     opener = tile.querySelector(".tile-open");
     show(Array.from(grid.querySelectorAll(".tile")).indexOf(tile));
@@ -97,7 +112,7 @@
       show(index - 1);
     } else if (event.key === "ArrowRight" && !event.target.matches("input, textarea")) {
       event.preventDefault();
-      show(index + 1);
+      next();
     } else if (event.key === "Tab") {
       trapFocus(event);
     }
@@ -123,7 +138,7 @@
   });
   $(".lightbox-close").addEventListener("click", close);
   $(".lightbox-prev").addEventListener("click", () => show(index - 1));
-  $(".lightbox-next").addEventListener("click", () => show(index + 1));
+  $(".lightbox-next").addEventListener("click", next);
 
   function copyText(text) {
     if (navigator.clipboard && window.isSecureContext) {
