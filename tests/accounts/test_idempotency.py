@@ -111,7 +111,7 @@ def test_a_server_error_frees_the_key(api, monkeypatch):
     def broken(**kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(services, "batch_create", broken)
+    monkeypatch.setattr(services, "batch_create_estimated", broken)
     assert post(api).status_code == 500
     assert not IdempotencyKey.objects.exists()
     monkeypatch.undo()
