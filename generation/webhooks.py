@@ -148,9 +148,14 @@ class Claim:
     attempt: int
 
 
+def attempt_seconds() -> float:
+    """The most one attempt may take, all of it: a receiver that trickles its answer is cut off here."""
+    return 3 * settings.WEBHOOK_TIMEOUT_SECONDS
+
+
 def claim_seconds() -> float:
-    """Longer than one attempt can last (connect, write and read timeouts), so a live sender never loses it."""
-    return 4 * settings.WEBHOOK_TIMEOUT_SECONDS + 30
+    """Longer than one attempt can last (attempt_seconds), so a live sender never loses it."""
+    return attempt_seconds() + settings.WEBHOOK_TIMEOUT_SECONDS + 30
 
 
 def deliveries_claim(*, now: datetime, limit: int = CLAIM_BATCH) -> list[Claim]:
@@ -216,6 +221,7 @@ def _post(delivery: WebhookDelivery, now: datetime) -> tuple[int | None, str, bo
             timeout=httpx.Timeout(seconds, pool=seconds),
             allowed_private_hosts=settings.WEBHOOK_ALLOWED_HOSTS,
             read_body=False,
+            deadline=attempt_seconds(),
         )
     except http.OutboundError as error:
         return None, str(error)[:500], error.kind in ("blocked", "invalid_url")

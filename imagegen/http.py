@@ -48,6 +48,7 @@ def request(
     trusted: bool = False,
     allowed_private_hosts: Collection[str] = (),
     read_body: bool = True,
+    deadline: float | None = None,
     **kwargs: Any,
 ) -> httpx.Response:
     """Send one request and return the response, whatever its status; raise OutboundError otherwise.
@@ -58,11 +59,15 @@ def request(
     `allowed_private_hosts` (the caller's own list, e.g. WEBHOOK_ALLOWED_HOSTS).
     With `read_body=False` only the status line and headers are read (a webhook receiver's answer
     body, which may be endless, is never downloaded); the response's content is then unavailable.
+    `deadline` bounds the whole call in seconds (connect, send, status line, headers and the body
+    read here): the timeouts bound each read, and a server that trickles a byte at a time within
+    them would otherwise hold the call for as long as it likes.
     """
     pinned = None if trusted else guard_url(url, allowed_private_hosts=allowed_private_hosts)
     headers = {"User-Agent": USER_AGENT, **(kwargs.pop("headers", None) or {})}
+    ends_at = None if deadline is None else time.monotonic() + deadline
     try:
-        with _client(timeout or DEFAULT_TIMEOUT, pinned) as client:
+        with _client(timeout or DEFAULT_TIMEOUT, pinned, ends_at) as client:
             if read_body:
                 return client.request(method, url, headers=headers, **kwargs)
             response = client.send(client.build_request(method, url, headers=headers, **kwargs), stream=True)
@@ -82,33 +87,77 @@ def _ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
-def _client(timeout: httpx.Timeout | float, pinned: tuple[str, str] | None) -> httpx.Client:
+def _client(timeout: httpx.Timeout | float, pinned: tuple[str, str] | None, ends_at: float | None) -> httpx.Client:
     # trust_env=False: an HTTP(S)_PROXY from the environment would connect on our behalf, unpinned.
-    transport = PinnedTransport(pinned, verify=_ssl_context(), trust_env=False) if pinned else None
+    transport = None
+    if pinned or ends_at is not None:
+        transport = GuardedTransport(GuardedBackend(pinned, ends_at), verify=_ssl_context(), trust_env=False)
     return httpx.Client(timeout=timeout, follow_redirects=False, verify=_ssl_context(), transport=transport)
 
 
-class PinnedBackend(httpcore.SyncBackend):
-    """Connects to the address the guard checked, whatever the host name resolves to by now."""
+class GuardedBackend(httpcore.SyncBackend):
+    """Connects to the address the guard checked (when `pinned`), whatever the host name resolves to
+    by now, and keeps every connect, read and write within the call's deadline (when `ends_at`)."""
 
-    def __init__(self, host: str, address: str) -> None:
-        self.host, self.address = host, address
+    def __init__(self, pinned: tuple[str, str] | None, ends_at: float | None) -> None:
+        self.pinned, self.ends_at = pinned, ends_at
 
-    def connect_tcp(self, host: str, port: int, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
-        if host.strip("[]").lower() != self.host:
-            raise httpcore.ConnectError(f"{host} is not the checked host {self.host}")
-        return super().connect_tcp(self.address, port, *args, **kwargs)
+    def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None, *args: Any, **kwargs: Any
+    ) -> httpcore.NetworkStream:
+        if self.pinned:
+            if host.strip("[]").lower() != self.pinned[0]:
+                raise httpcore.ConnectError(f"{host} is not the checked host {self.pinned[0]}")
+            host = self.pinned[1]
+        timeout = _within(timeout, self.ends_at, httpcore.ConnectTimeout)
+        stream = super().connect_tcp(host, port, timeout, *args, **kwargs)
+        return stream if self.ends_at is None else DeadlineStream(stream, self.ends_at)
 
 
-class PinnedTransport(httpx.HTTPTransport):
-    """httpx's transport with its connection pool on a PinnedBackend. The URL keeps the host name,
+class DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write gets no more time than the call has left."""
+
+    def __init__(self, stream: httpcore.NetworkStream, ends_at: float) -> None:
+        self.stream, self.ends_at = stream, ends_at
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self.stream.read(max_bytes, _within(timeout, self.ends_at, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.stream.write(buffer, _within(timeout, self.ends_at, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        timeout = _within(timeout, self.ends_at, httpcore.ConnectTimeout)
+        return DeadlineStream(self.stream.start_tls(ssl_context, server_hostname, timeout), self.ends_at)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self.stream.get_extra_info(info)
+
+
+def _within(timeout: float | None, ends_at: float | None, expired: type[Exception]) -> float | None:
+    """The operation's timeout, cut to what is left before `ends_at`; `expired` once nothing is."""
+    if ends_at is None:
+        return timeout
+    left = ends_at - time.monotonic()
+    if left <= 0:
+        raise expired("the request's overall deadline has passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class GuardedTransport(httpx.HTTPTransport):
+    """httpx's transport with its connection pool on a GuardedBackend. The URL keeps the host name,
     so the Host header, TLS SNI and certificate check all use it; only the TCP connect is pinned
     (resolving again at connect time would let DNS rebinding swap in a private address)."""
 
-    def __init__(self, pinned: tuple[str, str], *, verify: ssl.SSLContext, trust_env: bool) -> None:
+    def __init__(self, backend: GuardedBackend, *, verify: ssl.SSLContext, trust_env: bool) -> None:
         super().__init__(verify=verify, trust_env=trust_env)
         # httpx has no public option for the network backend; its pool takes one.
-        self._pool = httpcore.ConnectionPool(ssl_context=verify, network_backend=PinnedBackend(*pinned))
+        self._pool = httpcore.ConnectionPool(ssl_context=verify, network_backend=backend)
 
 
 def guard_url(url: str, *, allowed_private_hosts: Collection[str] = ()) -> tuple[str, str] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -87,3 +88,31 @@ def fake_server() -> Iterator[FakeServer]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def trickling_server(pause: float = 0.1) -> Iterator[str]:
+    """Answers a status line, then one header byte every `pause` seconds, for ever (until closed)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(5)
+        with contextlib.suppress(OSError):
+            connection, _address = listener.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                while not stop.wait(pause):
+                    connection.sendall(b"a")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(timeout=5)

@@ -19,7 +19,7 @@ from accounts.webhook_secrets import webhook_secret_rotate, webhook_secret_shown
 from generation import services, tasks, webhooks
 from generation.models import BatchStatus, WebhookDelivery, WebhookDeliveryStatus
 from imagegen.errors import Conflict, ValidationFailed
-from tests.fakeserver import Recorded, Reply, fake_server
+from tests.fakeserver import Recorded, Reply, fake_server, trickling_server
 
 pytestmark = pytest.mark.django_db
 
@@ -258,6 +258,20 @@ class TestRetries:
         delivery = WebhookDelivery.objects.get()
         assert delivery.response_code is None
         assert delivery.last_error.startswith("timeout")
+
+    def test_a_receiver_that_trickles_its_answer_is_cut_off_and_retried(self, make_batch, settings):
+        settings.WEBHOOK_TIMEOUT_SECONDS = 0.3  # each byte comes within it: only the attempt's deadline ends it
+        settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+        with trickling_server() as url:
+            batch = make_batch(run=False, webhook_url=f"{url}/hook")
+            now = timezone.now()
+            webhooks.delivery_create(batch=batch, now=now)
+            started = time.monotonic()
+            assert claim_and_send(now) == ["pending"]
+            took = time.monotonic() - started
+        delivery = WebhookDelivery.objects.get()
+        assert delivery.last_error.startswith("timeout") and delivery.next_attempt_at is not None
+        assert webhooks.attempt_seconds() - 0.1 < took < webhooks.claim_seconds()
 
 
 class TestClaims:

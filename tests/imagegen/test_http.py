@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
 from imagegen.http import OutboundError, request, retry_after_seconds
-from tests.fakeserver import Reply, fake_server
+from tests.fakeserver import Reply, fake_server, trickling_server
 
 
 def test_trusted_request_returns_the_response_whatever_its_status():
@@ -119,3 +121,28 @@ def test_the_connection_goes_to_the_address_that_was_checked(monkeypatch):
     assert (response.status_code, response.text) == (200, "image")
     assert lookups == ["rebind.example"]
     assert server.requests[0].headers["Host"] == f"rebind.example:{port}"
+
+
+@pytest.mark.parametrize("read_body", [True, False])
+def test_a_server_that_trickles_its_answer_is_cut_off_at_the_deadline(read_body):
+    with trickling_server() as url:
+        started = time.monotonic()
+        with pytest.raises(OutboundError) as caught:
+            request("POST", f"{url}/hook", trusted=True, timeout=0.5, deadline=1.0, read_body=read_body)
+        took = time.monotonic() - started
+    assert caught.value.kind == "timeout" and caught.value.retryable
+    assert 0.9 < took < 3
+
+
+def test_per_read_timeouts_never_stop_a_trickle_the_deadline_does():
+    with trickling_server(pause=0.05) as url:
+        started = time.monotonic()
+        with pytest.raises(OutboundError):  # each byte comes within 0.5 s: only the deadline ends it
+            request("GET", f"{url}/", trusted=True, timeout=0.5, deadline=1.5)
+        assert time.monotonic() - started >= 1.4
+
+
+def test_a_deadline_leaves_a_quick_answer_alone(settings):
+    with fake_server() as server:
+        server.route("GET", "/ok", Reply(200, "fine", delay=0.2))
+        assert request("GET", f"{server.url}/ok", trusted=True, timeout=5, deadline=2).text == "fine"
