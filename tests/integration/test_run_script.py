@@ -212,8 +212,11 @@ def test_kill_9_of_run_py_leaves_no_process_behind_and_the_box_comes_last(tmp_pa
     process = start_run_py(tmp_path, port, ADMIN_PASSWORD="")
     try:
         wait_until_serving(tmp_path, process, port)
-        descendants = psutil.Process(process.pid).children(recursive=True)
-        assert len(descendants) >= 5  # web server, cluster leader, sentinel, workers, watchdog
+        tree = psutil.Process(process.pid)
+        # Web server, cluster leader, sentinel, workers, watchdog: the cluster may still be starting
+        # its workers when its first heartbeat turns /health green.
+        wait_for(lambda: len(tree.children(recursive=True)) >= 5, 30, lambda: f"{tree.children(recursive=True)}")
+        descendants = tree.children(recursive=True)
     finally:
         process.kill()
         process.wait(timeout=10)
