@@ -296,17 +296,13 @@ class BatchGenerationsView(GenericAPIView):
             "size": page_size_from(query_param(request, "page_size")),
             "page_number": page_number_from(query_param(request, "page")),
         }
-        read = lambda: first_page_if_stale(selectors.batch_generation_page, **arguments)  # noqa: E731
-        if batch.is_active:
-            return keyset_response(request, read(), GenerationSerializer)
-        named = first_page_if_stale(selectors.batch_generation_keys, fields=etags.PAGE_KEY_FIELDS, **arguments)
-        etag = etags.batch_generations_etag(batch, named.items, named.next_cursor, _variant(request))
-        return conditional(
-            request,
-            etag,
-            lambda: keyset_response(request, read(), GenerationSerializer),
-            keep_seconds=settings.FINISHED_PAGE_CACHE_SECONDS,
-        )
+        page = lambda: first_page_if_stale(selectors.batch_generation_page, **arguments)  # noqa: E731
+        etag = None  # an active batch's page has no tag: it is read whole every time
+        if not batch.is_active:
+            named = first_page_if_stale(selectors.batch_generation_keys, fields=etags.PAGE_KEY_FIELDS, **arguments)
+            etag = etags.batch_generations_etag(batch, named.items, named.next_cursor, _variant(request))
+        respond = lambda: keyset_response(request, page(), GenerationSerializer)  # noqa: E731
+        return conditional(request, etag, respond, keep_seconds=settings.FINISHED_PAGE_CACHE_SECONDS)
 
 
 class LibraryView(GenericAPIView):
