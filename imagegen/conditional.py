@@ -7,14 +7,14 @@ timestamps), never from the serialised body, so a 304 costs no serialisation.
 from __future__ import annotations
 
 import hashlib
-import logging
 from typing import Any
 
-from django.core.cache import cache
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
+
+from imagegen.shared_cache import cache_get, cache_set
 
 IF_NONE_MATCH = OpenApiParameter(
     "If-None-Match",
@@ -22,8 +22,6 @@ IF_NONE_MATCH = OpenApiParameter(
     OpenApiParameter.HEADER,
     description="The `ETag` of a copy you hold: 304 Not Modified (no body) while it is still current.",
 )
-logger = logging.getLogger(__name__)
-
 NOT_MODIFIED = OpenApiResponse(description="Not modified: the copy whose ETag was sent is still current.")
 
 
@@ -55,32 +53,17 @@ def conditional(request: Request, etag: str | None, build: Any, *, keep_seconds:
         return response
     if matches(request, etag):
         return tagged(Response(status=status.HTTP_304_NOT_MODIFIED), etag)
-    kept = _kept_body(etag) if keep_seconds > 0 else None
+    kept = cache_get(_body_key(etag)) if keep_seconds > 0 else None
     if kept is not None:
         return tagged(Response(kept), etag)
     response = build()
     if keep_seconds > 0 and response.status_code == status.HTTP_200_OK:
-        _keep_body(etag, response.data, keep_seconds)
+        cache_set(_body_key(etag), response.data, keep_seconds)
     return tagged(response, etag)
 
 
 def _body_key(etag: str) -> str:
     return "etag-body:" + etag.removeprefix("W/").strip('"')
-
-
-def _kept_body(etag: str) -> Any:
-    try:
-        return cache.get(_body_key(etag))
-    except Exception as exc:  # the cache (Redis) down only means building the body
-        logger.debug("response cache unavailable: %s", exc)
-        return None
-
-
-def _keep_body(etag: str, data: Any, seconds: int) -> None:
-    try:
-        cache.set(_body_key(etag), data, timeout=seconds)
-    except Exception as exc:
-        logger.debug("response cache unavailable: %s", exc)
 
 
 def tagged(response: Response, etag: str) -> Response:

@@ -28,23 +28,38 @@ STALE_FACTOR = 10
 REFRESH_CLAIM_SECONDS = 30
 
 
+def cache_get(key: str) -> Any:
+    """What the shared cache holds under `key`; None when it holds nothing or is down."""
+    try:
+        return cache.get(key)
+    except Exception as exc:  # the cache (Redis) down must not take what it speeds up with it
+        logger.debug("shared cache unavailable: %s", exc)
+        return None
+
+
+def cache_set(key: str, value: Any, seconds: float) -> bool:
+    """Keep `value` under `key` for `seconds`; False (and nothing kept) when the cache is down."""
+    try:
+        cache.set(key, value, timeout=seconds)
+    except Exception as exc:
+        logger.debug("shared cache unavailable: %s", exc)
+        return False
+    return True
+
+
 def shared_figures(key: str, seconds: float, compute: Callable[[], T]) -> T:
     """`compute()`'s result, reused under `key` for `seconds` by every process (0 = always compute)."""
     if seconds <= 0:
         return compute()
-    try:
-        found = cache.get(key)
-    except Exception as exc:  # the cache (Redis) down must not take the figures with it
-        logger.debug("figures cache unavailable: %s", exc)
-        return compute()
+    found = cache_get(key)
     if _fresh_or_being_refreshed(key, found):
         return found[0]
     value = compute()
-    try:
-        cache.set(key, (value, time.time() + seconds), timeout=max(1, round(seconds * STALE_FACTOR)))
-        cache.delete(_claim(key))
-    except Exception as exc:
-        logger.debug("figures cache unavailable: %s", exc)
+    if cache_set(key, (value, time.time() + seconds), max(1, round(seconds * STALE_FACTOR))):
+        try:
+            cache.delete(_claim(key))
+        except Exception as exc:
+            logger.debug("shared cache unavailable: %s", exc)
     return value
 
 
@@ -57,7 +72,7 @@ def _fresh_or_being_refreshed(key: str, found: Any) -> bool:
     try:
         return not cache.add(_claim(key), 1, timeout=REFRESH_CLAIM_SECONDS)  # not ours to refresh: serve it
     except Exception as exc:
-        logger.debug("figures cache unavailable: %s", exc)
+        logger.debug("shared cache unavailable: %s", exc)
         return False
 
 

@@ -182,7 +182,7 @@ class DownCache:
 
 
 def test_a_cache_that_is_down_only_means_reading_the_rows(api, done, monkeypatch):
-    monkeypatch.setattr("imagegen.conditional.cache", DownCache())
+    monkeypatch.setattr("imagegen.shared_cache.cache", DownCache())
     response = api.get(f"/api/v1/batches/{done.pk}/generations/")
     assert response.status_code == 200
     assert len(response.json()["results"]) == 2
