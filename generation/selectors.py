@@ -257,7 +257,8 @@ def _moment(raw: str, field: str, *, end_of_day: bool = False) -> datetime | Non
 
 # Of a library row's batch, only what its cursor reads (LIBRARY_ORDER): the rest of the batch row
 # (its JSON parameters, its timestamps) would be read and decoded for every image on the page.
-_BATCH_BEYOND_ORDER = [f"batch__{f.name}" for f in Batch._meta.concrete_fields if f.name not in ("id", "created_at")]
+_BATCH_ORDER_COLUMNS = {name.lstrip("-").removeprefix("batch__") for name in LIBRARY_ORDER if "batch__" in name}
+_BATCH_BEYOND_ORDER = [f"batch__{f.name}" for f in Batch._meta.concrete_fields if f.name not in _BATCH_ORDER_COLUMNS]
 
 
 def _with_batch_order(generations: QuerySet[Generation]) -> QuerySet[Generation]:

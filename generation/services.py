@@ -350,7 +350,7 @@ def batch_estimate(*, owner: User, spec: BatchSpec, usage: QuotaUsage | None = N
     total: Decimal | None = Decimal(0)
     for cost, row in zip(costs, spec.rows, strict=True):
         total = None if total is None or cost is None else total + cost * row.images
-    usage = usage or quota_usage(user=owner)
+    usage = usage if usage is not None else quota_usage(user=owner)
     return BatchEstimate(
         prompts=len(spec.rows),
         images=spec.total_images,
