@@ -356,7 +356,7 @@ class Supervisor:
                 say(f"{child.name} restarted (restart {child.restarts}, pid {pid})")
             return
         if child.running:
-            if now - child.started_at >= STABLE_AFTER_SECONDS:
+            if now >= child.started_at + STABLE_AFTER_SECONDS:  # not now - started: that may round below
                 child.delay = RESTART_FIRST_DELAY
             return
         self.after_crash(child, now)
