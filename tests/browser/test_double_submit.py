@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from generation.models import Batch
 from tests.browser.conftest import screenshot
@@ -28,7 +29,7 @@ def test_a_double_click_queues_one_batch_and_repeats_are_cached(page, live_serve
     assert Batch.objects.count() == 2  # one per visit of the form, however many clicks
     page.wait_for_selector("#grid .cached-badge")
     # The second batch repeats the first: both of its images are copies; in the first, the twin is.
-    assert page.locator("#grid .cached-badge").count() == 2
+    expect(page.locator("#grid .cached-badge")).to_have_count(2)
     assert page.locator("#grid .cached-badge").first.inner_text() == "快取"
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(page, "cache-01-cached-badges-phone")

@@ -48,8 +48,8 @@ def test_log_in_submit_a_batch_and_see_it_fill_in(page, live_server, owner, real
         screenshot(page, "04-batch-running")
         expect(page.locator("#grid img")).to_have_count(8, timeout=60_000)
         page.wait_for_selector("#batch-status [data-status=completed]")
-    assert page.locator("#percent").inner_text() == "100%"
-    assert page.locator("#count-completed").inner_text() == "8"
+    expect(page.locator("#percent")).to_have_text("100%")
+    expect(page.locator("#count-completed")).to_have_text("8")
     screenshot(page, "05-batch-completed")
 
     page.locator("#grid a.tile-open").first.click()  # the lightbox; its "Details" opens the image's page
@@ -72,8 +72,9 @@ def test_new_batch_form_shows_errors_in_place(page, live_server, owner):
     page.fill("#id_prompts", "a {broken")
     page.check("#id_template")
     page.click("button:has-text('送出批次')")
-    assert page.locator(".has-error .form-error").count() == 1
-    assert page.locator("#id_prompts").input_value() == "a {broken"
+    # The form comes back from the server: wait for the answered page, not the one that sent it.
+    expect(page.locator(".has-error .form-error")).to_have_count(1)
+    expect(page.locator("#id_prompts")).to_have_value("a {broken")
     screenshot(page, "08-new-batch-error")
     assert Batch.objects.count() == 0
 
@@ -134,7 +135,8 @@ def test_pause_and_resume_a_running_batch_on_a_phone(page, live_server, owner, r
         page.click("#pause-form button")
         page.wait_for_selector("#batch-status [data-status=paused]", timeout=30_000)
         expect(page.locator("#queue-note")).to_contain_text("已暫停")
-        assert page.locator("#resume-form").is_visible() and not page.locator("#pause-form").is_visible()
+        expect(page.locator("#resume-form")).to_be_visible()
+        expect(page.locator("#pause-form")).to_be_hidden()
         screenshot(page, "10-batch-paused-phone")
         page.click("#resume-form button")
         expect(page.locator("#queue-note")).to_contain_text("正在產生中", timeout=15_000)

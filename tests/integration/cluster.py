@@ -46,8 +46,12 @@ def cluster_env(data_dir: Path, **overrides: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_cluster(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run a qcluster in its own process group; it is stopped (killed if need be) on exit."""
+def running_cluster(env: dict[str, str], log: Path, *, stop_seconds: float = 15) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a qcluster in its own process group; it is stopped (killed after `stop_seconds`) on exit.
+
+    A test that checks what a clean stop leaves behind gives it longer: on a loaded machine
+    django-q's monitor may take a while to save the last results before the node can leave.
+    """
     with log.open("ab") as output:
         process = subprocess.Popen(
             [sys.executable, str(ROOT / "manage.py"), "qcluster"],
@@ -62,7 +66,7 @@ def running_cluster(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen
     finally:
         process.terminate()  # the cluster's leader stops its own workers in order
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=stop_seconds)
         except subprocess.TimeoutExpired:
             kill_group(process, signal.SIGKILL)
             process.wait()

@@ -47,7 +47,7 @@ def worker_pids(cluster_pid: int) -> list[int]:
 
 def test_a_real_cluster_renders_a_batch(make_batch, real_queue, tmp_path: Path):
     batch = make_batch(prompts=["一隻藍色的貓 🐱", "a red fox", "山水畫"], images_per_prompt=2)
-    with running_cluster(cluster_env(tmp_path, Q_WORKERS="2"), tmp_path / "cluster.log"):
+    with running_cluster(cluster_env(tmp_path, Q_WORKERS="2"), tmp_path / "cluster.log", stop_seconds=60):
         wait_for(lambda: status_of(batch) == BatchStatus.COMPLETED, timeout=60)
     assert batch.completed == 6
     for generation in batch.generations.all():
