@@ -7,6 +7,10 @@ a duplicate that arrives while the first still runs waits up to IDEMPOTENCY_WAIT
 then gets 409 `idempotency_in_progress` with Retry-After. Keys belong to the user, so two users'
 keys never collide.
 
+A 5xx that names the batch it made in `X-ImageGen-Batch` (a gateway call that outlasted its wait,
+or whose images all failed) parks the key on that batch: a retry with the key runs the view again
+with `resume_batch_of(request)` set, and the view answers from that batch instead of making one.
+
 The lock is the unique (user, key) row, inserted before the request runs: of concurrent
 duplicates exactly one insert succeeds and only that request reaches the view. Responses
 with 2xx and 4xx statuses other than 429 are kept; a 5xx, a 429 or a streamed response frees the
@@ -22,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,21 +34,20 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
 from accounts.models import IdempotencyKey
-from imagegen.api import error_body, openai_error
+from imagegen.api import BATCH_HEADER, json_error
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 # POSTs under these prefixes honour the header.
 IDEMPOTENT_PREFIXES: tuple[str, ...] = ("/api/v1/", "/v1/")
-# The OpenAI-compatible routes answer OpenAI's error shape, which OpenAI's SDKs read.
-OPENAI_PREFIX = "/v1/"
 MAX_KEY_LENGTH = 255
 # A key still "in progress" this long after its request began was left by a process that died.
 ABANDONED_AFTER = timedelta(minutes=10)
@@ -103,18 +107,29 @@ def idempotency_claim(*, user_id: int, key: str, fingerprint: str, now: datetime
 
 
 def _expired(row: IdempotencyKey, now: datetime) -> bool:
-    if row.status_code is None:
+    if row.status_code is None and row.resume_batch is None:
         return row.created_at < now - ABANDONED_AFTER
     return row.created_at < now - timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS)
 
 
 def idempotency_complete(*, row: IdempotencyKey, status_code: int, content_type: str, body: bytes) -> None:
-    IdempotencyKey.objects.filter(pk=row.pk).update(status_code=status_code, content_type=content_type, body=body)
+    """Keep the answer to replay; of retries resuming one parked key, the first answer is kept."""
+    IdempotencyKey.objects.filter(pk=row.pk, status_code__isnull=True).update(
+        status_code=status_code, content_type=content_type, body=body
+    )
+
+
+def idempotency_park(*, row: IdempotencyKey, batch_id: uuid.UUID) -> None:
+    """The request made `batch_id` but ended before its answer: a retry with the key resumes it."""
+    IdempotencyKey.objects.filter(pk=row.pk, status_code__isnull=True).update(resume_batch=batch_id)
 
 
 def idempotency_release(*, row: IdempotencyKey) -> None:
-    """Free the key: the request failed in a way a retry should repeat (5xx, 429, an exception)."""
-    IdempotencyKey.objects.filter(pk=row.pk, status_code__isnull=True).delete()
+    """Free the key: the request failed in a way a retry should repeat (5xx, 429, an exception).
+
+    A parked key stays: what its first request made exists, and a retry must not make it again.
+    """
+    IdempotencyKey.objects.filter(pk=row.pk, status_code__isnull=True, resume_batch__isnull=True).delete()
 
 
 def idempotency_keys_prune(*, now: datetime | None = None) -> int:
@@ -122,8 +137,9 @@ def idempotency_keys_prune(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     expired = now - timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS)
     abandoned = now - ABANDONED_AFTER
-    done = IdempotencyKey.objects.filter(status_code__isnull=False, created_at__lt=expired).delete()[0]
-    stuck = IdempotencyKey.objects.filter(status_code__isnull=True, created_at__lt=abandoned).delete()[0]
+    kept = Q(status_code__isnull=False) | Q(resume_batch__isnull=False)
+    done = IdempotencyKey.objects.filter(kept, created_at__lt=expired).delete()[0]
+    stuck = IdempotencyKey.objects.filter(~kept, created_at__lt=abandoned).delete()[0]
     return done + stuck
 
 
@@ -173,7 +189,7 @@ class IdempotencyMiddleware:
             return self.get_response(request)
         if not key_is_valid(key):
             message = _("Idempotency-Key must be 1 to %(max)d printable ASCII characters.") % {"max": MAX_KEY_LENGTH}
-            return _refusal(request, "invalid_idempotency_key", message, status=400)
+            return json_error(request, "invalid_idempotency_key", message, 400)
         body = request.body  # read once here; Django keeps it for the view's parsers
         user_id = _api_user_id(request)
         if user_id is None:
@@ -182,24 +198,44 @@ class IdempotencyMiddleware:
             method=request.method, path=request.get_full_path(), content_type=request.content_type or "", body=body
         )
         claim = _claim_waiting(user_id=user_id, key=key, fingerprint=fingerprint)
-        if not claim.ours:
-            return _answer_duplicate(request, claim.row, fingerprint)
-        return self._run(request, claim.row)
+        if claim.ours or _parked(claim.row, fingerprint):
+            return self._run(request, claim.row)
+        return _answer_duplicate(request, claim.row, fingerprint)
 
     def _run(self, request: HttpRequest, row: IdempotencyKey) -> HttpResponse:
+        request.idempotency_resume_batch = row.resume_batch  # type: ignore[attr-defined]
         try:
             response = self.get_response(request)
         except BaseException:
             idempotency_release(row=row)
             raise
+        made = _batch_named(response)
         if is_replayable(response):
             content_type = str(response.get("Content-Type", ""))[:100]
             idempotency_complete(
                 row=row, status_code=response.status_code, content_type=content_type, body=response.content
             )
+        elif made is not None and response.status_code >= 500:
+            idempotency_park(row=row, batch_id=made)
         else:
             idempotency_release(row=row)
         return response
+
+
+def resume_batch_of(request: HttpRequest) -> uuid.UUID | None:
+    """The batch an earlier request with this request's Idempotency-Key made and left unanswered."""
+    return getattr(request, "idempotency_resume_batch", None)
+
+
+def _parked(row: IdempotencyKey, fingerprint: str) -> bool:
+    return row.status_code is None and row.resume_batch is not None and row.fingerprint == fingerprint
+
+
+def _batch_named(response: HttpResponse) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(response[BATCH_HEADER])
+    except (KeyError, ValueError):
+        return None
 
 
 def _api_user_id(request: HttpRequest) -> int | None:
@@ -222,25 +258,20 @@ def _claim_waiting(*, user_id: int, key: str, fingerprint: str) -> Claim:
     deadline = time.monotonic() + settings.IDEMPOTENCY_WAIT_SECONDS
     while True:
         claim = idempotency_claim(user_id=user_id, key=key, fingerprint=fingerprint)
-        done = claim.ours or claim.row.status_code is not None or claim.row.fingerprint != fingerprint
-        if done or time.monotonic() >= deadline:
+        row = claim.row
+        answered = row.status_code is not None or row.resume_batch is not None
+        if claim.ours or answered or row.fingerprint != fingerprint or time.monotonic() >= deadline:
             return claim
         time.sleep(POLL_SECONDS)
-
-
-def _refusal(request: HttpRequest, code: str, message: str, *, status: int) -> JsonResponse:
-    if request.path.startswith(OPENAI_PREFIX):
-        return JsonResponse(openai_error(status, message, code=code), status=status)
-    return JsonResponse(error_body(code, message), status=status)
 
 
 def _answer_duplicate(request: HttpRequest, row: IdempotencyKey, fingerprint: str) -> HttpResponse:
     if row.fingerprint != fingerprint:
         message = _("This Idempotency-Key was already used with a different request.")
-        return _refusal(request, "idempotency_conflict", message, status=422)
+        return json_error(request, "idempotency_conflict", message, 422)
     if row.status_code is None:
         message = _("A request with this Idempotency-Key is still being processed; try again shortly.")
-        response = _refusal(request, "idempotency_in_progress", message, status=409)
+        response = json_error(request, "idempotency_in_progress", message, 409)
         response["Retry-After"] = "1"
         return response
     replay = HttpResponse(bytes(row.body), status=row.status_code, content_type=row.content_type or None)

@@ -224,6 +224,9 @@ class IdempotencyKey(models.Model):
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     content_type = models.CharField(max_length=100, blank=True)
     body = models.BinaryField(default=b"", blank=True)
+    # What the request made before it ended without its answer (a gateway call's batch that
+    # outlasted the wait): a retry with the key waits for that batch instead of making another.
+    resume_batch = models.UUIDField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "key"], name="one_idempotency_key_per_user")]

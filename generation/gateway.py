@@ -12,6 +12,7 @@ import dataclasses
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -323,6 +324,15 @@ def _model_options(model: ModelInfo, values: dict[str, Any]) -> dict[str, Any]:
 def images_generate(*, owner: User, request: ImagesRequest) -> Batch:
     """Write the call's batch (quotas, queue and history as any batch); it starts after commit."""
     return services.batch_create(owner=owner, spec=request.spec, source=BatchSource.OPENAI_API)
+
+
+def batch_resume(*, owner: User, batch_id: uuid.UUID) -> Batch:
+    """The batch an earlier call with the same Idempotency-Key made, to wait for again."""
+    batch = Batch.objects.filter(pk=batch_id, owner=owner, deleted_at__isnull=True).first()
+    if batch is None:
+        message = _("The batch %(batch)s that this Idempotency-Key made has been deleted.") % {"batch": batch_id}
+        raise NotFound(message)
+    return batch
 
 
 def batch_wait(*, batch: Batch, timeout: float, poll: float) -> Batch:

@@ -26,17 +26,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import BearerTokenAuthentication
+from accounts.idempotency import resume_batch_of
 from accounts.ratelimits import RateLimitUnavailable
 from accounts.throttling import ApiRateThrottle
 from generation import gateway
 from generation.views import serve_generation_file
-from imagegen.api import openai_error
+from imagegen.api import BATCH_HEADER, openai_error
 from imagegen.errors import ApplicationError, TooManyRequests
 from imagegen.parsers import LimitedJSONParser
 
 logger = logging.getLogger(__name__)
 
-BATCH_HEADER = "X-ImageGen-Batch"
 # Server-side refusals that come before anything is submitted: an SDK may safely send the call again.
 NOTHING_SUBMITTED = (RateLimitUnavailable, gateway.GatewayBusy)
 DRF_CODES = {
@@ -111,8 +111,12 @@ class ImageGenerationsView(GatewayView):
     def post(self, request: Request) -> Response:
         owner = cast(User, request.user)
         checked = gateway.images_request_check(body=request.data, user_id=owner.pk)
+        made_before = resume_batch_of(request)  # a retry, with its Idempotency-Key, of a call that timed out
         with gateway.waiting_calls.slot():
-            batch = gateway.images_generate(owner=owner, request=checked)
+            if made_before is None:
+                batch = gateway.images_generate(owner=owner, request=checked)
+            else:
+                batch = gateway.batch_resume(owner=owner, batch_id=made_before)
             batch = gateway.batch_wait(
                 batch=batch, timeout=settings.GATEWAY_TIMEOUT_SECONDS, poll=settings.GATEWAY_POLL_SECONDS
             )

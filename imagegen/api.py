@@ -153,13 +153,26 @@ class Pagination(PageNumberPagination):
         return parameters
 
 
+# The OpenAI-compatible routes (imagegen/urls.py): whatever refuses a request there answers OpenAI's shape.
+GATEWAY_PREFIX = "/v1/"
+# The batch a gateway call made, on its answer (also a 502 or 504: the batch exists and goes on).
+BATCH_HEADER = "X-ImageGen-Batch"
+
+
 def _wants_json(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", "")
+    return request.path.startswith(("/api/", GATEWAY_PREFIX)) or "application/json" in request.headers.get("Accept", "")
+
+
+def json_error(request: HttpRequest, code: str, message: str, status_code: int) -> JsonResponse:
+    """The platform's error shape, or OpenAI's on the gateway's routes (which OpenAI's SDKs read)."""
+    if request.path.startswith(GATEWAY_PREFIX):
+        return JsonResponse(openai_error(status_code, message, code=code), status=status_code)
+    return JsonResponse(error_body(code, message), status=status_code)
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _wants_json(request):
-        return JsonResponse(error_body("not_found", _("Not found.")), status=404)
+        return json_error(request, "not_found", _("Not found."), 404)
     from django.views.defaults import page_not_found as html_not_found
 
     return html_not_found(request, exception)
@@ -170,7 +183,7 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     refused = _request_limit_error(exception)
     code, message, status_code = refused or ("bad_request", _("Bad request."), 400)
     if _wants_json(request):
-        return JsonResponse(error_body(code, message), status=status_code)
+        return json_error(request, code, message, status_code)
     from django.views.defaults import bad_request as html_bad_request
 
     response = html_bad_request(request, exception)
@@ -180,8 +193,7 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 def server_error(request: HttpRequest) -> HttpResponse:
     if _wants_json(request):
-        body = error_body("server_error", _("Something went wrong on our side. It has been logged."))
-        return JsonResponse(body, status=500)
+        return json_error(request, "server_error", _("Something went wrong on our side. It has been logged."), 500)
     from django.views.defaults import server_error as html_server_error
 
     return html_server_error(request)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,13 @@ from django.db import connections
 from django.utils import timezone
 from waitress.server import create_server
 
-from accounts.idempotency import idempotency_claim, idempotency_keys_prune, request_fingerprint
+from accounts.idempotency import (
+    idempotency_claim,
+    idempotency_keys_prune,
+    idempotency_park,
+    idempotency_release,
+    request_fingerprint,
+)
 from accounts.models import IdempotencyKey
 from accounts.services import token_create
 from generation.models import Batch
@@ -160,6 +167,19 @@ def test_expired_keys_are_pruned_by_the_daily_maintenance(api, owner):
     assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["new"]
     IdempotencyKey.objects.update(created_at=timezone.now() - timedelta(hours=25))
     assert prune()["idempotency_keys"] == 1
+
+
+def test_a_key_parked_on_a_batch_is_kept_until_its_ttl_not_freed_as_abandoned(owner, settings):
+    """A call that made a batch but not its answer: its key must not run the call again (a second charge)."""
+    settings.IDEMPOTENCY_TTL_HOURS = 24
+    claim = idempotency_claim(user_id=owner.pk, key="parked", fingerprint="f")
+    idempotency_park(row=claim.row, batch_id=uuid.uuid4())
+    idempotency_release(row=claim.row)  # a later failure of a retry does not free it either
+    IdempotencyKey.objects.update(created_at=timezone.now() - timedelta(minutes=11))
+    assert idempotency_keys_prune() == 0
+    assert not idempotency_claim(user_id=owner.pk, key="parked", fingerprint="f").ours
+    IdempotencyKey.objects.update(created_at=timezone.now() - timedelta(hours=25))
+    assert idempotency_keys_prune() == 1
 
 
 def test_the_schema_documents_the_header_on_posts(api):

@@ -18,7 +18,7 @@ from django.test import Client
 from PIL import Image
 from rest_framework.test import APIClient
 
-from generation import keys
+from generation import gateway, keys
 from generation.models import Batch, BatchSource, BatchStatus
 from generation.parameters import BatchParameters
 from tests.conftest import api_client_for
@@ -40,8 +40,9 @@ def error_of(response: Any) -> dict[str, Any]:
     return error
 
 
-def generate(api: APIClient, **body: Any) -> Any:
-    return api.post(GENERATIONS, {"prompt": "a red fox", **body}, format="json")
+def generate(api: APIClient, key: str | None = None, **body: Any) -> Any:
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    return api.post(GENERATIONS, {"prompt": "a red fox", **body}, format="json", **headers)
 
 
 def test_generating_answers_openais_shape_with_decodable_images(api, owner):
@@ -277,3 +278,59 @@ def test_an_idempotency_key_makes_a_repeated_call_answer_the_first_images(api, o
         "param": None,
         "code": "idempotency_conflict",
     }
+
+
+def test_a_retry_with_the_key_after_a_504_answers_the_images_of_the_first_batch(api, owner, monkeypatch):
+    """The first call's wait runs out (its batch goes on); the retry waits for that batch, not a new one."""
+    waited = gateway.batch_wait
+    calls = iter([gateway.GatewayTimeout("timed out", details={})])
+
+    def wait_or_time_out(*, batch: Batch, timeout: float, poll: float) -> Batch:
+        timed_out = next(calls, None)
+        if timed_out is not None:
+            timed_out.details["batch_id"] = str(batch.pk)
+            raise timed_out
+        return waited(batch=batch, timeout=timeout, poll=poll)
+
+    monkeypatch.setattr(gateway, "batch_wait", wait_or_time_out)
+    headers = {"HTTP_IDEMPOTENCY_KEY": "gateway-timeout-1"}
+    body = {"prompt": "a red fox", "n": 2, "size": "256x256", "response_format": "b64_json"}
+    first = api.post(GENERATIONS, body, format="json", **headers)
+    assert first.status_code == 504 and error_of(first)["code"] == "timeout"
+    batch = Batch.objects.get(owner=owner)
+    assert first["X-ImageGen-Batch"] == str(batch.pk)
+
+    retry = api.post(GENERATIONS, body, format="json", **headers)
+    assert retry.status_code == 200, retry.content
+    assert retry["X-ImageGen-Batch"] == str(batch.pk) and len(retry.json()["data"]) == 2
+    assert Batch.objects.filter(owner=owner).count() == 1, "the retry made no second batch (and no second charge)"
+
+    again = api.post(GENERATIONS, body, format="json", **headers)
+    assert again["Idempotent-Replayed"] == "true" and again.json() == retry.json()
+    other = api.post(GENERATIONS, {**body, "prompt": "a blue fox"}, format="json", **headers)
+    assert other.status_code == 422 and error_of(other)["code"] == "idempotency_conflict"
+
+
+def test_retries_of_a_call_whose_batch_is_still_running_wait_for_that_batch(api, owner, settings, real_queue):
+    settings.GATEWAY_TIMEOUT_SECONDS = 0.2
+    settings.GATEWAY_POLL_SECONDS = 0.05
+    answers = [generate(api, key="gateway-timeout-2", n=3) for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [504, 504, 504]
+    batch = Batch.objects.get(owner=owner)
+    assert {answer["X-ImageGen-Batch"] for answer in answers} == {str(batch.pk)}
+    assert "Idempotent-Replayed" not in answers[-1]  # each retry waited again, on the same batch
+    assert generate(api, n=3).status_code == 504 and Batch.objects.count() == 2  # without the key: a new call
+
+
+def test_a_retry_after_the_users_deleted_the_first_batch_is_a_404_and_makes_nothing(api, owner, monkeypatch):
+    def time_out(*, batch: Batch, timeout: float, poll: float) -> Batch:
+        raise gateway.GatewayTimeout("timed out", details={"batch_id": str(batch.pk)})
+
+    monkeypatch.setattr(gateway, "batch_wait", time_out)
+    first = generate(api, key="gateway-timeout-3")
+    assert first.status_code == 504
+    assert api.delete(f"/api/v1/batches/{first['X-ImageGen-Batch']}/").status_code == 204
+    retry = generate(api, key="gateway-timeout-3")
+    assert retry.status_code == 404 and error_of(retry)["code"] == "not_found"
+    assert first["X-ImageGen-Batch"] in error_of(retry)["message"]
+    assert Batch.objects.filter(owner=owner).count() == 1

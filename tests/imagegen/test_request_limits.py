@@ -35,6 +35,30 @@ def test_a_declared_length_over_the_request_limit_is_refused_unread(anon_api, se
     assert response.json()["error"]["code"] == "request_too_large"
 
 
+def test_on_the_openai_routes_a_body_too_large_is_a_413_in_openais_shape(api, settings):
+    settings.MAX_REQUEST_BYTES = 100
+    response = api.generic("POST", "/v1/images/generations", "x" * 200, content_type="application/json")
+    assert response.status_code == 413
+    error = response.json()["error"]
+    assert error.pop("request_id")  # the platform's one addition
+    assert error == {
+        "message": "The request body is too large.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "request_too_large",
+    }
+
+
+def test_on_the_openai_routes_a_server_error_page_is_in_openais_shape(rf):
+    from imagegen.api import server_error
+
+    response = server_error(rf.post("/v1/images/generations"))
+    error = json.loads(response.content)["error"]
+    assert response.status_code == 500 and (error["type"], error["code"]) == ("server_error", "server_error")
+    platform = json.loads(server_error(rf.post("/api/v1/batches/")).content)["error"]
+    assert set(platform) == {"code", "message", "details"}
+
+
 def test_too_many_form_fields_is_a_400_with_the_error_shape(anon_api):
     body = "&".join(f"f{i}=1" for i in range(1100))
     response = anon_api.generic("POST", "/api/v1/auth/token/", body, content_type="application/x-www-form-urlencoded")
