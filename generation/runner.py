@@ -28,6 +28,7 @@ from generation.providers import get_provider
 from generation.providers.base import GenerationRequest, Provider, ProviderError
 from generation.renditions import rendition_make_quietly
 from generation.storage import StorageUnavailable, StoredImage, delete_files, store_image
+from imagegen import http
 
 logger = logging.getLogger(__name__)
 REFRESH_INTERVAL_SECONDS = 1
@@ -83,7 +84,8 @@ def _render(generation: Generation) -> str:
         return lifecycle.generation_fail(generation=generation, error=error)
     started = time.monotonic()
     try:
-        images = provider.generate(_request(generation, provider))
+        with http.budget(settings.GENERATION_PROVIDER_BUDGET_SECONDS):
+            images = provider.generate(_request(generation, provider))
         if not images:
             raise ProviderError("empty_response", "The provider returned no image.", retryable=True)
     except ProviderError as error:

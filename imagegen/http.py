@@ -10,7 +10,9 @@ import ipaddress
 import socket
 import ssl
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -23,6 +25,8 @@ from django.conf import settings
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=120.0, write=30.0, pool=10.0)
 USER_AGENT = "ImageGen/1.0"
+# When the calls of a block must end (monotonic clock), set by `budget()`; None: no such bound.
+_budget_ends_at: ContextVar[float | None] = ContextVar("imagegen_http_budget_ends_at", default=None)
 
 
 @dataclass
@@ -61,11 +65,12 @@ def request(
     body, which may be endless, is never downloaded); the response's content is then unavailable.
     `deadline` bounds the whole call in seconds (connect, send, status line, headers and the body
     read here): the timeouts bound each read, and a server that trickles a byte at a time within
-    them would otherwise hold the call for as long as it likes.
+    them would otherwise hold the call for as long as it likes. Inside a `budget()` block the call
+    also ends when the block's time is up, whichever comes first.
     """
     pinned = None if trusted else guard_url(url, allowed_private_hosts=allowed_private_hosts)
     headers = {"User-Agent": USER_AGENT, **(kwargs.pop("headers", None) or {})}
-    ends_at = None if deadline is None else time.monotonic() + deadline
+    ends_at = _earliest(None if deadline is None else time.monotonic() + deadline, _budget_ends_at.get())
     try:
         with _client(timeout or DEFAULT_TIMEOUT, pinned, ends_at) as client:
             if read_body:
@@ -79,6 +84,24 @@ def request(
         raise OutboundError("invalid_url", str(exc)) from exc
     except (httpx.TransportError, OSError) as exc:
         raise OutboundError("connection", f"{method} {_origin(url)} failed: {exc}") from exc
+
+
+@contextmanager
+def budget(seconds: float) -> Iterator[None]:
+    """Every request sent inside the block ends within `seconds` from now, however many there are.
+
+    One generation attempt is a few calls (create, polls, download); the budget keeps the attempt
+    as a whole inside the time its task was given, even against a server that trickles its answers.
+    """
+    token = _budget_ends_at.set(_earliest(time.monotonic() + seconds, _budget_ends_at.get()))
+    try:
+        yield
+    finally:
+        _budget_ends_at.reset(token)
+
+
+def _earliest(*moments: float | None) -> float | None:
+    return min((moment for moment in moments if moment is not None), default=None)
 
 
 @functools.cache

@@ -340,6 +340,11 @@ LONGEST_ATTEMPT_PARTS = {
     "STORAGE_INLINE_RETRIES waits": 0.5 * (2**STORAGE_INLINE_RETRIES - 1),
 }
 GENERATION_LONGEST_ATTEMPT_SECONDS = float(sum(LONGEST_ATTEMPT_PARTS.values()))
+# Every provider call of one attempt together (imagegen.http.budget): a server that trickles its
+# answer within the read timeout is cut off here, not by the task timeout killing the worker.
+GENERATION_PROVIDER_BUDGET_SECONDS = float(
+    PROVIDER_CONNECT_TIMEOUT + PROVIDER_READ_TIMEOUT + REPLICATE_MAX_WAIT_SECONDS
+)
 
 
 def _check_timeouts() -> None:

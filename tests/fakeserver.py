@@ -6,6 +6,7 @@ import contextlib
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -91,8 +92,9 @@ def fake_server() -> Iterator[FakeServer]:
 
 
 @contextmanager
-def trickling_server(pause: float = 0.1) -> Iterator[str]:
-    """Answers a status line, then one header byte every `pause` seconds, for ever (until closed)."""
+def trickling_server(pause: float = 0.1, lasts: float | None = None) -> Iterator[str]:
+    """Answers a status line, then one header byte every `pause` seconds, for ever (until closed)
+    or, with `lasts`, until that many seconds have passed (then it hangs up)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -105,7 +107,8 @@ def trickling_server(pause: float = 0.1) -> Iterator[str]:
             with connection:
                 connection.recv(65536)
                 connection.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
-                while not stop.wait(pause):
+                ends = None if lasts is None else time.monotonic() + lasts
+                while not stop.wait(pause) and (ends is None or time.monotonic() < ends):
                     connection.sendall(b"a")
 
     thread = threading.Thread(target=serve, daemon=True)

@@ -14,7 +14,7 @@ from generation.lifecycle import retry_delay
 from generation.models import Generation, GenerationStatus, ProviderCooldown
 from generation.providers.base import ProviderError
 from generation.services import batch_cancel
-from tests.fakeserver import Reply
+from tests.fakeserver import Reply, trickling_server
 from tests.generation.providerfakes import png_bytes, server
 
 __all__ = ["server"]
@@ -139,3 +139,19 @@ def test_backoff_grows_exponentially_with_jitter_up_to_a_cap(settings, attempts,
 def test_backoff_is_never_shorter_than_retry_after():
     error = ProviderError("rate_limited", "x", retryable=True, retry_after=30)
     assert retry_delay(Generation(attempts=1, provider_index=0), error) == 30
+
+
+def test_a_provider_that_trickles_its_answer_fails_the_attempt_within_its_budget(make_batch, settings):
+    """Each byte comes within the read timeout: only the attempt's budget stops it, not the task timeout."""
+    settings.OPENAI_API_KEY = "sk-test-operator"
+    settings.OUTBOUND_ALLOWED_PRIVATE_HOSTS = ["127.0.0.1"]
+    settings.PROVIDER_READ_TIMEOUT = 0.5
+    settings.GENERATION_PROVIDER_BUDGET_SECONDS = 1.5
+    settings.GENERATION_MAX_ATTEMPTS = 1
+    with trickling_server(pause=0.1, lasts=15) as url:
+        settings.OPENAI_BASE_URL = f"{url}/v1"
+        started = time.monotonic()
+        generation = openai_batch(make_batch).generations.get()
+        took = time.monotonic() - started
+    assert (generation.status, generation.error_code) == ("failed", "timeout")
+    assert 1.4 < took < 5

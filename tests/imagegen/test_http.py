@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from imagegen.http import OutboundError, request, retry_after_seconds
+from imagegen.http import OutboundError, budget, request, retry_after_seconds
 from tests.fakeserver import Reply, fake_server, trickling_server
 
 
@@ -146,3 +146,14 @@ def test_a_deadline_leaves_a_quick_answer_alone(settings):
     with fake_server() as server:
         server.route("GET", "/ok", Reply(200, "fine", delay=0.2))
         assert request("GET", f"{server.url}/ok", trusted=True, timeout=5, deadline=2).text == "fine"
+
+
+def test_calls_in_a_budget_share_it_and_a_nested_budget_cannot_extend_it():
+    with fake_server() as server:
+        server.route("GET", "/slow", Reply(200, "late", delay=0.6))
+        with budget(1.0):
+            assert request("GET", f"{server.url}/slow", trusted=True, timeout=5).text == "late"
+            with budget(30), pytest.raises(OutboundError) as caught:  # 0.4 s are left, not 30
+                request("GET", f"{server.url}/slow", trusted=True, timeout=5)
+        assert caught.value.kind == "timeout"
+        assert request("GET", f"{server.url}/slow", trusted=True, timeout=5).text == "late"  # out of the block
