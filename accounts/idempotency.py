@@ -107,21 +107,23 @@ def idempotency_claim(*, user_id: int, key: str, fingerprint: str, now: datetime
 
 
 def _expired(row: IdempotencyKey, now: datetime) -> bool:
-    if row.status_code is None and row.resume_batch is None:
+    if row.status_code is None and row.made_batch is None:
         return row.created_at < now - ABANDONED_AFTER
     return row.created_at < now - timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS)
 
 
-def idempotency_complete(*, row: IdempotencyKey, status_code: int, content_type: str, body: bytes) -> None:
+def idempotency_complete(
+    *, row: IdempotencyKey, status_code: int, content_type: str, body: bytes, made_batch: uuid.UUID | None = None
+) -> None:
     """Keep the answer to replay; of retries resuming one parked key, the first answer is kept."""
     IdempotencyKey.objects.filter(pk=row.pk, status_code__isnull=True).update(
-        status_code=status_code, content_type=content_type, body=body
+        status_code=status_code, content_type=content_type, body=body, made_batch=made_batch or row.made_batch
     )
 
 
 def idempotency_park(*, row: IdempotencyKey, batch_id: uuid.UUID) -> None:
     """The request made `batch_id` but ended before its answer: a retry with the key resumes it."""
-    IdempotencyKey.objects.filter(pk=row.pk, status_code__isnull=True).update(resume_batch=batch_id)
+    IdempotencyKey.objects.filter(pk=row.pk, status_code__isnull=True).update(made_batch=batch_id)
 
 
 def idempotency_release(*, row: IdempotencyKey) -> None:
@@ -129,7 +131,7 @@ def idempotency_release(*, row: IdempotencyKey) -> None:
 
     A parked key stays: what its first request made exists, and a retry must not make it again.
     """
-    IdempotencyKey.objects.filter(pk=row.pk, status_code__isnull=True, resume_batch__isnull=True).delete()
+    IdempotencyKey.objects.filter(pk=row.pk, status_code__isnull=True, made_batch__isnull=True).delete()
 
 
 def idempotency_keys_prune(*, now: datetime | None = None) -> int:
@@ -137,7 +139,7 @@ def idempotency_keys_prune(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     expired = now - timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS)
     abandoned = now - ABANDONED_AFTER
-    kept = Q(status_code__isnull=False) | Q(resume_batch__isnull=False)
+    kept = Q(status_code__isnull=False) | Q(made_batch__isnull=False)
     done = IdempotencyKey.objects.filter(kept, created_at__lt=expired).delete()[0]
     stuck = IdempotencyKey.objects.filter(~kept, created_at__lt=abandoned).delete()[0]
     return done + stuck
@@ -203,7 +205,7 @@ class IdempotencyMiddleware:
         return _answer_duplicate(request, claim.row, fingerprint)
 
     def _run(self, request: HttpRequest, row: IdempotencyKey) -> HttpResponse:
-        request.idempotency_resume_batch = row.resume_batch  # type: ignore[attr-defined]
+        request.idempotency_resume_batch = row.made_batch  # type: ignore[attr-defined]
         try:
             response = self.get_response(request)
         except BaseException:
@@ -213,7 +215,11 @@ class IdempotencyMiddleware:
         if is_replayable(response):
             content_type = str(response.get("Content-Type", ""))[:100]
             idempotency_complete(
-                row=row, status_code=response.status_code, content_type=content_type, body=response.content
+                row=row,
+                status_code=response.status_code,
+                content_type=content_type,
+                body=response.content,
+                made_batch=made,
             )
         elif made is not None and response.status_code >= 500:
             idempotency_park(row=row, batch_id=made)
@@ -228,7 +234,7 @@ def resume_batch_of(request: HttpRequest) -> uuid.UUID | None:
 
 
 def _parked(row: IdempotencyKey, fingerprint: str) -> bool:
-    return row.status_code is None and row.resume_batch is not None and row.fingerprint == fingerprint
+    return row.status_code is None and row.made_batch is not None and row.fingerprint == fingerprint
 
 
 def _batch_named(response: HttpResponse) -> uuid.UUID | None:
@@ -259,7 +265,7 @@ def _claim_waiting(*, user_id: int, key: str, fingerprint: str) -> Claim:
     while True:
         claim = idempotency_claim(user_id=user_id, key=key, fingerprint=fingerprint)
         row = claim.row
-        answered = row.status_code is not None or row.resume_batch is not None
+        answered = row.status_code is not None or row.made_batch is not None
         if claim.ours or answered or row.fingerprint != fingerprint or time.monotonic() >= deadline:
             return claim
         time.sleep(POLL_SECONDS)
@@ -276,4 +282,6 @@ def _answer_duplicate(request: HttpRequest, row: IdempotencyKey, fingerprint: st
         return response
     replay = HttpResponse(bytes(row.body), status=row.status_code, content_type=row.content_type or None)
     replay[REPLAYED_HEADER] = "true"
+    if row.made_batch is not None:
+        replay[BATCH_HEADER] = str(row.made_batch)
     return replay

@@ -224,9 +224,10 @@ class IdempotencyKey(models.Model):
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     content_type = models.CharField(max_length=100, blank=True)
     body = models.BinaryField(default=b"", blank=True)
-    # What the request made before it ended without its answer (a gateway call's batch that
-    # outlasted the wait): a retry with the key waits for that batch instead of making another.
-    resume_batch = models.UUIDField(null=True, blank=True)
+    # The batch the request made, as its answer named it (X-ImageGen-Batch): replayed with the
+    # answer, or, while status_code is null, what a retry resumes (a gateway call that outlasted
+    # its wait), so that the retry waits for that batch instead of making another.
+    made_batch = models.UUIDField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "key"], name="one_idempotency_key_per_user")]

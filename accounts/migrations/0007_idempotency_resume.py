@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddField(
             model_name='idempotencykey',
-            name='resume_batch',
+            name='made_batch',
             field=models.UUIDField(blank=True, null=True),
         ),
     ]

@@ -307,6 +307,7 @@ def test_a_retry_with_the_key_after_a_504_answers_the_images_of_the_first_batch(
 
     again = api.post(GENERATIONS, body, format="json", **headers)
     assert again["Idempotent-Replayed"] == "true" and again.json() == retry.json()
+    assert again["X-ImageGen-Batch"] == str(batch.pk)  # the replay names the batch as the answer did
     other = api.post(GENERATIONS, {**body, "prompt": "a blue fox"}, format="json", **headers)
     assert other.status_code == 422 and error_of(other)["code"] == "idempotency_conflict"
 
