@@ -335,3 +335,15 @@ def test_a_retry_after_the_users_deleted_the_first_batch_is_a_404_and_makes_noth
     assert retry.status_code == 404 and error_of(retry)["code"] == "not_found"
     assert first["X-ImageGen-Batch"] in error_of(retry)["message"]
     assert Batch.objects.filter(owner=owner).count() == 1
+
+
+def test_after_a_502_the_same_key_answers_it_again_and_a_new_key_tries_again(api, owner, settings):
+    settings.LOCAL_PROVIDER_FAIL_RATE = 1.0
+    first = generate(api, key="gateway-failed-1")
+    again = generate(api, key="gateway-failed-1")
+    assert first.status_code == again.status_code == 502
+    assert again["X-ImageGen-Batch"] == first["X-ImageGen-Batch"]
+    assert Batch.objects.filter(owner=owner).count() == 1, "the key's one call was made once"
+    settings.LOCAL_PROVIDER_FAIL_RATE = 0.0
+    assert generate(api, key="gateway-failed-2").status_code == 200
+    assert Batch.objects.filter(owner=owner).count() == 2
