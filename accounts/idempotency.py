@@ -7,9 +7,11 @@ a duplicate that arrives while the first still runs waits up to IDEMPOTENCY_WAIT
 then gets 409 `idempotency_in_progress` with Retry-After. Keys belong to the user, so two users'
 keys never collide.
 
-A 5xx that names the batch it made in `X-ImageGen-Batch` (a gateway call that outlasted its wait,
-or whose images all failed) parks the key on that batch: a retry with the key runs the view again
-with `resume_batch_of(request)` set, and the view answers from that batch instead of making one.
+A view that makes a batch records it on the key (`batch_made`), as does a 5xx that names the
+batch in `X-ImageGen-Batch` (a gateway call that outlasted its wait, or whose images all failed):
+until an answer is stored, a retry with the key runs the view again with `resume_batch_of(request)`
+set, and the view answers from that batch instead of making one, also after the first request's
+process died.
 
 The lock is the unique (user, key) row, inserted before the request runs: of concurrent
 duplicates exactly one insert succeeds and only that request reaches the view. Responses
@@ -205,6 +207,7 @@ class IdempotencyMiddleware:
         return _answer_duplicate(request, claim.row, fingerprint)
 
     def _run(self, request: HttpRequest, row: IdempotencyKey) -> HttpResponse:
+        request.idempotency_row = row  # type: ignore[attr-defined]
         request.idempotency_resume_batch = row.made_batch  # type: ignore[attr-defined]
         try:
             response = self.get_response(request)
@@ -231,6 +234,15 @@ class IdempotencyMiddleware:
 def resume_batch_of(request: HttpRequest) -> uuid.UUID | None:
     """The batch an earlier request with this request's Idempotency-Key made and left unanswered."""
     return getattr(request, "idempotency_resume_batch", None)
+
+
+def batch_made(request: HttpRequest, batch_id: uuid.UUID) -> None:
+    """The view has made `batch_id` for this request: from now on a retry with its key waits for
+    that batch, even when this process dies before it answers. Call it in the batch's transaction."""
+    row: IdempotencyKey | None = getattr(request, "idempotency_row", None)
+    if row is not None:
+        idempotency_park(row=row, batch_id=batch_id)
+        row.made_batch = batch_id
 
 
 def _parked(row: IdempotencyKey, fingerprint: str) -> bool:

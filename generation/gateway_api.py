@@ -14,6 +14,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import transaction
 from django.http import Http404, HttpRequest, JsonResponse
 from django.http.response import HttpResponseBase
 from django.urls import reverse
@@ -26,7 +27,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import BearerTokenAuthentication
-from accounts.idempotency import resume_batch_of
+from accounts.idempotency import batch_made, resume_batch_of
 from accounts.ratelimits import RateLimitUnavailable
 from accounts.throttling import ApiRateThrottle
 from generation import gateway
@@ -114,7 +115,9 @@ class ImageGenerationsView(GatewayView):
         made_before = resume_batch_of(request)  # a retry, with its Idempotency-Key, of a call that timed out
         with gateway.waiting_calls.slot():
             if made_before is None:
-                batch = gateway.images_generate(owner=owner, request=checked)
+                with transaction.atomic():  # the batch and the key that now names it, or neither
+                    batch = gateway.images_generate(owner=owner, request=checked)
+                    batch_made(request, batch.pk)
             else:
                 batch = gateway.batch_resume(owner=owner, batch_id=made_before)
             batch = gateway.batch_wait(

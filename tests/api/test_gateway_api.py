@@ -347,3 +347,23 @@ def test_after_a_502_the_same_key_answers_it_again_and_a_new_key_tries_again(api
     settings.LOCAL_PROVIDER_FAIL_RATE = 0.0
     assert generate(api, key="gateway-failed-2").status_code == 200
     assert Batch.objects.filter(owner=owner).count() == 2
+
+
+def test_a_retry_after_the_first_call_broke_while_waiting_answers_its_batch(api, owner, monkeypatch):
+    """The key names the batch as soon as it is made: a crash while waiting cannot lead to a second one."""
+    waited = gateway.batch_wait
+    crashes = iter([RuntimeError("the web process went away")])
+
+    def crash_once(*, batch: Batch, timeout: float, poll: float) -> Batch:
+        crash = next(crashes, None)
+        if crash is not None:
+            raise crash
+        return waited(batch=batch, timeout=timeout, poll=poll)
+
+    monkeypatch.setattr(gateway, "batch_wait", crash_once)
+    first = generate(api, key="gateway-crash-1", n=2)
+    assert first.status_code == 500 and "X-ImageGen-Batch" not in first
+    retry = generate(api, key="gateway-crash-1", n=2)
+    assert retry.status_code == 200 and len(retry.json()["data"]) == 2
+    batch = Batch.objects.get(owner=owner)  # one batch: the retry answered the first call's
+    assert retry["X-ImageGen-Batch"] == str(batch.pk)
