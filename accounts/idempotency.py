@@ -7,11 +7,10 @@ a duplicate that arrives while the first still runs waits up to IDEMPOTENCY_WAIT
 then gets 409 `idempotency_in_progress` with Retry-After. Keys belong to the user, so two users'
 keys never collide.
 
-A view that makes a batch records it on the key (`batch_made`), as does a 5xx that names the
-batch in `X-ImageGen-Batch` (a gateway call that outlasted its wait, or whose images all failed):
-until an answer is stored, a retry with the key runs the view again with `resume_batch_of(request)`
-set, and the view answers from that batch instead of making one, also after the first request's
-process died.
+A view that makes a batch records it on the key (`batch_made`, in the batch's transaction): until
+an answer is stored (a gateway call that outlasted its wait, failed, or whose process died), a
+retry with the key runs the view again with `resume_batch_of(request)` set, and the view answers
+from that batch instead of making another. Replays name the batch in `X-ImageGen-Batch`.
 
 The lock is the unique (user, key) row, inserted before the request runs: of concurrent
 duplicates exactly one insert succeeds and only that request reaches the view. Responses
@@ -114,17 +113,15 @@ def _expired(row: IdempotencyKey, now: datetime) -> bool:
     return row.created_at < now - timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS)
 
 
-def idempotency_complete(
-    *, row: IdempotencyKey, status_code: int, content_type: str, body: bytes, made_batch: uuid.UUID | None = None
-) -> None:
+def idempotency_complete(*, row: IdempotencyKey, status_code: int, content_type: str, body: bytes) -> None:
     """Keep the answer to replay; of retries resuming one parked key, the first answer is kept."""
     IdempotencyKey.objects.filter(pk=row.pk, status_code__isnull=True).update(
-        status_code=status_code, content_type=content_type, body=body, made_batch=made_batch or row.made_batch
+        status_code=status_code, content_type=content_type, body=body
     )
 
 
 def idempotency_park(*, row: IdempotencyKey, batch_id: uuid.UUID) -> None:
-    """The request made `batch_id` but ended before its answer: a retry with the key resumes it."""
+    """The request has made `batch_id`: until it is answered, a retry with the key resumes that batch."""
     IdempotencyKey.objects.filter(pk=row.pk, status_code__isnull=True).update(made_batch=batch_id)
 
 
@@ -214,20 +211,13 @@ class IdempotencyMiddleware:
         except BaseException:
             idempotency_release(row=row)
             raise
-        made = _batch_named(response)
         if is_replayable(response):
             content_type = str(response.get("Content-Type", ""))[:100]
             idempotency_complete(
-                row=row,
-                status_code=response.status_code,
-                content_type=content_type,
-                body=response.content,
-                made_batch=made,
+                row=row, status_code=response.status_code, content_type=content_type, body=response.content
             )
-        elif made is not None and response.status_code >= 500:
-            idempotency_park(row=row, batch_id=made)
         else:
-            idempotency_release(row=row)
+            idempotency_release(row=row)  # a key that names its batch stays parked on it
         return response
 
 
@@ -247,13 +237,6 @@ def batch_made(request: HttpRequest, batch_id: uuid.UUID) -> None:
 
 def _parked(row: IdempotencyKey, fingerprint: str) -> bool:
     return row.status_code is None and row.made_batch is not None and row.fingerprint == fingerprint
-
-
-def _batch_named(response: HttpResponse) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(response[BATCH_HEADER])
-    except (KeyError, ValueError):
-        return None
 
 
 def _api_user_id(request: HttpRequest) -> int | None:

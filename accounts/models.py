@@ -224,9 +224,9 @@ class IdempotencyKey(models.Model):
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     content_type = models.CharField(max_length=100, blank=True)
     body = models.BinaryField(default=b"", blank=True)
-    # The batch the request made, as its answer named it (X-ImageGen-Batch): replayed with the
-    # answer, or, while status_code is null, what a retry resumes (a gateway call that outlasted
-    # its wait), so that the retry waits for that batch instead of making another.
+    # The batch the request made (recorded in the batch's transaction): named in replays, and,
+    # while status_code is null, what a retry resumes (a gateway call that outlasted its wait or
+    # whose process died), so that the retry waits for that batch instead of making another.
     made_batch = models.UUIDField(null=True, blank=True)
 
     class Meta:
