@@ -7,10 +7,11 @@ a duplicate that arrives while the first still runs waits up to IDEMPOTENCY_WAIT
 then gets 409 `idempotency_in_progress` with Retry-After. Keys belong to the user, so two users'
 keys never collide.
 
-A view that makes a batch records it on the key (`batch_made`, in the batch's transaction): until
-an answer is stored (a gateway call that outlasted its wait, failed, or whose process died), a
-retry with the key runs the view again with `resume_batch_of(request)` set, and the view answers
-from that batch instead of making another. Replays name the batch in `X-ImageGen-Batch`.
+A view that makes a batch records it on the key (`batch_made`, in the batch's transaction). When
+its request ends without an answer to keep (a gateway call that outlasted its wait or failed), or
+no answer comes within IDEMPOTENCY_WAIT_SECONDS (its process may have died), a retry with the key
+runs the view again with `resume_batch_of(request)` set, and the view answers from that batch
+instead of making another. Replays name the batch in `X-ImageGen-Batch`.
 
 The lock is the unique (user, key) row, inserted before the request runs: of concurrent
 duplicates exactly one insert succeeds and only that request reaches the view. Responses
@@ -120,7 +121,7 @@ def idempotency_complete(*, row: IdempotencyKey, status_code: int, content_type:
     )
 
 
-def idempotency_park(*, row: IdempotencyKey, batch_id: uuid.UUID) -> None:
+def idempotency_batch_record(*, row: IdempotencyKey, batch_id: uuid.UUID) -> None:
     """The request has made `batch_id`: until it is answered, a retry with the key resumes that batch."""
     IdempotencyKey.objects.filter(pk=row.pk, status_code__isnull=True).update(made_batch=batch_id)
 
@@ -128,9 +129,12 @@ def idempotency_park(*, row: IdempotencyKey, batch_id: uuid.UUID) -> None:
 def idempotency_release(*, row: IdempotencyKey) -> None:
     """Free the key: the request failed in a way a retry should repeat (5xx, 429, an exception).
 
-    A parked key stays: what its first request made exists, and a retry must not make it again.
+    A key that names the batch its request made stays, marked unanswered: the batch exists, and a
+    retry must resume it rather than make another.
     """
-    IdempotencyKey.objects.filter(pk=row.pk, status_code__isnull=True, made_batch__isnull=True).delete()
+    unanswered = IdempotencyKey.objects.filter(pk=row.pk, status_code__isnull=True)
+    if not unanswered.filter(made_batch__isnull=True).delete()[0]:
+        unanswered.update(unanswered=True)
 
 
 def idempotency_keys_prune(*, now: datetime | None = None) -> int:
@@ -199,7 +203,7 @@ class IdempotencyMiddleware:
             method=request.method, path=request.get_full_path(), content_type=request.content_type or "", body=body
         )
         claim = _claim_waiting(user_id=user_id, key=key, fingerprint=fingerprint)
-        if claim.ours or _parked(claim.row, fingerprint):
+        if claim.ours or _resumable(claim.row, fingerprint):
             return self._run(request, claim.row)
         return _answer_duplicate(request, claim.row, fingerprint)
 
@@ -217,7 +221,7 @@ class IdempotencyMiddleware:
                 row=row, status_code=response.status_code, content_type=content_type, body=response.content
             )
         else:
-            idempotency_release(row=row)  # a key that names its batch stays parked on it
+            idempotency_release(row=row)
         return response
 
 
@@ -231,11 +235,13 @@ def batch_made(request: HttpRequest, batch_id: uuid.UUID) -> None:
     that batch, even when this process dies before it answers. Call it in the batch's transaction."""
     row: IdempotencyKey | None = getattr(request, "idempotency_row", None)
     if row is not None:
-        idempotency_park(row=row, batch_id=batch_id)
+        idempotency_batch_record(row=row, batch_id=batch_id)
         row.made_batch = batch_id
 
 
-def _parked(row: IdempotencyKey, fingerprint: str) -> bool:
+def _resumable(row: IdempotencyKey, fingerprint: str) -> bool:
+    """A duplicate that found the key's batch made but no answer (left unanswered, or none within
+    IDEMPOTENCY_WAIT_SECONDS: its process may have died) resumes that batch."""
     return row.status_code is None and row.made_batch is not None and row.fingerprint == fingerprint
 
 
@@ -260,7 +266,7 @@ def _claim_waiting(*, user_id: int, key: str, fingerprint: str) -> Claim:
     while True:
         claim = idempotency_claim(user_id=user_id, key=key, fingerprint=fingerprint)
         row = claim.row
-        answered = row.status_code is not None or row.made_batch is not None
+        answered = row.status_code is not None or row.unanswered
         if claim.ours or answered or row.fingerprint != fingerprint or time.monotonic() >= deadline:
             return claim
         time.sleep(POLL_SECONDS)

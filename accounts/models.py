@@ -228,6 +228,9 @@ class IdempotencyKey(models.Model):
     # while status_code is null, what a retry resumes (a gateway call that outlasted its wait or
     # whose process died), so that the retry waits for that batch instead of making another.
     made_batch = models.UUIDField(null=True, blank=True)
+    # The request that made `made_batch` ended without an answer to keep (a 5xx, an exception): a
+    # retry resumes at once instead of first waiting for an answer that will not come.
+    unanswered = models.BooleanField(default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "key"], name="one_idempotency_key_per_user")]

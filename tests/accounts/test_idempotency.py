@@ -17,9 +17,9 @@ from django.utils import timezone
 from waitress.server import create_server
 
 from accounts.idempotency import (
+    idempotency_batch_record,
     idempotency_claim,
     idempotency_keys_prune,
-    idempotency_park,
     idempotency_release,
     request_fingerprint,
 )
@@ -125,6 +125,38 @@ def test_a_server_error_frees_the_key(api, monkeypatch):
     assert post(api).status_code == 201
 
 
+def test_a_create_that_broke_after_making_its_batch_answers_that_batch_on_a_retry(api, owner, monkeypatch):
+    """The process died (here: the answer failed) after the batch was committed: no second batch."""
+    from generation import api as generation_api
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the process went away")
+
+    monkeypatch.setattr(generation_api.BatchCreatedSerializer, "data", property(broken))
+    assert post(api).status_code == 500
+    made = Batch.objects.get()
+    assert IdempotencyKey.objects.get().made_batch == made.pk
+    monkeypatch.undo()
+    retry = post(api)
+    assert retry.status_code == 201 and retry.json()["id"] == str(made.pk)
+    assert retry.json()["estimate"]["images"] == 1
+    assert Batch.objects.count() == 1
+    assert post(api).json() == retry.json()  # from now on the stored answer is replayed
+
+
+def test_a_create_whose_process_died_after_making_its_batch_is_resumed_after_the_wait(api, settings, monkeypatch):
+    """No answer will come from a dead process: after IDEMPOTENCY_WAIT_SECONDS the retry answers its batch."""
+    from generation import api as generation_api
+
+    settings.IDEMPOTENCY_WAIT_SECONDS = 0.3
+    monkeypatch.setattr(generation_api.BatchCreatedSerializer, "data", property(lambda self: 1 / 0))
+    assert post(api).status_code == 500
+    IdempotencyKey.objects.update(unanswered=False)  # as a process killed mid-request leaves it
+    monkeypatch.undo()
+    retry = post(api)
+    assert retry.status_code == 201 and retry.json()["id"] == str(Batch.objects.get().pk)
+
+
 def test_anonymous_requests_are_refused_by_the_view(anon_api):
     assert post(anon_api).status_code == 401
     assert not IdempotencyKey.objects.exists()
@@ -173,8 +205,9 @@ def test_a_key_parked_on_a_batch_is_kept_until_its_ttl_not_freed_as_abandoned(ow
     """A call that made a batch but not its answer: its key must not run the call again (a second charge)."""
     settings.IDEMPOTENCY_TTL_HOURS = 24
     claim = idempotency_claim(user_id=owner.pk, key="parked", fingerprint="f")
-    idempotency_park(row=claim.row, batch_id=uuid.uuid4())
-    idempotency_release(row=claim.row)  # a later failure of a retry does not free it either
+    idempotency_batch_record(row=claim.row, batch_id=uuid.uuid4())
+    idempotency_release(row=claim.row)  # its request failed after making the batch: the key stays
+    assert IdempotencyKey.objects.get().unanswered
     IdempotencyKey.objects.update(created_at=timezone.now() - timedelta(minutes=11))
     assert idempotency_keys_prune() == 0
     assert not idempotency_claim(user_id=owner.pk, key="parked", fingerprint="f").ours
