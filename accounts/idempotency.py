@@ -11,7 +11,7 @@ A view that makes a batch records it on the key (`batch_made`, in the batch's tr
 its request ends without an answer to keep (a gateway call that outlasted its wait or failed), or
 no answer comes within IDEMPOTENCY_WAIT_SECONDS (its process may have died), a retry with the key
 runs the view again with `resume_batch_of(request)` set, and the view answers from that batch
-instead of making another. Replays name the batch in `X-ImageGen-Batch`.
+instead of making another. Gateway replays name the batch in `X-ImageGen-Batch`, as its answers do.
 
 The lock is the unique (user, key) row, inserted before the request runs: of concurrent
 duplicates exactly one insert succeeds and only that request reaches the view. Responses
@@ -44,7 +44,7 @@ from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
 from accounts.models import IdempotencyKey
-from imagegen.api import BATCH_HEADER, json_error
+from imagegen.api import BATCH_HEADER, GATEWAY_PREFIX, json_error
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -283,6 +283,6 @@ def _answer_duplicate(request: HttpRequest, row: IdempotencyKey, fingerprint: st
         return response
     replay = HttpResponse(bytes(row.body), status=row.status_code, content_type=row.content_type or None)
     replay[REPLAYED_HEADER] = "true"
-    if row.made_batch is not None:
-        replay[BATCH_HEADER] = str(row.made_batch)
+    if row.made_batch is not None and request.path.startswith(GATEWAY_PREFIX):
+        replay[BATCH_HEADER] = str(row.made_batch)  # as the gateway's own answer names it
     return replay

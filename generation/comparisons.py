@@ -227,6 +227,14 @@ def comparison_get(*, user: AbstractBaseUser | AnonymousUser, comparison_id: uui
         raise NotFound(_("No such comparison.")) from None
 
 
+def comparison_of_batch(*, user: AbstractBaseUser | AnonymousUser, batch_id: uuid.UUID) -> Comparison:
+    """The user's comparison that `batch_id` is a configuration of (what an Idempotency-Key recorded)."""
+    arm = ComparisonArm.objects.filter(batch_id=batch_id, comparison__owner_id=user.pk).first()
+    if arm is None:
+        raise NotFound(_("No such comparison."))
+    return comparison_get(user=user, comparison_id=arm.comparison_id)
+
+
 def comparison_is_active(comparison: Comparison) -> bool:
     return any(arm.batch.is_active for arm in comparison.arms.all())
 

@@ -49,6 +49,19 @@ class TestCreate:
         assert body["urls"]["portal"].endswith(f"/comparisons/{body['id']}/")
         assert set(Generation.objects.values_list("seed", flat=True)) == {9}
 
+    def test_a_retry_with_the_key_after_a_create_that_broke_answers_the_same_comparison(self, api, monkeypatch):
+        from generation import api_comparisons
+
+        monkeypatch.setattr(api_comparisons, "ComparisonSerializer", None)  # the answer fails once it is made
+        first = api.post(URL, PAYLOAD, format="json", HTTP_IDEMPOTENCY_KEY="cmp-1")
+        assert first.status_code == 500 and Comparison.objects.count() == 1
+        monkeypatch.undo()
+        retry = api.post(URL, PAYLOAD, format="json", HTTP_IDEMPOTENCY_KEY="cmp-1")
+        assert retry.status_code == 201 and retry.json()["id"] == str(Comparison.objects.get().pk)
+        assert Batch.objects.count() == 2  # one per configuration, made once
+        replay = api.post(URL, PAYLOAD, format="json", HTTP_IDEMPOTENCY_KEY="cmp-1")
+        assert replay["Idempotent-Replayed"] == "true" and "X-ImageGen-Batch" not in replay
+
     @pytest.mark.parametrize(
         ("change", "code", "field"),
         [
