@@ -330,21 +330,22 @@ PROVIDER_KEYS_SECRET = env.str("PROVIDER_KEYS_SECRET", default="") or SECRET_KEY
 TOTP_KEYS_SECRET = env.str("TOTP_KEYS_SECRET", default="") or SECRET_KEY
 
 
-# One attempt runs inside one django-q task: the provider call (connect, then read; Replicate then
+# One attempt runs inside one django-q task: the provider calls (connect, then read; Replicate then
 # polls its prediction up to REPLICATE_MAX_WAIT_SECONDS) and the quick storage retries.
-LONGEST_ATTEMPT_PARTS = {
+PROVIDER_BUDGET_PARTS = {
     "PROVIDER_CONNECT_TIMEOUT": PROVIDER_CONNECT_TIMEOUT,
     "PROVIDER_READ_TIMEOUT": PROVIDER_READ_TIMEOUT,
     "REPLICATE_MAX_WAIT_SECONDS": REPLICATE_MAX_WAIT_SECONDS,
+}
+# Every provider call of one attempt together (imagegen.http.budget): a server that trickles its
+# answer within the read timeout is cut off here, not by the task timeout killing the worker.
+GENERATION_PROVIDER_BUDGET_SECONDS = float(sum(PROVIDER_BUDGET_PARTS.values()))
+LONGEST_ATTEMPT_PARTS = {
+    **PROVIDER_BUDGET_PARTS,
     # generation.runner waits 0.5 s, 1 s, 2 s... between storage tries.
     "STORAGE_INLINE_RETRIES waits": 0.5 * (2**STORAGE_INLINE_RETRIES - 1),
 }
 GENERATION_LONGEST_ATTEMPT_SECONDS = float(sum(LONGEST_ATTEMPT_PARTS.values()))
-# Every provider call of one attempt together (imagegen.http.budget): a server that trickles its
-# answer within the read timeout is cut off here, not by the task timeout killing the worker.
-GENERATION_PROVIDER_BUDGET_SECONDS = float(
-    PROVIDER_CONNECT_TIMEOUT + PROVIDER_READ_TIMEOUT + REPLICATE_MAX_WAIT_SECONDS
-)
 
 
 def _check_timeouts() -> None:
