@@ -7,10 +7,10 @@ a duplicate that arrives while the first still runs waits up to IDEMPOTENCY_WAIT
 then gets 409 `idempotency_in_progress` with Retry-After. Keys belong to the user, so two users'
 keys never collide.
 
-A view that makes a batch records it on the key (`batch_made`, in the batch's transaction). When
-its request ends without an answer to keep (a gateway call that outlasted its wait or failed), or
-no answer comes within IDEMPOTENCY_WAIT_SECONDS (its process may have died), a retry with the key
-runs the view again with `resume_batch_of(request)` set, and the view answers from that batch
+A view that makes a batch does so through `make_once`, which records the batch on the key in the
+batch's transaction. When its request ends without an answer to keep (a gateway call that
+outlasted its wait or failed), or no answer comes within IDEMPOTENCY_WAIT_SECONDS (its process may
+have died), a retry with the key runs the view again, and `make_once` answers from that batch
 instead of making another. Gateway replays name the batch in `X-ImageGen-Batch`, as its answers do.
 
 The lock is the unique (user, key) row, inserted before the request runs: of concurrent
@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -46,10 +46,11 @@ from rest_framework.settings import api_settings
 from accounts.models import IdempotencyKey
 from imagegen.api import BATCH_HEADER, GATEWAY_PREFIX, json_error
 
+T = TypeVar("T")
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 # POSTs under these prefixes honour the header.
-IDEMPOTENT_PREFIXES: tuple[str, ...] = ("/api/v1/", "/v1/")
+IDEMPOTENT_PREFIXES: tuple[str, ...] = ("/api/v1/", GATEWAY_PREFIX)
 MAX_KEY_LENGTH = 255
 # A key still "in progress" this long after its request began was left by a process that died.
 ABANDONED_AFTER = timedelta(minutes=10)
@@ -208,8 +209,7 @@ class IdempotencyMiddleware:
         return _answer_duplicate(request, claim.row, fingerprint)
 
     def _run(self, request: HttpRequest, row: IdempotencyKey) -> HttpResponse:
-        request.idempotency_row = row  # type: ignore[attr-defined]
-        request.idempotency_resume_batch = row.made_batch  # type: ignore[attr-defined]
+        request.idempotency_row = row  # type: ignore[attr-defined]  # for make_once
         try:
             response = self.get_response(request)
         except BaseException:
@@ -225,18 +225,28 @@ class IdempotencyMiddleware:
         return response
 
 
-def resume_batch_of(request: HttpRequest) -> uuid.UUID | None:
-    """The batch an earlier request with this request's Idempotency-Key made and left unanswered."""
-    return getattr(request, "idempotency_resume_batch", None)
+def make_once(
+    request: HttpRequest,
+    *,
+    make: Callable[[], T],
+    batch_of: Callable[[T], uuid.UUID],
+    resume: Callable[[uuid.UUID], T],
+) -> T:
+    """What a view makes for `request`, made once per Idempotency-Key.
 
-
-def batch_made(request: HttpRequest, batch_id: uuid.UUID) -> None:
-    """The view has made `batch_id` for this request: from now on a retry with its key waits for
-    that batch, even when this process dies before it answers. Call it in the batch's transaction."""
+    A retry of a request whose key already names its batch gets `resume(batch_id)`; otherwise
+    `make()` runs, and the key names `batch_of(what it made)` in the same transaction, so that from
+    then on a retry resumes it, even when this process dies before it answers.
+    """
     row: IdempotencyKey | None = getattr(request, "idempotency_row", None)
-    if row is not None:
-        idempotency_batch_record(row=row, batch_id=batch_id)
-        row.made_batch = batch_id
+    if row is not None and row.made_batch is not None:
+        return resume(row.made_batch)
+    with transaction.atomic():  # what is made and the key that names it, or neither
+        made = make()
+        if row is not None:
+            row.made_batch = batch_of(made)
+            idempotency_batch_record(row=row, batch_id=row.made_batch)
+    return made
 
 
 def _resumable(row: IdempotencyKey, fingerprint: str) -> bool:

@@ -7,7 +7,6 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import transaction
 from django.http.response import HttpResponseBase
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -21,7 +20,7 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
-from accounts.idempotency import batch_made, resume_batch_of
+from accounts.idempotency import make_once
 from generation import etags, imports, keys, library, selectors, services
 from generation.api_output import GenerationDetailSerializer
 from generation.models import BatchSource
@@ -173,16 +172,17 @@ class BatchListCreateView(GenericAPIView):
     def post(self, request: Request) -> Response:
         spec, priority = checked_batch_request(request)
         owner = cast(User, request.user)
-        made_before = resume_batch_of(request)  # a retry, with its Idempotency-Key, of a create that broke
-        if made_before is not None:
-            batch = selectors.batch_get(user=owner, batch_id=made_before)
-            estimate = services.batch_estimate(owner=owner, spec=spec)
-        else:
-            with transaction.atomic():  # the batch and the key that now names it, or neither
-                batch, estimate = services.batch_create_estimated(
-                    owner=owner, spec=spec, source=BatchSource.API, priority=priority
-                )
-                batch_made(request, batch.pk)
+        batch, estimate = make_once(
+            request,
+            make=lambda: services.batch_create_estimated(
+                owner=owner, spec=spec, source=BatchSource.API, priority=priority
+            ),
+            batch_of=lambda made: made[0].pk,
+            resume=lambda batch_id: (
+                selectors.batch_get(user=owner, batch_id=batch_id),
+                services.batch_estimate(owner=owner, spec=spec),
+            ),
+        )
         context = {"request": request, "estimate": estimate.as_dict()}
         return Response(BatchCreatedSerializer(batch, context=context).data, status=status.HTTP_201_CREATED)
 

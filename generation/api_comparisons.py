@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from django.contrib.auth.models import User
-from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
@@ -15,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.idempotency import batch_made, resume_batch_of
+from accounts.idempotency import make_once
 from generation import comparisons
 from generation.api import PAGING, keyset_page_schema, keyset_response, read_page
 from generation.comparisons import ArmRequest, ArmSummary, Comparison, PromptRow
@@ -271,14 +270,15 @@ class ComparisonListCreateView(GenericAPIView):
             seed=fields_["seed"],
             user_id=request.user.pk,
         )
-        made_before = resume_batch_of(request)  # a retry, with its Idempotency-Key, of a create that broke
-        if made_before is not None:
-            comparison = comparisons.comparison_of_batch(user=request.user, batch_id=made_before)
-        else:
-            with transaction.atomic():  # the comparison and the key that now names it, or neither
-                made = comparisons.comparison_create(owner=cast(User, request.user), spec=spec, source=BatchSource.API)
-                batch_made(request, made.arms.order_by("index").values_list("batch_id", flat=True)[0])
-            comparison = comparisons.comparison_get(user=request.user, comparison_id=made.pk)
+        made = make_once(  # a retry with the create's Idempotency-Key answers the comparison it made
+            request,
+            make=lambda: comparisons.comparison_create(
+                owner=cast(User, request.user), spec=spec, source=BatchSource.API
+            ),
+            batch_of=lambda made: made.arms.order_by("index").values_list("batch_id", flat=True)[0],
+            resume=lambda batch_id: comparisons.comparison_of_batch(user=request.user, batch_id=batch_id),
+        )
+        comparison = comparisons.comparison_get(user=request.user, comparison_id=made.pk)
         body = ComparisonSerializer(comparison_data(comparison, request)).data
         return Response(body, status=status.HTTP_201_CREATED)
 

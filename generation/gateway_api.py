@@ -14,7 +14,6 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
-from django.db import transaction
 from django.http import Http404, HttpRequest, JsonResponse
 from django.http.response import HttpResponseBase
 from django.urls import reverse
@@ -27,7 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import BearerTokenAuthentication
-from accounts.idempotency import batch_made, resume_batch_of
+from accounts.idempotency import make_once
 from accounts.ratelimits import RateLimitUnavailable
 from accounts.throttling import ApiRateThrottle
 from generation import gateway
@@ -112,14 +111,13 @@ class ImageGenerationsView(GatewayView):
     def post(self, request: Request) -> Response:
         owner = cast(User, request.user)
         checked = gateway.images_request_check(body=request.data, user_id=owner.pk)
-        made_before = resume_batch_of(request)  # a retry, with its Idempotency-Key, of a call that timed out
         with gateway.waiting_calls.slot():
-            if made_before is None:
-                with transaction.atomic():  # the batch and the key that now names it, or neither
-                    batch = gateway.images_generate(owner=owner, request=checked)
-                    batch_made(request, batch.pk)
-            else:
-                batch = gateway.batch_resume(owner=owner, batch_id=made_before)
+            batch = make_once(  # a retry with the call's Idempotency-Key waits for the batch it made
+                request,
+                make=lambda: gateway.images_generate(owner=owner, request=checked),
+                batch_of=lambda made: made.pk,
+                resume=lambda batch_id: gateway.batch_resume(owner=owner, batch_id=batch_id),
+            )
             batch = gateway.batch_wait(
                 batch=batch, timeout=settings.GATEWAY_TIMEOUT_SECONDS, poll=settings.GATEWAY_POLL_SECONDS
             )
